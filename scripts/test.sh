@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: sets up everything it needs, then runs lint and the whole suite.
+# The suite starts its own PostgreSQL and SeaweedFS on free loopback ports and stops them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

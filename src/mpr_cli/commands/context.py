@@ -1,0 +1,54 @@
+"""What every command shares: lazily built Settings and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from mpr_cli.config import Settings, load_settings
+from mpr_cli.errors import ExitCode, MprError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class App:
+    env_file: str
+    _settings: Settings | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.env_file)
+        return self._settings
+
+
+def fail(error: MprError) -> None:
+    err_console.print(f"[bold red]error:[/] {error.one_line()}", markup=True, highlight=False)
+    raise SystemExit(int(error.exit_code))
+
+
+def handles_errors(func: F) -> F:
+    """Turn MprError into one line on stderr and its exit code; Ctrl-C into 130."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MprError as exc:
+            fail(exc)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_app = click.make_pass_decorator(App)

@@ -1,0 +1,55 @@
+"""`mpr dev up|down|status`: the local PostgreSQL and SeaweedFS for development and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mpr_cli import devservices
+from mpr_cli.commands.context import handles_errors
+
+home_option = click.option(
+    "--home", type=click.Path(file_okay=False, path_type=Path), default=".mpr",
+    show_default=True, help="Folder holding the services' data, logs and state.",
+)
+
+
+@click.group("dev")
+def dev() -> None:
+    """Local services (real PostgreSQL and SeaweedFS S3, loopback only)."""
+
+
+@dev.command("up")
+@home_option
+@click.option("--env-out", type=click.Path(dir_okay=False, path_type=Path), default=".env",
+              show_default=True, help="Write the matching settings into this file.")
+@handles_errors
+def up(home: Path, env_out: Path) -> None:
+    """Start both services (idempotent) and write their settings into .env."""
+    state = devservices.up(home)
+    devservices.write_env_file(state, env_out)
+    click.echo(f"PostgreSQL  127.0.0.1:{state.pg_port}  (data {home}/pg)")
+    click.echo(f"S3          {state.s3_endpoint}  (buckets {', '.join(devservices.BUCKETS)})")
+    click.echo(f"settings written to {env_out}")
+
+
+@dev.command("down")
+@home_option
+@handles_errors
+def down(home: Path) -> None:
+    """Stop both services (idempotent); data stays in --home."""
+    devservices.down(home)
+    click.echo("local services stopped")
+
+
+@dev.command("status")
+@home_option
+@handles_errors
+def status(home: Path) -> None:
+    """Show whether each service runs; exit 1 when one does not."""
+    states = devservices.status(home)
+    for name, running in states.items():
+        click.echo(f"{name:<11} {'running' if running else 'stopped'}")
+    if not all(states.values()):
+        raise SystemExit(1)

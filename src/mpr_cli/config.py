@@ -1,0 +1,166 @@
+"""Settings: one frozen object, read once from the environment and `.env`, passed down.
+
+Every variable is documented in `.env.example`. Secrets are `SecretStr` and only ever
+shown masked (`mpr config`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mpr_cli.errors import ConfigError
+
+DEFAULT_EXCLUDES = ("TEST-FOLDER-DEV/", "DOCUMENTAZIONE_FOTOGRAFICA/", "UMT/")
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one mpr process."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+        env_ignore_empty=True,
+    )
+
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))
+    s3_bucket_in: str = Field("mpr-media-in", validation_alias=_env("S3_BUCKET_IN"), min_length=3)
+    s3_bucket_out: str = Field(
+        "mpr-media-out", validation_alias=_env("S3_BUCKET_OUT"), min_length=3
+    )
+    aws_access_key_id: SecretStr | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias=_env("AWS_SECRET_ACCESS_KEY")
+    )
+    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION", "AWS_DEFAULT_REGION"))
+
+    database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    db_host: str = Field("localhost", validation_alias=_env("DB_HOST"))
+    db_port: int = Field(5432, validation_alias=_env("DB_PORT"), ge=1, le=65535)
+    db_name: str = Field("mpr", validation_alias=_env("DB_NAME"))
+    db_user: str = Field("mpr", validation_alias=_env("DB_USER"))
+    db_password: SecretStr | None = Field(None, validation_alias=_env("DB_PASSWORD"))
+
+    dry_run: bool = Field(False, validation_alias=_env("MPR_DRY_RUN", "ACH_DRY_RUN"))
+    safe_run: bool = Field(False, validation_alias=_env("MPR_SAFE_RUN", "ACH_SAFE_RUN"))
+    exclude_prefixes: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_EXCLUDES, validation_alias=_env("MPR_EXCLUDE_PREFIXES")
+    )
+    rules_file: Path | None = Field(None, validation_alias=_env("MPR_RULES"))
+    presets_file: Path | None = Field(None, validation_alias=_env("MPR_PRESETS"))
+
+    io_workers: int = Field(16, validation_alias=_env("MPR_IO_WORKERS"), ge=1, le=256)
+    transcode_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        validation_alias=_env("MPR_TRANSCODE_WORKERS"),
+        ge=1,
+        le=64,
+    )
+    temp_dir: Path | None = Field(None, validation_alias=_env("MPR_TEMP_DIR"))
+
+    @field_validator("exclude_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p.strip() for p in value.split(",") if p.strip())
+        return value
+
+    @field_validator("s3_endpoint_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    def conninfo(self) -> str:
+        """The libpq connection string (contains the password: never log it)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        password = self.db_password.get_secret_value() if self.db_password else ""
+        auth = quote(self.db_user, safe="")
+        if password:
+            auth += ":" + quote(password, safe="")
+        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+
+    def secret_values(self) -> list[str]:
+        """Every secret this process knows, to scrub from anything shown to a user."""
+        secrets = [self.aws_secret_access_key, self.db_password, self.database_url]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.database_url is not None:
+            from urllib.parse import urlsplit
+
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
+        return [v for v in values if v]
+
+
+ENV_NAMES: dict[str, str] = {
+    name: (field.validation_alias.choices[0] if isinstance(field.validation_alias, AliasChoices)
+           else name.upper())  # type: ignore[misc]
+    for name, field in Settings.model_fields.items()
+}
+
+FIELD_BY_ENV: dict[str, str] = {env: name for name, env in ENV_NAMES.items()}
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build the Settings once. A bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = str(first["loc"][0]) if first["loc"] else "settings"
+        variable = ENV_NAMES.get(loc, loc.upper())
+        raise ConfigError(
+            f"{variable}: {first['msg']}",
+            hint=f"fix {variable} in the environment or in .env (see .env.example)",
+        ) from None
+
+
+def masked(settings: Settings) -> dict[str, str]:
+    """The effective settings by environment variable name, secrets masked."""
+    shown: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = "********" if value.get_secret_value() else ""
+        elif value is None:
+            text = ""
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        shown[ENV_NAMES[name]] = text
+    if settings.database_url is not None:
+        shown["DATABASE_URL"] = redact_url(settings.database_url.get_secret_value())
+    return shown
+
+
+def redact_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:****@host/db."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":****@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

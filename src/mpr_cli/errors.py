@@ -1,0 +1,71 @@
+"""One error tree. Every error carries what the user needs: the thing and the fix.
+
+Exit codes (see ``mpr --help``):
+0 completed, no errors; 1 completed, some files had errors; 2 usage or configuration;
+3 aborted by safe-run; 4 infrastructure failure (S3 or database unreachable).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FILE_ERRORS = 1
+    USAGE = 2
+    SAFE_RUN_ABORT = 3
+    INFRASTRUCTURE = 4
+    INTERRUPTED = 130
+
+
+class MprError(Exception):
+    """Base of every error mpr reports to a user as one line."""
+
+    exit_code: ExitCode = ExitCode.INFRASTRUCTURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(MprError):
+    exit_code = ExitCode.USAGE
+
+
+class UsageError(MprError):
+    exit_code = ExitCode.USAGE
+
+
+class StorageError(MprError):
+    """S3 failed (after retries) or refused an operation."""
+
+    def __init__(self, message: str, *, key: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.key = key
+
+
+class UnsafeKeyError(StorageError):
+    """An S3 key that would escape the folder it is meant to be written under."""
+
+    exit_code = ExitCode.FILE_ERRORS
+
+
+class DatabaseError(MprError):
+    pass
+
+
+class FfmpegError(MprError):
+    exit_code = ExitCode.FILE_ERRORS
+
+    def __init__(self, message: str, *, stderr_tail: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.stderr_tail = stderr_tail
+
+
+class SafeRunAbort(MprError):
+    exit_code = ExitCode.SAFE_RUN_ABORT

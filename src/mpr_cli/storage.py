@@ -1,0 +1,356 @@
+"""The only module that talks to S3 (boto3).
+
+Every botocore failure leaves this module as a `StorageError` that names the bucket or key and
+says what to fix; secrets never appear in a message. Listings and downloads stream: memory stays
+bounded whatever the size of the bucket or the object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from mpr_cli.config import Settings
+from mpr_cli.errors import StorageError, UnsafeKeyError
+
+MIB = 1024 * 1024
+PAGE_SIZE = 1000
+TRANSFER_CONFIG = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB,
+                                 max_concurrency=4)
+_MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_MISSING_BUCKET = {"NoSuchBucket"}
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
+_CREDENTIALS_HINT = "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One object as a listing or a HEAD shows it."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+
+    @property
+    def single_part_md5(self) -> str | None:
+        """The ETag when it is the object's MD5 (single-part upload), else None."""
+        return self.etag.lower() if _MD5_HEX.fullmatch(self.etag) else None
+
+
+@dataclass(frozen=True)
+class Download:
+    """A local copy of one object; `md5` is set when it was asked for.
+
+    `temp_root` is the private temp dir made by `download_to_temp` (None for `download_to`).
+    """
+
+    path: Path
+    size: int
+    md5: str | None
+    temp_root: Path | None = None
+
+
+def make_client(settings: Settings, *, connect_timeout: float = 10, read_timeout: float = 60,
+                max_attempts: int = 5) -> Any:
+    """A thread-safe boto3 S3 client for AWS or any S3-compatible server."""
+    endpoint = settings.s3_endpoint_url
+    options: dict[str, Any] = {}
+    if endpoint:  # third-party servers: path-style URLs, checksums only where S3 requires them
+        options = {"s3": {"addressing_style": "path"},
+                   "request_checksum_calculation": "when_required",
+                   "response_checksum_validation": "when_required"}
+    config = Config(signature_version="s3v4", connect_timeout=connect_timeout,
+                    read_timeout=read_timeout, max_pool_connections=settings.io_workers + 4,
+                    retries={"mode": "adaptive", "max_attempts": max_attempts}, **options)
+    key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint, region_name=settings.aws_region, config=config,
+        aws_access_key_id=key_id.get_secret_value() if key_id else None,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+    )
+
+
+def safe_local_path(root: Path, key: str) -> Path:
+    """Map an S3 key to a path strictly inside `root`, or raise UnsafeKeyError."""
+    if not key or "\x00" in key:
+        raise UnsafeKeyError(f"unsafe S3 key {key!r}: empty or contains NUL", key=key)
+    pure = PurePosixPath(key)
+    if pure.is_absolute() or ".." in pure.parts or key.endswith("/"):
+        raise UnsafeKeyError(f"unsafe S3 key {key!r}: absolute, has '..' or names a folder",
+                             key=key, hint="rename the object in the bucket")
+    path = root / pure
+    base = root.resolve()
+    resolved = path.resolve()
+    if resolved == base or not resolved.is_relative_to(base):
+        raise UnsafeKeyError(f"unsafe S3 key {key!r}: its local path leaves {root}", key=key,
+                             hint="rename the object or remove the symlink under the folder")
+    return path
+
+
+def remove_download(download: Download) -> None:
+    """Remove a download: its private temp dir if it has one, else just the file."""
+    if download.temp_root is not None:
+        shutil.rmtree(download.temp_root, ignore_errors=True)
+    else:
+        download.path.unlink(missing_ok=True)
+
+
+def _object_info(key: str, size: int, etag: str, last_modified: datetime) -> ObjectInfo:
+    return ObjectInfo(key=key, size=int(size), etag=etag.strip('"'), last_modified=last_modified)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _new_md5() -> Any:
+    return hashlib.md5(usedforsecurity=False)
+
+
+class Storage:
+    """S3 operations for one process; safe to share between threads."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else make_client(settings)
+        self.bucket_in = settings.s3_bucket_in
+        self.bucket_out = settings.s3_bucket_out
+
+    # -- errors -------------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self.settings.s3_endpoint_url or str(self.client.meta.endpoint_url)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.settings.secret_values():
+            text = text.replace(secret, "****")
+        return text
+
+    def _bucket_hint(self, bucket: str) -> str:
+        variable = {self.bucket_in: "S3_BUCKET_IN", self.bucket_out: "S3_BUCKET_OUT"}.get(bucket)
+        return f"create it or fix {variable}" if variable else "create it or fix the bucket name"
+
+    def _translate(self, exc: Exception, action: str, bucket: str, key: str | None) -> StorageError:
+        if isinstance(exc, S3UploadFailedError) and isinstance(exc.__context__, ClientError):
+            exc = exc.__context__
+        where = f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
+        if isinstance(exc, BotoConnectionError | HTTPClientError):
+            return StorageError(
+                f"S3 unreachable at {self.endpoint} ({type(exc).__name__}) while trying to "
+                f"{action} {where}", key=key,
+                hint="check S3_ENDPOINT_URL and that the server is running")
+        if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+            return StorageError(f"no S3 credentials to {action} {where}", key=key,
+                                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, ClientError):
+            return self._translate_client_error(exc, action, bucket, key, where)
+        return StorageError(f"S3 could not {action} {where}: {self._scrub(str(exc))}", key=key)
+
+    def _translate_client_error(self, exc: ClientError, action: str, bucket: str,
+                                key: str | None, where: str) -> StorageError:
+        code, status = _error_code(exc), _status(exc)
+        if code in _MISSING_BUCKET or (key is None and (code in _MISSING or status == 404)):
+            return StorageError(f"bucket {bucket} does not exist", key=key,
+                                hint=self._bucket_hint(bucket))
+        if code in _MISSING or status == 404:
+            return StorageError(f"{where} does not exist", key=key,
+                                hint="check the key: the object may have been moved or deleted")
+        if code in _DENIED or status == 403:
+            return StorageError(f"access denied ({code or status}) to {action} {where}",
+                                key=key, hint=_CREDENTIALS_HINT + " and the bucket policy")
+        message = self._scrub(str(exc.response.get("Error", {}).get("Message") or exc))
+        return StorageError(f"S3 could not {action} {where}: {code or status} {message}",
+                            key=key)
+
+    @contextmanager
+    def _errors(self, action: str, bucket: str, key: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise self._translate(exc, action, bucket, key) from exc
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with self._errors("check", bucket):
+            try:
+                self.client.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING or _status(exc) == 404:
+                    return False
+                raise
+        return True
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, page by page as S3 sends them; folder markers skipped."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=bucket, Prefix=prefix,
+                                   PaginationConfig={"PageSize": PAGE_SIZE})
+        with self._errors("list", bucket):
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    if not item["Key"].endswith("/"):
+                        yield _object_info(item["Key"], item["Size"], item.get("ETag", ""),
+                                           item["LastModified"])
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        with self._errors("read", bucket, key):
+            try:
+                reply = self.client.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING - _MISSING_BUCKET or _status(exc) == 404:
+                    return None
+                raise
+        return _object_info(key, reply["ContentLength"], reply.get("ETag", ""),
+                            reply["LastModified"])
+
+    def read_bytes(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """A small object (a sidecar) in memory; StorageError if it is over `max_bytes`."""
+        with self._errors("read", bucket, key):
+            reply = self.client.get_object(Bucket=bucket, Key=key)
+            too_big = int(reply.get("ContentLength", 0)) > max_bytes
+            try:
+                data = b"" if too_big else reply["Body"].read(max_bytes + 1)
+            finally:
+                reply["Body"].close()
+        if too_big or len(data) > max_bytes:
+            raise StorageError(f"s3://{bucket}/{key} is larger than {max_bytes} bytes", key=key,
+                               hint="a sidecar this big is not expected: check the file")
+        return data
+
+    def iter_chunks(self, bucket: str, key: str, chunk_size: int = 8 * MIB) -> Iterator[bytes]:
+        """The object's bytes as a stream of chunks of at most `chunk_size`."""
+        with self._errors("read", bucket, key):
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_size)
+            finally:
+                body.close()
+
+    def md5_of_object(self, bucket: str, key: str) -> tuple[str, int]:
+        """Hex MD5 and byte count of an object, streamed in one pass."""
+        digest, size = _new_md5(), 0
+        for chunk in self.iter_chunks(bucket, key):
+            digest.update(chunk)
+            size += len(chunk)
+        return digest.hexdigest(), size
+
+    # -- downloading --------------------------------------------------------------------------
+
+    def download_to_temp(self, bucket: str, key: str, *, md5: bool = False,
+                         temp_dir: Path | None = None) -> Download:
+        """Stream an object into a new private temp dir; free it with `remove_download`."""
+        base = temp_dir or self.settings.temp_dir
+        if base is not None:
+            Path(base).mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="mpr-dl-", dir=base))
+        try:
+            got = self._fetch(bucket, key, safe_local_path(folder, key), md5=md5)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return Download(path=got.path, size=got.size, md5=got.md5, temp_root=folder)
+
+    def download_to(self, bucket: str, key: str, root: Path, *, md5: bool = False) -> Download:
+        """Stream an object to `root`/key (never outside `root`)."""
+        return self._fetch(bucket, key, safe_local_path(root, key), md5=md5)
+
+    def _fetch(self, bucket: str, key: str, path: Path, *, md5: bool) -> Download:
+        """Write to a hidden partial file beside `path`, then move it into place."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, partial = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".part",
+                                           dir=path.parent)
+        except OSError as exc:
+            raise self._local_error(exc, path, key) from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest, size = self._copy_object(bucket, key, out, md5=md5)
+            os.replace(partial, path)
+        except BaseException as exc:
+            Path(partial).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise self._local_error(exc, path, key) from exc
+            raise
+        return Download(path=path, size=size, md5=digest)
+
+    def _copy_object(self, bucket: str, key: str, out: Any, *, md5: bool) -> tuple[str | None, int]:
+        digest, size = (_new_md5() if md5 else None), 0
+        for chunk in self.iter_chunks(bucket, key):
+            out.write(chunk)
+            size += len(chunk)
+            if digest is not None:
+                digest.update(chunk)
+        return (digest.hexdigest() if digest else None), size
+
+    @staticmethod
+    def _local_error(exc: OSError, path: Path, key: str) -> StorageError:
+        return StorageError(f"cannot write {path}: {exc.strerror or exc}", key=key,
+                            hint="check free space and permissions (MPR_TEMP_DIR)")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def upload_file(self, path: Path, bucket: str, key: str, *, content_type: str | None = None,
+                    metadata: dict[str, str] | None = None) -> ObjectInfo:
+        """Upload a local file (multipart above 8 MiB) and return what S3 now holds."""
+        extra: dict[str, Any] = {}
+        if content_type:
+            extra["ContentType"] = content_type
+        if metadata:
+            extra["Metadata"] = metadata
+        with self._errors("upload", bucket, key):
+            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra or None,
+                                    Config=TRANSFER_CONFIG)
+        return self._head_after_write(bucket, key)
+
+    def upload_bytes(self, data: bytes, bucket: str, key: str, *,
+                     content_type: str | None = None) -> ObjectInfo:
+        extra = {"ContentType": content_type} if content_type else {}
+        with self._errors("upload", bucket, key):
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+        return self._head_after_write(bucket, key)
+
+    def _head_after_write(self, bucket: str, key: str) -> ObjectInfo:
+        info = self.head(bucket, key)
+        if info is None:
+            raise StorageError(f"s3://{bucket}/{key} is missing right after its upload", key=key,
+                               hint="the S3 server lost the write: check its logs")
+        return info
+
+    def delete(self, bucket: str, key: str) -> None:
+        with self._errors("delete", bucket, key):
+            self.client.delete_object(Bucket=bucket, Key=key)
+
+    def presigned_get_url(self, bucket: str, key: str, expires: int = 3600) -> str:
+        with self._errors("sign a URL for", bucket, key):
+            return str(self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires))

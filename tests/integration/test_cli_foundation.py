@@ -1,0 +1,90 @@
+"""The foundation commands, run as a user runs them: the real `mpr` script in a subprocess."""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from mpr_cli.devservices import free_port
+
+
+def test_help_documents_exit_codes(run_mpr):
+    result = run_mpr("--help")
+    assert result.returncode == 0
+    for line in ("0  completed", "2  usage or configuration", "3  aborted by --safe-run",
+                 "4  infrastructure failure"):
+        assert line in result.stdout
+
+
+def test_config_masks_secrets(run_mpr, services):
+    result = run_mpr("config", "--json")
+    assert result.returncode == 0
+    shown = json.loads(result.stdout)
+    assert shown["AWS_SECRET_ACCESS_KEY"] == "********"
+    assert services.s3_secret_key not in result.stdout
+    assert services.pg_password not in result.stdout
+    assert ":****@" in shown["DATABASE_URL"]
+
+
+def test_bad_setting_exits_2_naming_the_variable(run_mpr, service_env):
+    result = run_mpr("config", env={**service_env, "DB_PORT": "not-a-port"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: DB_PORT:")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_db_migrate_and_status_via_cli(run_mpr, service_env, empty_database_url):
+    env = {**service_env, "DATABASE_URL": empty_database_url}
+    status = run_mpr("db", "status", env=env)
+    assert "pending  001_initial" in status.stdout
+    first = run_mpr("db", "migrate", env=env)
+    assert first.returncode == 0 and "applied 001_initial" in first.stdout
+    second = run_mpr("db", "migrate", env=env)
+    assert second.returncode == 0 and "up to date" in second.stdout
+    assert "applied  001_initial" in run_mpr("db", "status", env=env).stdout
+
+
+def test_doctor_passes_against_the_local_services(run_mpr):
+    result = run_mpr("doctor")
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.strip().splitlines()
+    assert all(line.startswith("✓") for line in lines)
+    assert {line.split(":")[0][2:] for line in lines} == {
+        "settings", "S3", "database", "ffmpeg", "mediainfo"}
+
+
+def test_doctor_shows_s3_down_with_a_hint(run_mpr, service_env):
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_mpr("doctor", env={**service_env, "S3_ENDPOINT_URL": closed})
+    assert result.returncode != 0
+    s3_line = next(line for line in result.stdout.splitlines() if line.startswith("✗ S3"))
+    assert closed in s3_line and "→" in s3_line
+    assert any(line.startswith("✓ database") for line in result.stdout.splitlines())
+
+
+def test_doctor_shows_unmigrated_database(run_mpr, service_env, empty_database_url):
+    result = run_mpr("doctor", env={**service_env, "DATABASE_URL": empty_database_url})
+    assert result.returncode != 0
+    assert "✗ database" in result.stdout and "mpr db migrate" in result.stdout
+
+
+def test_dev_up_is_idempotent_and_down_stops(run_mpr, service_env):
+    home = Path(tempfile.mkdtemp(prefix="mpr-dev-test-"))
+    env_file = home / "generated.env"
+    try:
+        first = run_mpr("dev", "up", "--home", str(home), "--env-out", str(env_file))
+        assert first.returncode == 0, first.stderr
+        second = run_mpr("dev", "up", "--home", str(home), "--env-out", str(env_file))
+        assert second.returncode == 0 and second.stdout == first.stdout
+        written = env_file.read_text()
+        assert "DATABASE_URL=postgresql://" in written and "S3_ENDPOINT_URL=http://127.0.0.1:" in written
+        assert run_mpr("dev", "status", "--home", str(home)).returncode == 0
+        run_mpr("--env-file", str(env_file), "db", "migrate", env={})
+        doctor = run_mpr("--env-file", str(env_file), "doctor", env={})
+        assert doctor.returncode == 0, doctor.stdout
+    finally:
+        run_mpr("dev", "down", "--home", str(home))
+        stopped = run_mpr("dev", "status", "--home", str(home))
+        shutil.rmtree(home, ignore_errors=True)
+    assert stopped.returncode == 1
+    assert "postgresql  stopped" in stopped.stdout and "s3          stopped" in stopped.stdout
