@@ -6,8 +6,10 @@ headers). Every statement is parameterised; nothing is built by string formattin
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -16,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import DatabaseError
@@ -134,9 +137,114 @@ def migrate(settings: Settings) -> list[Migration]:
 
 
 def require_migrated(settings: Settings) -> None:
-    status = migration_status(settings)
-    if status.pending:
+    with connect(settings) as conn:
+        require_migrated_conn(conn)
+
+
+# ---------------------------------------------------------------- catalogue: import
+
+
+@dataclass(frozen=True)
+class ExistingAsset:
+    id: int
+    inventory_code: str
+    has_master: bool
+    has_streaming: bool
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One asset_files row to insert (the asset is named by its inventory code)."""
+
+    inventory_code: str
+    bucket: str
+    key: str
+    role: str
+    in_bucket: bool
+    size: int | None
+    etag: str | None
+    md5: str | None
+    mime_type: str | None
+    tech_metadata: dict[str, Any] | None
+
+
+def known_files(conn: psycopg.Connection[Any], bucket: str,
+                rows: Iterable[tuple[str, int, str]]) -> dict[str, bool]:
+    """Keys already catalogued in `bucket` -> whether their size or ETag changed since."""
+    with conn.transaction():
+        conn.execute(query("create_incoming"))
+        with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
+            for row in rows:
+                copy.write_row(row)
+        found = conn.execute(query("known_incoming"), (bucket,)).fetchall()
+    return {r["key"]: r["changed"] for r in found}
+
+
+def existing_assets(conn: psycopg.Connection[Any], codes: list[str]) -> dict[str, ExistingAsset]:
+    rows = conn.execute(query("existing_assets"), (codes,)).fetchall()
+    return {r["inventory_code"]: ExistingAsset(**r) for r in rows}
+
+
+def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
+                 assets: list[tuple[str, str]], files: list[FileRow]) -> tuple[int, int]:
+    """Insert assets (code, media type) and their files in the caller's transaction.
+
+    Returns (assets inserted, files inserted). Rows already present are left untouched.
+    """
+    codes = [code for code, _ in assets]
+    types = [media for _, media in assets]
+    new_assets = conn.execute(query("insert_assets"), (run_id, codes, types)).fetchall()
+    conn.execute(query("create_staged_files"))
+    with conn.cursor() as cur, cur.copy(query("copy_staged_files")) as copy:
+        for f in files:
+            copy.write_row((f.inventory_code, f.bucket, f.key, f.role, f.in_bucket, f.size,
+                            f.etag, f.md5, f.mime_type,
+                            None if f.tech_metadata is None else Jsonb(f.tech_metadata)))
+    inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
+    conn.execute("TRUNCATE staged_files")
+    return len(new_assets), len(inserted)
+
+
+def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: str) -> int:
+    row = conn.execute(query("start_run"),
+                       (command, mode, prefix, socket.gethostname(), os.getpid())).fetchone()
+    conn.execute(query("abandon_stale_runs"), (row["id"],))
+    return int(row["id"])
+
+
+def finish_run(conn: psycopg.Connection[Any], run_id: int, status: str,
+               counts: dict[str, Any], report: dict[str, Any]) -> None:
+    conn.execute(query("finish_run"), (status, Jsonb(counts), Jsonb(report), run_id))
+
+
+@contextmanager
+def import_lock(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """Hold the catalogue's import lock (a session advisory lock) on a connection of its own.
+
+    A second import gets a DatabaseError naming the run that holds it.
+    """
+    with connect(settings, autocommit=True) as conn:
+        if not conn.execute(query("try_lock"), (IMPORT_LOCK,)).fetchone()["locked"]:
+            running = conn.execute(query("running_run")).fetchone()
+            holder = (f"run {running['id']} started {running['started_at']:%Y-%m-%d %H:%M:%S} "
+                      f"on {running['host']} (pid {running['pid']})") if running else "another run"
+            raise ImportLocked(f"another import is running on this catalogue: {holder}",
+                               hint="wait for it to finish; nothing was changed")
+        try:
+            yield conn
+        finally:
+            conn.execute(query("unlock"), (IMPORT_LOCK,))
+
+
+class ImportLocked(DatabaseError):
+    pass
+
+
+def require_migrated_conn(conn: psycopg.Connection[Any]) -> None:
+    done = {version for version, _, _ in _applied(conn)}
+    pending = [m for m in available_migrations() if m.version not in done]
+    if pending:
         raise DatabaseError(
-            f"database schema is not up to date ({len(status.pending)} migration(s) pending)",
+            f"database schema is not up to date ({len(pending)} migration(s) pending)",
             hint="run `mpr db migrate`",
         )

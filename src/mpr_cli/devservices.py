@@ -215,10 +215,14 @@ def _weed_pidfile(home: Path) -> Path:
 
 
 def _weed_pid(home: Path) -> int | None:
+    """The running weed's pid, or None. Reaps it when it is our own exited child."""
     path = _weed_pidfile(home)
     if not path.exists():
         return None
     pid = int(path.read_text().strip() or 0)
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return None
     try:
         os.kill(pid, 0)
     except OSError:

@@ -247,6 +247,15 @@ class Storage:
                                hint="a sidecar this big is not expected: check the file")
         return data
 
+    def read_head(self, bucket: str, key: str, length: int) -> bytes:
+        """The first `length` bytes of an object (one ranged GET), e.g. a file signature."""
+        with self._errors("read", bucket, key):
+            reply = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{length - 1}")
+            try:
+                return bytes(reply["Body"].read(length))
+            finally:
+                reply["Body"].close()
+
     def iter_chunks(self, bucket: str, key: str, chunk_size: int = 8 * MIB) -> Iterator[bytes]:
         """The object's bytes as a stream of chunks of at most `chunk_size`."""
         with self._errors("read", bucket, key):

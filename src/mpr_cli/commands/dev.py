@@ -53,3 +53,28 @@ def status(home: Path) -> None:
         click.echo(f"{name:<11} {'running' if running else 'stopped'}")
     if not all(states.values()):
         raise SystemExit(1)
+
+
+@dev.command("sample")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=".mpr/sample", show_default=True, help="Where to generate the archive.")
+@click.option("--upload/--no-upload", default=True, show_default=True,
+              help="Upload the generated files to the input bucket.")
+@click.option("--video", default=3, show_default=True, help="Good video assets.")
+@click.option("--audio", default=2, show_default=True, help="Good audio assets.")
+@click.pass_obj
+@handles_errors
+def sample(app: object, out: Path, upload: bool, video: int, audio: int) -> None:
+    """Generate a sample archive (good assets, a master on tape, bad files) and upload it."""
+    from mpr_cli import sample as samples
+    from mpr_cli.storage import Storage
+
+    archive = samples.build_sample_archive(out, assets_video=video, assets_audio=audio)
+    click.echo(f"generated {len(archive.files)} files under {out}")
+    if not upload:
+        return
+    settings = app.settings  # type: ignore[attr-defined]
+    storage = Storage(settings)
+    for item in archive.files:
+        storage.upload_file(out / item.key, settings.s3_bucket_in, item.key)
+    click.echo(f"uploaded {len(archive.files)} files to s3://{settings.s3_bucket_in}/")

@@ -1,0 +1,184 @@
+"""`mpr import` and `mpr validate`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
+from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.importer import ImportOptions, run_import, run_validate
+from mpr_cli.phases.ingest import VerifyMode
+from mpr_cli.report import print_summary, to_junit, write_json
+from mpr_cli.rules import Rules, load_rules
+
+PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
+                "ingest": "3 assets checked"}
+
+
+class RichPhases:
+    """Progress bars per phase on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.bars = RichProgress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichPhases:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        self.tasks[phase] = self.bars.add_task(PHASE_LABELS.get(phase, phase), total=total)
+
+    def update(self, phase: str, completed: int) -> None:
+        self.bars.update(self.tasks[phase], completed=completed)
+
+    def finish(self, phase: str) -> None:
+        task = self.bars.tasks[self.tasks[phase]]
+        self.bars.update(self.tasks[phase], total=task.completed)
+
+
+class LogPhases:
+    """Plain log lines (cron, CI): one at the start and end of each phase."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console, self.quiet, self.last = console, quiet, 0
+
+    def __enter__(self) -> LogPhases:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        self.last = 0
+        if not self.quiet:
+            self.console.print(f"phase {phase}: started" + (f" ({total})" if total else ""))
+
+    def update(self, phase: str, completed: int) -> None:
+        self.last = completed
+
+    def finish(self, phase: str) -> None:
+        if not self.quiet:
+            self.console.print(f"phase {phase}: done ({self.last})")
+
+
+def _raise_interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _rules(app: App, rules_file: Path | None) -> Rules:
+    settings = app.settings
+    path = rules_file or settings.rules_file
+    override = settings.exclude_prefixes if "exclude_prefixes" in settings.model_fields_set \
+        else None
+    return load_rules(path, exclude_prefixes=override)
+
+
+def common_options(func: Any) -> Any:
+    options = [
+        click.option("--prefix", default="", help="Only keys under this prefix."),
+        click.option("--verify", type=click.Choice([m.value for m in VerifyMode]),
+                     default="auto", show_default=True,
+                     help="auto: trust a single-part MD5 ETag, else stream; full: always "
+                          "stream the object through MD5; none: trust the sidecar."),
+        click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False,
+                     path_type=Path), help="Replacement rules file (or MPR_RULES)."),
+        click.option("--report", "report_path", metavar="PATH",
+                     help="Write the JSON report here (`-` for stdout)."),
+        click.option("--quiet", "-q", is_flag=True, help="Only the summary line and errors."),
+        click.option("--verbose", "-v", is_flag=True, help="List every problem."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _consoles(report_path: str | None) -> tuple[Console, Console]:
+    """Human output goes to stderr when the JSON report takes stdout."""
+    human = Console(stderr=report_path == "-", highlight=False)
+    return human, human
+
+
+def _phases(console: Console, quiet: bool) -> RichPhases | LogPhases:
+    return RichPhases(console) if console.is_terminal and not quiet else LogPhases(console, quiet)
+
+
+@click.command("import")
+@common_options
+@click.option("--dry-run", is_flag=True, default=None,
+              help="Run every phase but write nothing to the database (or MPR_DRY_RUN).")
+@click.option("--safe-run", is_flag=True, default=None,
+              help="Any phase-3 problem aborts the run before anything is inserted "
+                   "(or MPR_SAFE_RUN).")
+@pass_app
+@handles_errors
+def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
+                   report_path: str | None, quiet: bool, verbose: bool,
+                   dry_run: bool | None, safe_run: bool | None) -> None:
+    """Import new files from the input bucket into the catalogue.
+
+    Phase 1 lists and validates keys, phase 2 skips what the catalogue already holds,
+    phase 3 checks sidecars, checksums and containers and inserts each valid asset.
+    """
+    settings = app.settings
+    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify),
+                            dry_run=settings.dry_run if dry_run is None else dry_run,
+                            safe_run=settings.safe_run if safe_run is None else safe_run)
+    rules = _rules(app, rules_file)
+    console, _ = _consoles(report_path)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with _phases(console, quiet) as progress:
+        report = run_import(settings, rules, options, progress)
+    _show(report, console, report_path, quiet, verbose)
+    sys.exit(int(report.exit_code()))
+
+
+@click.command("validate")
+@common_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
+              show_default=True, help="Output format on stdout.")
+@pass_app
+@handles_errors
+def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None,
+                     report_path: str | None, quiet: bool, verbose: bool, fmt: str) -> None:
+    """Check a delivery in the input bucket (phases 1 and 3), with no database.
+
+    Exit 0 when clean (warnings allowed), 1 when problems were found, 2 on usage errors.
+    """
+    settings = app.settings
+    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify))
+    rules = _rules(app, rules_file)
+    machine = fmt != "table"
+    console = Console(stderr=machine or report_path == "-", highlight=False)
+    with _phases(console, quiet or machine) as progress:
+        report = run_validate(settings, rules, options, progress)
+    if fmt == "json":
+        write_json(report, "-", sys.stdout)
+    elif fmt == "junit":
+        sys.stdout.write(to_junit(report) + "\n")
+    _show(report, console, report_path, quiet or machine, verbose)
+    sys.exit(int(report.exit_code()))
+
+
+def _show(report: Any, console: Console, report_path: str | None, quiet: bool,
+          verbose: bool) -> None:
+    if report_path:
+        write_json(report, report_path, sys.stdout)
+    if quiet:
+        counts = report.counts
+        console.print(f"{report.command} {report.status}: {counts.listed} listed, "
+                      f"{counts.accepted} accepted, {counts.errors} errors, "
+                      f"{counts.warnings} warnings")
+    else:
+        print_summary(report, console, verbose=verbose)

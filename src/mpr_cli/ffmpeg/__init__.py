@@ -1,0 +1,5 @@
+"""FFmpeg and friends: probing (`probe`), presets, command building, running, the worker pool.
+
+Submodules are imported explicitly (`from mpr_cli.ffmpeg import probe`); this package
+imports nothing so that importing one part never loads the others.
+"""

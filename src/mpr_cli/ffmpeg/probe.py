@@ -1,0 +1,137 @@
+"""ffprobe and pymediainfo -> typed `MediaInfo` (the same parser as the .json sidecars).
+
+ffprobe runs as an argv list, never through a shell. A source is a local path or an
+http(s) URL (e.g. a presigned S3 URL); a URL's query string (its signature) never appears in
+an error message or in the kept stderr tail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from mpr_cli.errors import FfmpegError
+from mpr_cli.validation.containers import MediaInfo
+from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
+
+FFPROBE = "ffprobe"
+FFMPEG = "ffmpeg"
+INSTALL_HINT = "apt-get install -y ffmpeg"
+_STDERR_TAIL_LINES = 20
+
+
+def probe(source: str | Path, *, timeout: float = 60) -> MediaInfo:
+    """What ffprobe says about `source`; FfmpegError (one line) when it cannot tell."""
+    target, shown, is_url = _target(source)
+    argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
+    if is_url:
+        argv += ["-rw_timeout", str(int(timeout * 1_000_000))]
+    argv.append(target)
+    completed = _run(argv, timeout=timeout, what=f"ffprobe on {shown}")
+    stderr = _redact(completed.stderr, target, shown)
+    if completed.returncode != 0:
+        raise FfmpegError(
+            f"ffprobe could not read {shown}: {_last_line(stderr, shown)}",
+            stderr_tail=_tail(stderr),
+        )
+    try:
+        return media_info_from_json(json.loads(completed.stdout))
+    except (ValueError, InvalidMetadata) as exc:
+        raise FfmpegError(f"ffprobe output for {shown} is unusable: {exc}") from None
+
+
+def ffprobe_version() -> str:
+    """ffprobe's version token, e.g. "5.1.9-0+deb12u1"."""
+    return _version(FFPROBE)
+
+
+def ffmpeg_version() -> str:
+    """ffmpeg's version token, e.g. "5.1.9-0+deb12u1"."""
+    return _version(FFMPEG)
+
+
+def mediainfo_json(path: Path, *, ref: str | None = None) -> dict[str, Any]:
+    """`mediainfo --Output=JSON` for a local file, via pymediainfo.
+
+    The JSON is the CLI's (not "full") output; its "@ref" is `ref` or the file's base name,
+    so a temporary download path never ends up in a sidecar.
+    """
+    from pymediainfo import MediaInfo as PyMediaInfo
+
+    try:
+        text = PyMediaInfo.parse(str(path), output="JSON", full=False)
+        document = json.loads(text)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise FfmpegError(
+            f"mediainfo could not read {path.name}: {exc}",
+            hint="reinstall pymediainfo (its wheel bundles libmediainfo)",
+        ) from None
+    if isinstance(document.get("media"), dict):
+        document["media"]["@ref"] = ref or path.name
+    return document
+
+
+def mediainfo_works() -> bool:
+    """True when pymediainfo can load libmediainfo."""
+    try:
+        from pymediainfo import MediaInfo as PyMediaInfo
+
+        return bool(PyMediaInfo.can_parse())
+    except Exception:  # noqa: BLE001 - any failure to load the library means "no"
+        return False
+
+
+def _target(source: str | Path) -> tuple[str, str, bool]:
+    """(argument for ffprobe, name safe to show, is it a URL)."""
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        parts = urlsplit(source)
+        return source, urlunsplit(parts._replace(query="", fragment="")), True
+    path = Path(source).absolute()  # absolute: a name starting with "-" is never an option
+    return str(path), str(path), False
+
+
+def _run(argv: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise FfmpegError(f"{argv[0]} not found", hint=INSTALL_HINT) from None
+    except subprocess.TimeoutExpired:
+        raise FfmpegError(f"{what} timed out after {timeout:g} s") from None
+
+
+def _version(program: str) -> str:
+    completed = _run([program, "-version"], timeout=30, what=f"{program} -version")
+    words = completed.stdout.split(maxsplit=3)
+    if completed.returncode != 0 or len(words) < 3 or words[1] != "version":
+        raise FfmpegError(f"{program} -version gave no version", hint=INSTALL_HINT)
+    return words[2]
+
+
+def _redact(stderr: str, target: str, shown: str) -> str:
+    """The URL as shown (no query), and no stray copy of its query (a presigned signature)."""
+    stderr = stderr.replace(target, shown)
+    query = urlsplit(target).query if target != shown else ""
+    return stderr.replace(query, "<redacted>") if query else stderr
+
+
+def _last_line(stderr: str, shown: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error message (not a media file?)"
+    last = lines[-1]
+    return last[len(shown) + 2 :] if last.startswith(shown + ": ") else last
+
+
+def _tail(stderr: str) -> str:
+    return "\n".join(stderr.splitlines()[-_STDERR_TAIL_LINES:])

@@ -1,0 +1,199 @@
+"""The main job: `mpr import` (three phases, recorded) and `mpr validate` (no database).
+
+This module wires the phases to storage, the catalogue and the report. It never prints: it
+tells a `Progress` what happens and returns a Report; the CLI shows both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mpr_cli import db
+from mpr_cli.config import Settings
+from mpr_cli.errors import MprError
+from mpr_cli.phases.crossref import cross_reference
+from mpr_cli.phases.discover import Discovery, discover
+from mpr_cli.phases.ingest import AssetPlan, AssetPlanner, VerifyMode, group_assets, plan_assets
+from mpr_cli.problems import Phase
+from mpr_cli.report import Report, RunStatus
+from mpr_cli.rules import Rules
+from mpr_cli.storage import Storage
+
+
+class Progress(Protocol):
+    def start(self, phase: str, total: int | None = None) -> None: ...
+    def update(self, phase: str, completed: int) -> None: ...
+    def finish(self, phase: str) -> None: ...
+
+
+class NoProgress:
+    def start(self, phase: str, total: int | None = None) -> None:
+        pass
+
+    def update(self, phase: str, completed: int) -> None:
+        pass
+
+    def finish(self, phase: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    prefix: str = ""
+    dry_run: bool = False
+    safe_run: bool = False
+    verify: VerifyMode = VerifyMode.AUTO
+    batch_assets: int = 200
+
+
+@contextmanager
+def _timed(report: Report, phase: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        report.durations[phase] = report.durations.get(phase, 0.0) + time.monotonic() - started
+
+
+def _discover(storage: Storage, settings: Settings, rules: Rules, options: ImportOptions,
+              report: Report, progress: Progress) -> Discovery:
+    progress.start("discover")
+    with _timed(report, "discover"):
+        objects = storage.list_objects(settings.s3_bucket_in, options.prefix)
+        found = discover(objects, rules, progress=lambda n: progress.update("discover", n))
+    progress.finish("discover")
+    report.counts.listed = found.listed
+    report.counts.excluded = found.excluded
+    report.counts.rejected = len(found.problems)
+    report.extend(found.problems)
+    return found
+
+
+class _Inserter:
+    """Collects planned assets and writes them in batches, one transaction per batch."""
+
+    def __init__(self, conn: Any, run_id: int | None, report: Report, dry_run: bool,
+                 existing: set[str]) -> None:
+        self.conn, self.run_id, self.report = conn, run_id, report
+        self.dry_run, self.existing = dry_run, existing
+        self.batch: list[AssetPlan] = []
+
+    def add(self, plan: AssetPlan) -> None:
+        if plan.ok and plan.rows:
+            self.batch.append(plan)
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        assets = [(p.code, p.media_type.value) for p in self.batch]
+        rows = [row for p in self.batch for row in p.rows]
+        if self.dry_run:
+            new_assets = sum(1 for code, _ in assets if code not in self.existing)
+            new_files = len(rows)
+        else:
+            with self.conn.transaction():
+                new_assets, new_files = db.insert_files(self.conn, self.run_id, assets, rows)
+        self.report.counts.inserted_assets += new_assets
+        self.report.counts.inserted_files += new_files
+        self.batch.clear()
+
+
+def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, options: ImportOptions,
+            settings: Settings, report: Report, progress: Progress) -> None:
+    progress.start("ingest", total=len(assets))
+    done = 0
+    with _timed(report, "ingest"):
+        for plan in plan_assets(planner, assets, settings.io_workers):
+            report.extend(plan.problems)
+            report.counts.bytes_verified += plan.bytes_verified
+            inserter.add(plan)
+            done += 1
+            progress.update("ingest", done)
+            if not options.safe_run and len(inserter.batch) >= options.batch_assets:
+                inserter.flush()
+    progress.finish("ingest")
+    if options.safe_run and any(p.phase is Phase.INGEST for p in report.problems):
+        inserter.batch.clear()
+        report.status = RunStatus.ABORTED
+        report.message = ("safe-run: phase 3 found problems, nothing was inserted; fix them "
+                          "(see the problems) and run again")
+        return
+    with _timed(report, "insert"):
+        inserter.flush()
+
+
+def run_import(settings: Settings, rules: Rules, options: ImportOptions,
+               progress: Progress | None = None) -> Report:
+    """Run the three phases; record the run unless it is a dry run."""
+    progress = progress or NoProgress()
+    report = Report("import", dry_run=options.dry_run, safe_run=options.safe_run,
+                    prefix=options.prefix)
+    storage = Storage(settings)
+    lock = nullcontext() if options.dry_run else db.import_lock(settings)
+    with lock, db.connect(settings, autocommit=True) as conn:
+        db.require_migrated_conn(conn)
+        if not options.dry_run:
+            report.run_id = db.start_run(conn, "import", _mode(options), options.prefix)
+        try:
+            _import_phases(conn, storage, settings, rules, options, report, progress)
+        except KeyboardInterrupt:
+            report.status = RunStatus.ABORTED
+            report.message = "interrupted: work in flight rolled back; run again to complete it"
+            raise
+        except MprError as exc:
+            report.status = RunStatus.FAILED
+            report.message = exc.one_line()
+            raise
+        finally:
+            _record(conn, report)
+    return report
+
+
+def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules,
+                   options: ImportOptions, report: Report, progress: Progress) -> None:
+    found = _discover(storage, settings, rules, options, report, progress)
+    progress.start("crossref", total=len(found.candidates))
+    with _timed(report, "crossref"):
+        crossed = cross_reference(conn, settings.s3_bucket_in, found.candidates)
+        existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
+    progress.finish("crossref")
+    report.counts.skipped = len(crossed.known)
+    report.counts.accepted = len(crossed.new)
+    report.extend(crossed.problems)
+    assets = group_assets(crossed.new, crossed.known, existing)
+    planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)
+    inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing))
+    _ingest(planner, assets, inserter, options, settings, report, progress)
+
+
+def _record(conn: Any, report: Report) -> None:
+    if report.run_id is None:
+        return
+    if conn.info.transaction_status != 0:  # a batch was in flight: roll it back first
+        conn.rollback()
+    summary = report.to_dict()
+    db.finish_run(conn, report.run_id, str(report.status), summary["counts"], summary)
+
+
+def _mode(options: ImportOptions) -> str:
+    return "safe_run" if options.safe_run else "dry_run" if options.dry_run else "normal"
+
+
+def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
+                 progress: Progress | None = None) -> Report:
+    """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
+    progress = progress or NoProgress()
+    report = Report("validate", dry_run=True, prefix=options.prefix)
+    storage = Storage(settings)
+    found = _discover(storage, settings, rules, options, report, progress)
+    report.counts.accepted = len(found.candidates)
+    assets = group_assets(found.candidates, [], {})
+    planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)
+    inserter = _Inserter(None, None, report, True, set())
+    _ingest(planner, assets, inserter, ImportOptions(prefix=options.prefix, verify=options.verify),
+            settings, report, progress)
+    return report

@@ -1,0 +1,44 @@
+"""Phase 1: the bucket listing -> candidate files, excluded keys and rejected keys.
+
+No database, no per-key S3 call: only the streamed listing and the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from mpr_cli.problems import Problem
+from mpr_cli.rules import Rules
+from mpr_cli.storage import ObjectInfo
+from mpr_cli.validation.inventory import Candidate, classify_key
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Discovery:
+    candidates: list[Candidate] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    listed: int = 0
+    excluded: int = 0
+
+
+def discover(objects: Iterable[ObjectInfo], rules: Rules, *,
+             progress: Progress | None = None, every: int = 1000) -> Discovery:
+    """Classify every listed key; `progress(n)` is called every `every` keys and at the end."""
+    found = Discovery()
+    for obj in objects:
+        found.listed += 1
+        outcome = classify_key(obj.key, obj.size, obj.etag, rules)
+        if outcome is None:
+            found.excluded += 1
+        elif isinstance(outcome, Problem):
+            found.problems.append(outcome)
+        else:
+            found.candidates.append(outcome)
+        if progress is not None and found.listed % every == 0:
+            progress(found.listed)
+    if progress is not None:
+        progress(found.listed)
+    return found

@@ -1,0 +1,377 @@
+"""Phase 3: per asset, read and validate the sidecars, verify checksums, probe the streaming
+copy, and turn the asset into rows to insert (or problems that keep it out).
+
+`plan_asset` does one asset's I/O (S3 reads, one ffprobe on a presigned URL); `plan_assets`
+runs it over many assets on a bounded thread pool. Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import groupby
+
+from mpr_cli.db import ExistingAsset, FileRow
+from mpr_cli.errors import MprError
+from mpr_cli.ffmpeg.probe import probe
+from mpr_cli.problems import Problem, Reason, Severity
+from mpr_cli.rules import MediaType, Role
+from mpr_cli.storage import Storage
+from mpr_cli.validation.containers import (
+    MASTER_CONTAINERS,
+    MediaInfo,
+    check_kind,
+    check_master,
+    check_media_file,
+)
+from mpr_cli.validation.inventory import Candidate
+from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
+from mpr_cli.validation.sidecars import (
+    check_qc_report,
+    parse_checksum_sidecar,
+    parse_metadata_sidecar,
+)
+
+MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+MASTER = ""  # the key a bare hash in <code>.md5 is filed under
+
+
+class VerifyMode(StrEnum):
+    AUTO = "auto"  # compare with a single-part ETag when possible, else stream through MD5
+    FULL = "full"  # always stream the object through MD5
+    NONE = "none"  # trust the checksum sidecar
+
+
+@dataclass
+class AssetFiles:
+    """One asset's keys in this listing: `new` to import, `known` already catalogued."""
+
+    code: str
+    media_type: MediaType
+    new: list[Candidate]
+    known: list[Candidate]
+    existing: ExistingAsset | None = None
+
+    @property
+    def all(self) -> list[Candidate]:
+        return self.new + self.known
+
+
+@dataclass
+class AssetPlan:
+    code: str
+    media_type: MediaType
+    rows: list[FileRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    bytes_verified: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity is Severity.ERROR for p in self.problems)
+
+
+def group_assets(new: list[Candidate], known: list[Candidate],
+                 existing: dict[str, ExistingAsset]) -> list[AssetFiles]:
+    """Group candidates by inventory code; only assets with at least one new file."""
+    codes = {c.inventory_code for c in new}
+    def by_code(c: Candidate) -> str:
+        return c.inventory_code
+    new_by = {k: list(v) for k, v in groupby(sorted(new, key=by_code), key=by_code)}
+    known_rel = sorted((c for c in known if c.inventory_code in codes), key=by_code)
+    known_by = {k: list(v) for k, v in groupby(known_rel, key=by_code)}
+    return [AssetFiles(code, files[0].media_type, files, known_by.get(code, []),
+                       existing.get(code)) for code, files in sorted(new_by.items())]
+
+
+class AssetPlanner:
+    """Plans one asset at a time; safe to use from many threads (no shared mutable state)."""
+
+    def __init__(self, storage: Storage, bucket: str, verify: VerifyMode) -> None:
+        self.storage = storage
+        self.bucket = bucket
+        self.verify = verify
+
+    def plan(self, asset: AssetFiles) -> AssetPlan:
+        plan = AssetPlan(asset.code, asset.media_type)
+        try:
+            _AssetCheck(self, asset, plan).run()
+        except MprError as exc:  # S3 or ffprobe failed for this asset only
+            key = asset.new[0].key
+            plan.problems.append(Problem.make(Reason.FETCH_FAILED, key, exc.one_line(),
+                                              inventory_code=asset.code))
+        if not plan.ok:
+            plan.rows.clear()
+        return plan
+
+    def read(self, candidate: Candidate) -> bytes:
+        return self.storage.read_bytes(self.bucket, candidate.key, MAX_SIDECAR_BYTES)
+
+
+class _AssetCheck:
+    """The checks on one asset, in order; each adds rows or problems to the plan."""
+
+    def __init__(self, planner: AssetPlanner, asset: AssetFiles, plan: AssetPlan) -> None:
+        self.p = planner
+        self.asset = asset
+        self.plan = plan
+        self.new_keys = {c.key for c in asset.new}
+        self.names = {c.name for c in asset.all}
+        by_role: dict[Role, list[Candidate]] = {role: [] for role in Role}
+        for candidate in asset.all:
+            by_role[candidate.role].append(candidate)
+        self.by_role = by_role
+
+    def problem(self, reason: Reason, key: str, message: str) -> None:
+        self.plan.problems.append(Problem.make(reason, key, message,
+                                               inventory_code=self.asset.code))
+
+    def run(self) -> None:
+        if not self._roles_unique() or not self._has_media():
+            return
+        master = self._one(Role.MASTER)
+        stream = self._one(Role.STREAMING)
+        master_info = self._master_metadata(master)
+        checksums = self._checksums(master, master_info)
+        if not self.plan.ok or checksums is None:
+            return
+        if master is not None:
+            self._add_media(master, master_info, checksums)
+        elif master_info is not None and self._needs_master():
+            self._add_tape_master(master_info, checksums)
+        if stream is not None and stream.key in self.new_keys:
+            self._add_streaming(stream, checksums)
+        self._add_sidecars()
+        self._check_qc()
+
+    # -- structure ----------------------------------------------------------------
+
+    def _one(self, role: Role) -> Candidate | None:
+        found = self.by_role[role]
+        return found[0] if found else None
+
+    def _roles_unique(self) -> bool:
+        for role in (Role.MASTER, Role.STREAMING):
+            found = self.by_role[role]
+            for extra in found[1:]:
+                self.problem(Reason.DUPLICATE_ROLE, extra.key,
+                             f"{self.asset.code} has {len(found)} {role} files "
+                             f"({', '.join(c.name for c in found)}): keep one and re-run")
+        return self.plan.ok
+
+    def _has_media(self) -> bool:
+        existing = self.asset.existing
+        if self.by_role[Role.MASTER] or self.by_role[Role.STREAMING] or existing:
+            return True
+        for candidate in self.asset.new:
+            self.problem(Reason.ORPHAN_SIDECAR, candidate.key,
+                         f"{candidate.name} belongs to {self.asset.code}, which has no master or "
+                         "streaming copy in the bucket or the catalogue: deliver the media with "
+                         "it, or remove the sidecar")
+        return False
+
+    def _needs_master(self) -> bool:
+        existing = self.asset.existing
+        return existing is None or not existing.has_master
+
+    # -- metadata -----------------------------------------------------------------
+
+    def _metadata_for(self, name: str | None) -> Candidate | None:
+        sidecars = self.by_role[Role.METADATA]
+        specific = [c for c in sidecars if name is not None and c.describes == name]
+        general = [c for c in sidecars if c.describes is None]
+        return (specific or general or [None])[0]
+
+    def _master_metadata(self, master: Candidate | None) -> MediaInfo | None:
+        sidecar = self._metadata_for(master.name if master else None)
+        self._orphan_metadata(master)
+        needed = (master is not None and master.key in self.new_keys) or self._needs_master()
+        if sidecar is None:
+            if needed:
+                target = master.key if master else self.asset.all[0].key
+                self.problem(Reason.MISSING_METADATA_SIDECAR, target,
+                             f"no technical metadata for the master of {self.asset.code}: add "
+                             f"{self.asset.code}.json (mediainfo or ffprobe JSON output)")
+            return None
+        parsed = parse_metadata_sidecar(sidecar.name, self.p.read(sidecar))
+        if isinstance(parsed, Problem):
+            self.plan.problems.append(parsed)
+            return None
+        if needed:
+            key = master.key if master else sidecar.key
+            extension = master.extension if master else None
+            self._check_master_info(key, extension, parsed)
+        return parsed
+
+    def _check_master_info(self, key: str, extension: str | None, info: MediaInfo) -> None:
+        if extension is None:
+            problems = check_kind(key, self.asset.code, self.asset.media_type, info)
+        else:
+            problems = check_media_file(key, self.asset.code, self.asset.media_type,
+                                        extension, info)
+        self.plan.problems.extend(problems)
+
+    def _orphan_metadata(self, master: Candidate | None) -> None:
+        for sidecar in self.by_role[Role.METADATA]:
+            covered = sidecar.describes
+            if covered is None or covered in self.names or sidecar.key not in self.new_keys:
+                continue
+            self.problem(Reason.ORPHAN_SIDECAR, sidecar.key,
+                         f"{sidecar.name} describes {covered}, which is not in the bucket: "
+                         "deliver that file or remove the sidecar")
+
+    # -- checksums ------------------------------------------------------------------
+
+    def _checksums(self, master: Candidate | None,
+                   master_info: MediaInfo | None) -> dict[str, str] | None:
+        declared: dict[str, str] = {}
+        for sidecar in self.by_role[Role.CHECKSUM]:
+            parsed = parse_checksum_sidecar(sidecar.name, self.p.read(sidecar))
+            if isinstance(parsed, Problem):
+                self.plan.problems.append(parsed)
+                continue
+            declared.update(parsed)
+        if MASTER in declared:
+            name = master.name if master else _tape_name(master_info, declared)
+            if name:
+                declared.setdefault(name, declared[MASTER])
+        return declared if self.plan.ok else None
+
+    def _verified_md5(self, candidate: Candidate, declared: dict[str, str]) -> str | None:
+        expected = declared.get(candidate.name)
+        if expected is None:
+            self.problem(Reason.MISSING_CHECKSUM, candidate.key,
+                         f"no MD5 for {candidate.name}: add it to {self.asset.code}.md5 "
+                         f"or deliver {candidate.name}.md5")
+            return None
+        actual = self._actual_md5(candidate, expected)
+        if actual != expected:
+            self.problem(Reason.CHECKSUM_MISMATCH, candidate.key,
+                         f"{candidate.name} has MD5 {actual} but its sidecar says {expected}: "
+                         "the file is damaged or the sidecar is wrong; deliver it again")
+            return None
+        return actual
+
+    def _actual_md5(self, candidate: Candidate, expected: str) -> str:
+        if self.p.verify is VerifyMode.NONE:
+            return expected
+        etag_md5 = _single_part_md5(candidate.etag)
+        if self.p.verify is VerifyMode.AUTO and etag_md5 is not None:
+            return etag_md5
+        md5, size = self.p.storage.md5_of_object(self.p.bucket, candidate.key)
+        self.plan.bytes_verified += size
+        return md5
+
+    # -- rows -----------------------------------------------------------------------
+
+    def _row(self, candidate: Candidate, *, md5: str | None = None,
+             mime: str | None = None, tech: dict | None = None) -> FileRow:
+        return FileRow(self.asset.code, self.p.bucket, candidate.key, candidate.role.value, True,
+                       candidate.size, candidate.etag, md5, mime, tech)
+
+    def _add_media(self, master: Candidate, info: MediaInfo | None,
+                   declared: dict[str, str]) -> None:
+        if master.key not in self.new_keys:
+            return
+        md5 = self._verified_md5(master, declared)
+        if md5 is not None and info is not None:
+            self.plan.rows.append(self._row(master, md5=md5, mime=mime_for_media(info),
+                                            tech=info.raw))
+
+    def _add_tape_master(self, info: MediaInfo, declared: dict[str, str]) -> None:
+        sidecar = self._metadata_for(None)
+        name = _tape_name(info, declared)
+        if sidecar is None or not name:
+            return
+        md5 = declared.get(name)
+        if md5 is None:
+            self.problem(Reason.MISSING_CHECKSUM, sidecar.key,
+                         f"the master {name} of {self.asset.code} is not in the bucket and no "
+                         f"MD5 is declared for it: add it to {self.asset.code}.md5")
+            return
+        folder = sidecar.key.rsplit("/", 1)[0]
+        self.plan.problems.extend(check_master(f"{folder}/{name}", self.asset.code,
+                                               "." + name.rsplit(".", 1)[-1].lower(), info)
+                                  if "." in name else [])
+        self.plan.rows.append(FileRow(self.asset.code, self.p.bucket, f"{folder}/{name}",
+                                      Role.MASTER.value, False, info.size, None, md5,
+                                      mime_for_media(info), info.raw))
+
+    def _add_streaming(self, stream: Candidate, declared: dict[str, str]) -> None:
+        md5 = self._verified_md5(stream, declared)
+        url = self.p.storage.presigned_get_url(self.p.bucket, stream.key, expires=900)
+        info = probe(url)
+        problems = check_media_file(stream.key, self.asset.code, self.asset.media_type,
+                                    stream.extension, info)
+        self.plan.problems.extend(problems)
+        if md5 is not None and not problems:
+            self.plan.rows.append(self._row(stream, md5=md5, mime=mime_for_media(info),
+                                            tech=info.raw))
+
+    def _add_sidecars(self) -> None:
+        for role in (Role.METADATA, Role.CHECKSUM, Role.QC_REPORT):
+            for candidate in self.by_role[role]:
+                if candidate.key in self.new_keys:
+                    self.plan.rows.append(self._row(
+                        candidate, md5=_single_part_md5(candidate.etag),
+                        mime=mime_for_sidecar(candidate.extension)))
+
+    def _check_qc(self) -> None:
+        reports = self.by_role[Role.QC_REPORT]
+        for report in reports:
+            if report.key in self.new_keys:
+                head = self.p.storage.read_head(self.p.bucket, report.key, 16)
+                problem = check_qc_report(report.name, head)
+                if problem is not None:
+                    self.plan.problems.append(problem)
+        if not reports and self.asset.existing is None:
+            media = self.by_role[Role.MASTER] + self.by_role[Role.STREAMING]
+            self.problem(Reason.MISSING_QC_REPORT, media[0].key,
+                         f"{self.asset.code} has no QC report: deliver "
+                         f"{self.asset.code}_qc.pdf when it is ready (imported without it)")
+
+
+def _tape_name(info: MediaInfo | None, declared: dict[str, str]) -> str | None:
+    """The master's file name when it is not in the bucket: from its metadata, else the md5."""
+    if info is not None and info.file_name:
+        return info.file_name.replace("\\", "/").rsplit("/", 1)[-1]
+    for name in declared:
+        if "." in name and "." + name.rsplit(".", 1)[-1].lower() in MASTER_CONTAINERS:
+            return name
+    return None
+
+
+def _single_part_md5(etag: str) -> str | None:
+    etag = etag.strip('"').lower()
+    return etag if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) else None
+
+
+def plan_assets(planner: AssetPlanner, assets: Iterable[AssetFiles], workers: int,
+                on_done: Callable[[AssetPlan], None] | None = None) -> Iterator[AssetPlan]:
+    """Plan assets on a bounded thread pool; yields plans in completion order."""
+    pending: set[Future[AssetPlan]] = set()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        try:
+            for asset in assets:
+                pending.add(pool.submit(planner.plan, asset))
+                if len(pending) >= workers * 4:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from _finished(done, on_done)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from _finished(done, on_done)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _finished(done: set[Future[AssetPlan]],
+              on_done: Callable[[AssetPlan], None] | None) -> Iterator[AssetPlan]:
+    for future in done:
+        plan = future.result()
+        if on_done is not None:
+            on_done(plan)
+        yield plan

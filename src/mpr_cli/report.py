@@ -1,0 +1,156 @@
+"""The run report: counts, problems, JSON (a contract read by scripts and CI), rich summary.
+
+`listed = excluded + rejected + skipped + accepted` always holds. In a dry run the
+`inserted_*` counts say what would have been inserted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+from xml.etree import ElementTree as ET  # noqa: S405 - we only write XML, never parse it
+
+from rich.console import Console
+from rich.table import Table
+
+from mpr_cli.errors import ExitCode
+from mpr_cli.problems import Problem, Severity
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass
+class Counts:
+    listed: int = 0
+    excluded: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    accepted: int = 0
+    inserted_assets: int = 0
+    inserted_files: int = 0
+    errors: int = 0
+    warnings: int = 0
+    bytes_verified: int = 0
+
+    def balanced(self) -> bool:
+        return self.listed == self.excluded + self.rejected + self.skipped + self.accepted
+
+
+@dataclass
+class Report:
+    command: str
+    dry_run: bool = False
+    safe_run: bool = False
+    status: RunStatus = RunStatus.COMPLETED
+    counts: Counts = field(default_factory=Counts)
+    problems: list[Problem] = field(default_factory=list)
+    run_id: int | None = None
+    prefix: str = ""
+    message: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        if problem.severity is Severity.ERROR:
+            self.counts.errors += 1
+        else:
+            self.counts.warnings += 1
+
+    def extend(self, problems: list[Problem]) -> None:
+        for problem in problems:
+            self.add(problem)
+
+    def exit_code(self) -> ExitCode:
+        if self.status is RunStatus.ABORTED:
+            return ExitCode.SAFE_RUN_ABORT
+        if self.status is RunStatus.FAILED:
+            return ExitCode.INFRASTRUCTURE
+        return ExitCode.FILE_ERRORS if self.counts.errors else ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = asdict(self.counts)
+        return {
+            "command": self.command,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "safe_run": self.safe_run,
+            "status": str(self.status),
+            "message": self.message,
+            "prefix": self.prefix,
+            "counts": counts,
+            "durations_s": {k: round(v, 3) for k, v in self.durations.items()},
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+def write_json(report: Report, target: str, stdout: IO[str]) -> None:
+    """`target` is a path, or `-` for stdout. Written atomically when a path."""
+    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    if target == "-":
+        stdout.write(text)
+        return
+    path = Path(target)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def to_junit(report: Report) -> str:
+    """One test case per problem key, failing for errors; a passing case when clean."""
+    suite = ET.Element("testsuite", name=f"mpr {report.command}")
+    errors = [p for p in report.problems if p.severity is Severity.ERROR]
+    for problem in report.problems:
+        case = ET.SubElement(suite, "testcase", classname=problem.reason.value, name=problem.key)
+        if problem.severity is Severity.ERROR:
+            ET.SubElement(case, "failure", type=problem.reason.value, message=problem.message)
+        else:
+            ET.SubElement(case, "system-out").text = f"warning: {problem.message}"
+    if not report.problems:
+        ET.SubElement(suite, "testcase", classname="delivery", name="all files valid")
+    suite.set("tests", str(max(1, len(report.problems))))
+    suite.set("failures", str(len(errors)))
+    return ET.tostring(suite, encoding="unicode", xml_declaration=True)
+
+
+def counts_table(report: Report) -> Table:
+    counts = report.counts
+    table = Table(title=f"mpr {report.command}: {report.status}", show_header=True)
+    for column in ("listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"):
+        table.add_column(column, justify="right")
+    table.add_row(*(str(getattr(counts, c)) for c in (
+        "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings")))
+    return table
+
+
+def problems_table(problems: list[Problem], limit: int = 50) -> Table:
+    table = Table(title=f"problems ({len(problems)})", show_lines=False)
+    for column in ("severity", "reason", "key", "message"):
+        table.add_column(column, overflow="fold")
+    for problem in problems[:limit]:
+        style = "red" if problem.severity is Severity.ERROR else "yellow"
+        table.add_row(f"[{style}]{problem.severity}[/]", problem.reason.value, problem.key,
+                      problem.message)
+    if len(problems) > limit:
+        table.add_row("", "", f"... {len(problems) - limit} more", "see --report")
+    return table
+
+
+def print_summary(report: Report, console: Console, *, verbose: bool = False) -> None:
+    console.print(counts_table(report))
+    verb = "would insert" if report.dry_run else "inserted"
+    console.print(f"{verb} {report.counts.inserted_assets} asset(s), "
+                  f"{report.counts.inserted_files} file(s)")
+    if report.problems:
+        by_reason = Counter(p.reason.value for p in report.problems)
+        console.print("by reason: " + ", ".join(f"{r} {n}" for r, n in by_reason.most_common()))
+        console.print(problems_table(report.problems, limit=10_000 if verbose else 50))
+    if report.message:
+        console.print(report.message)

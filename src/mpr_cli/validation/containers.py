@@ -1,0 +1,149 @@
+"""Technical metadata as a typed record, and the container rules it must meet.
+
+`MediaInfo` is what a metadata sidecar (mediainfo or ffprobe JSON) or a live ffprobe says
+about a media file, normalised so both sources compare equal: containers as `Container`,
+codecs as ffprobe-style lower-case names ("h264", "aac", "mp3", "prores", "pcm", ...).
+
+The checks (pure, one list of Problems each, empty when fine):
+- `check_streaming_copy`: .mp4 must be MPEG-4 with H.264 video AND AAC audio (a streaming
+  copy without sound is almost always a mistake in an archive of audiovisual carriers, so
+  audio is required); .mp3 must be an MPEG audio layer 3 stream with no video.
+- `check_master`: the container matches the extension (.mov QuickTime, .mkv Matroska, ...).
+- `check_kind`: a video (V) asset's file has a video stream; an audio (A) asset's has audio and
+  no video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mpr_cli.problems import Problem, Reason
+from mpr_cli.rules import MediaType
+
+
+class Container(StrEnum):
+    QUICKTIME = "QuickTime"
+    MATROSKA = "Matroska"
+    MXF = "MXF"
+    WAVE = "Wave"
+    FLAC = "FLAC"
+    MPEG4 = "MPEG-4"
+    MPEG_AUDIO = "MPEG Audio"
+    AVI = "AVI"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """Technical metadata of one media file (from mediainfo or ffprobe)."""
+
+    source: str  # "mediainfo" | "ffprobe"
+    container: Container
+    format_name: str  # as the tool wrote it, e.g. "MPEG-4" or "mov,mp4,m4a,3gp,3g2,mj2"
+    duration_s: float | None = None
+    size: int | None = None
+    file_name: str | None = None  # base name of the file the tool read
+    video_codecs: tuple[str, ...] = ()
+    audio_codecs: tuple[str, ...] = ()
+    width: int | None = None
+    height: int | None = None
+    interlaced: bool | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.video_codecs)
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_codecs)
+
+    def describe(self) -> str:
+        """Short human text: "QuickTime with video prores, audio pcm"."""
+        parts = [f"video {', '.join(self.video_codecs)}"] if self.video_codecs else []
+        parts += [f"audio {', '.join(self.audio_codecs)}"] if self.audio_codecs else []
+        return f"{self.container} with {'; '.join(parts) or 'no audio or video streams'}"
+
+
+MASTER_CONTAINERS: dict[str, Container] = {
+    ".mov": Container.QUICKTIME,
+    ".mkv": Container.MATROSKA,
+    ".mxf": Container.MXF,
+    ".avi": Container.AVI,
+    ".wav": Container.WAVE,
+    ".flac": Container.FLAC,
+}
+STREAMING_EXTENSIONS = (".mp4", ".mp3")
+
+
+def check_streaming_copy(key: str, code: str, extension: str, info: MediaInfo) -> list[Problem]:
+    """A streaming copy: .mp4 = MPEG-4 + H.264 + AAC; .mp3 = MPEG audio layer 3 only."""
+    extension = extension.lower()
+    if extension == ".mp4":
+        ok = (
+            info.container is Container.MPEG4
+            and _only(info.video_codecs, "h264")
+            and _only(info.audio_codecs, "aac")
+        )
+        expected = "MPEG-4 with H.264 video and AAC audio"
+    elif extension == ".mp3":
+        ok = (
+            info.container is Container.MPEG_AUDIO
+            and _only(info.audio_codecs, "mp3")
+            and not info.video_codecs
+        )
+        expected = "MPEG audio layer 3 (mp3) with no video"
+    else:
+        raise ValueError(f"{extension!r} is not a streaming copy extension")
+    if ok:
+        return []
+    message = f"streaming copy is {info.describe()}; a {extension} must be {expected}: re-encode it"
+    return [_mismatch(key, code, message)]
+
+
+def check_master(key: str, code: str, extension: str, info: MediaInfo) -> list[Problem]:
+    """The master's container matches its extension."""
+    expected = MASTER_CONTAINERS.get(extension.lower())
+    if expected is None:
+        raise ValueError(f"{extension!r} is not a master extension")
+    if info.container is expected:
+        return []
+    message = (
+        f"master is {info.container} ({info.format_name}) but {extension} means {expected}: "
+        f"rename it to the right extension or re-wrap it"
+    )
+    return [_mismatch(key, code, message)]
+
+
+def check_kind(key: str, code: str, media_type: MediaType, info: MediaInfo) -> list[Problem]:
+    """Video assets have video; audio assets have audio and no video."""
+    if media_type is MediaType.VIDEO and not info.has_video:
+        message = f"{code} is a video asset but the file is {info.describe()}: check the file"
+    elif media_type is MediaType.AUDIO and (info.has_video or not info.has_audio):
+        message = (
+            f"{code} is an audio asset but the file is {info.describe()}; "
+            "expected audio only: check the file or its inventory code"
+        )
+    else:
+        return []
+    return [_mismatch(key, code, message)]
+
+
+def check_media_file(
+    key: str, code: str, media_type: MediaType, extension: str, info: MediaInfo
+) -> list[Problem]:
+    """All container rules for a master or streaming copy (kind first, then container)."""
+    problems = check_kind(key, code, media_type, info)
+    if extension.lower() in STREAMING_EXTENSIONS:
+        return problems + check_streaming_copy(key, code, extension, info)
+    return problems + check_master(key, code, extension, info)
+
+
+def _only(codecs: tuple[str, ...], wanted: str) -> bool:
+    return bool(codecs) and all(c == wanted for c in codecs)
+
+
+def _mismatch(key: str, code: str, message: str) -> Problem:
+    return Problem.make(Reason.CONTAINER_MISMATCH, key, message, inventory_code=code)
