@@ -36,6 +36,7 @@ from mpr_cli.validation.sidecars import (
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 MASTER = ""  # the key a bare hash in <code>.md5 is filed under
+QC_HEAD_BYTES = 1024  # a PDF signature must appear within the first KiB
 
 
 class VerifyMode(StrEnum):
@@ -194,7 +195,8 @@ class _AssetCheck:
                              f"no technical metadata for the master of {self.asset.code}: add "
                              f"{self.asset.code}.json (mediainfo or ffprobe JSON output)")
             return None
-        parsed = parse_metadata_sidecar(sidecar.name, self.p.read(sidecar))
+        parsed = parse_metadata_sidecar(sidecar.name, self.p.read(sidecar), key=sidecar.key,
+                                        inventory_code=self.asset.code)
         if isinstance(parsed, Problem):
             self.plan.problems.append(parsed)
             return None
@@ -227,7 +229,8 @@ class _AssetCheck:
                    master_info: MediaInfo | None) -> dict[str, str] | None:
         declared: dict[str, str] = {}
         for sidecar in self.by_role[Role.CHECKSUM]:
-            parsed = parse_checksum_sidecar(sidecar.name, self.p.read(sidecar))
+            parsed = parse_checksum_sidecar(sidecar.name, self.p.read(sidecar), key=sidecar.key,
+                                            inventory_code=self.asset.code)
             if isinstance(parsed, Problem):
                 self.plan.problems.append(parsed)
                 continue
@@ -321,8 +324,10 @@ class _AssetCheck:
         reports = self.by_role[Role.QC_REPORT]
         for report in reports:
             if report.key in self.new_keys:
-                head = self.p.storage.read_head(self.p.bucket, report.key, 16)
-                problem = check_qc_report(report.name, head)
+                head = (self.p.storage.read_head(self.p.bucket, report.key, QC_HEAD_BYTES)
+                        if report.size else b"")
+                problem = check_qc_report(report.name, head, key=report.key,
+                                          inventory_code=self.asset.code)
                 if problem is not None:
                     self.plan.problems.append(problem)
         if not reports and self.asset.existing is None:

@@ -133,6 +133,10 @@ def invalid_code_message(name: str, rules: Rules) -> str:
     )
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _problem(reason: Reason, key: str, message: str, code: str | None = None) -> Problem:
     return Problem.make(reason, key, message, inventory_code=code)
 
@@ -172,7 +176,7 @@ def _type_mismatch(
 ) -> Problem:
     holds = " and ".join(sorted(allowed))
     message = (
-        f"{code} is a {media_type} asset but {folder}/ holds {holds} only: "
+        f"{code} is {_article(media_type)} {media_type} asset but {folder}/ holds {holds} only: "
         "move the file or fix its inventory code"
     )
     return _problem(Reason.PREFIX_TYPE_MISMATCH, key, message, code)
@@ -183,7 +187,7 @@ def _extension_type_mismatch(
 ) -> Problem:
     kinds = " and ".join(sorted(allowed))
     message = (
-        f"{extension} files are for {kinds} assets but {code} is a {media_type} asset: "
+        f"{extension} files are for {kinds} assets but {code} is {_article(media_type)} {media_type} asset: "
         "fix the inventory code or convert the file"
     )
     return _problem(Reason.UNSUPPORTED_EXTENSION, key, message, code)
