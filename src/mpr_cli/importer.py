@@ -149,6 +149,7 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
             report.message = exc.one_line()
             raise
         finally:
+            report.sort_problems()
             _record(conn, report)
     return report
 
@@ -196,4 +197,5 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
     inserter = _Inserter(None, None, report, True, set())
     _ingest(planner, assets, inserter, ImportOptions(prefix=options.prefix, verify=options.verify),
             settings, report, progress)
+    report.sort_problems()
     return report

@@ -68,6 +68,10 @@ class Report:
         for problem in problems:
             self.add(problem)
 
+    def sort_problems(self) -> None:
+        """A stable order for people and diffs: phase, then key, then reason."""
+        self.problems.sort(key=lambda p: (p.phase, p.key, p.reason.value))
+
     def exit_code(self) -> ExitCode:
         if self.status is RunStatus.ABORTED:
             return ExitCode.SAFE_RUN_ABORT
@@ -143,14 +147,37 @@ def problems_table(problems: list[Problem], limit: int = 50) -> Table:
     return table
 
 
+def _plain_lines(report: Report, limit: int) -> list[str]:
+    counts = report.counts
+    lines = [f"mpr {report.command} {report.status}: " + ", ".join(
+        f"{name} {getattr(counts, name)}" for name in (
+            "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"))]
+    lines += [f"{p.severity:<7} {p.reason.value:<26} {p.key}: {p.message}"
+              for p in report.problems[:limit]]
+    if len(report.problems) > limit:
+        lines.append(f"... {len(report.problems) - limit} more problems: see --report")
+    return lines
+
+
 def print_summary(report: Report, console: Console, *, verbose: bool = False) -> None:
+    """Tables on a terminal; plain one-line-per-problem text in logs (cron, CI)."""
+    limit = 10_000 if verbose else 50
+    if not console.is_terminal:
+        for line in _plain_lines(report, limit):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        _print_totals(report, console)
+        return
     console.print(counts_table(report))
-    verb = "would insert" if report.dry_run else "inserted"
-    console.print(f"{verb} {report.counts.inserted_assets} asset(s), "
-                  f"{report.counts.inserted_files} file(s)")
     if report.problems:
         by_reason = Counter(p.reason.value for p in report.problems)
         console.print("by reason: " + ", ".join(f"{r} {n}" for r, n in by_reason.most_common()))
-        console.print(problems_table(report.problems, limit=10_000 if verbose else 50))
+        console.print(problems_table(report.problems, limit=limit))
+    _print_totals(report, console)
+
+
+def _print_totals(report: Report, console: Console) -> None:
+    verb = "would insert" if report.dry_run else "inserted"
+    console.print(f"{verb} {report.counts.inserted_assets} asset(s), "
+                  f"{report.counts.inserted_files} file(s)", markup=False)
     if report.message:
-        console.print(report.message)
+        console.print(report.message, markup=False)

@@ -121,7 +121,7 @@ MEDIA_KINDS: dict[str, MediaKind] = {
                      audio_args=("-c:a", "libmp3lame", "-b:a", "128k", "-ar", "44100")),
     "mkv_h264": MediaKind("matroska", "mkv", "matroska,webm", ("h264", "aac"), _X264,
                           ("-c:a", "aac", "-b:a", "96k")),
-    "jpg": MediaKind("mjpeg", "jpg", "jpeg_pipe", ("mjpeg",),
+    "jpg": MediaKind("mjpeg", "jpg", "image2", ("mjpeg",),
                      ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p"), extra_args=("-frames:v", "1")),
 }
 
@@ -463,10 +463,10 @@ class _Writer:
     def _record(self, plan: AssetPlan, written: list[tuple[Path, Role]]) -> None:
         defect_key = self._key(_defect_path(plan, written)) if plan.defect else None
         rejected = plan.defect is not None and plan.defect not in ASSET_SURVIVES
+        fallback = Expect.REJECTED_WITH_ASSET if rejected else Expect.IMPORT
         for path, role in written:
             key = self._key(path)
-            expect = (plan.defect if key == defect_key
-                      else Expect.REJECTED_WITH_ASSET if rejected else Expect.IMPORT)
+            expect = plan.defect if plan.defect and key == defect_key else fallback
             self.files.append(SampleFile(key, plan.code, expect, role))
 
     def _key(self, path: Path) -> str:
@@ -489,7 +489,7 @@ def build_sample_archive(root: Path, *, assets_video: int = 3, assets_audio: int
     """Write the sample archive under ``root`` (missing or empty) and return its manifest."""
     if assets_video < 0 or assets_audio < 0 or duration <= 0:
         raise UsageError("asset counts must be >= 0 and the duration > 0")
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UsageError(f"{root} is not empty", hint="choose a new folder or empty it first")
     root.mkdir(parents=True, exist_ok=True)
     plans = plan_assets(assets_video, assets_audio, bad=bad, tape_master=tape_master)
