@@ -211,7 +211,8 @@ def _extensions(table: dict[str, Any]) -> dict[str, tuple[Role, frozenset[MediaT
             role = Role(spec["role"])
         except ValueError:
             roles = ", ".join(Role)
-            raise _Bad(f"{field}.role", f"unknown role {spec['role']!r} (expected {roles})") from None
+            why = f"unknown role {spec['role']!r} (expected {roles})"
+            raise _Bad(f"{field}.role", why) from None
         result[ext.lower()] = (role, _media_set(spec["media"], f"{field}.media"))
     return result
 

@@ -270,14 +270,16 @@ def test_metadata_sidecar_of_a_renamed_mp3_says_mpeg_audio(archive: SampleArchiv
 
 def _assert_valid_pdf(data: bytes) -> None:
     assert data.startswith(b"%PDF-1.4\n") and data.endswith(b"%%EOF\n")
-    xref = int(re.search(rb"startxref\n(\d+)\n", data).group(1))
+    startxref = re.search(rb"startxref\n(\d+)\n", data)
+    assert startxref
+    xref = int(startxref.group(1))
     assert data[xref:].startswith(b"xref\n0 6\n")
     entries = re.findall(rb"(\d{10}) 00000 n \n", data[xref:])
     assert len(entries) == 5
     for number, offset in enumerate(entries, start=1):
         assert data[int(offset):].startswith(b"%d 0 obj\n" % number)
-    length, stream = re.search(rb"/Length (\d+) >>\nstream\n(.*?)\nendstream", data, re.S).groups()
-    assert int(length) == len(stream)
+    content = re.search(rb"/Length (\d+) >>\nstream\n(.*?)\nendstream", data, re.S)
+    assert content and int(content.group(1)) == len(content.group(2))
 
 
 def test_qc_reports_are_valid_pdfs(archive: SampleArchive) -> None:

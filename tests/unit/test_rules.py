@@ -69,13 +69,16 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_replacement_file_changes_folders_and_pattern(tmp_path: Path) -> None:
-    text = SHIPPED.replace('FILE = ["video", "audio"]', 'FILE = ["video", "audio"]\nVHS = ["video"]')
+    text = SHIPPED.replace("FILE = [", 'VHS = ["video"]\nFILE = [').replace("[OC]", "[OCX]")
     rules = load_rules(_write(tmp_path, text))
     assert rules.source == str(tmp_path / "x.toml")
-    accepted = classify_key("VHS/VO-UMT-14387.mov", 1, "e", rules)
-    assert isinstance(accepted, Candidate) and accepted.folder == "VHS"
+    accepted = classify_key("VHS/VX-UMT-14387.mov", 1, "e", rules)
+    assert isinstance(accepted, Candidate)
+    assert (accepted.folder, accepted.inventory_code) == ("VHS", "VX-UMT-14387")
     default = classify_key("VHS/VO-UMT-14387.mov", 1, "e", load_rules())
     assert isinstance(default, Problem) and default.reason is Reason.UNKNOWN_FOLDER
+    old_code = classify_key("FILE/VX-UMT-14387.mov", 1, "e", load_rules())
+    assert isinstance(old_code, Problem) and old_code.reason is Reason.INVALID_INVENTORY_CODE
 
 
 def test_a_replacement_file_without_exclusions_excludes_nothing(tmp_path: Path) -> None:
@@ -128,7 +131,8 @@ def test_an_empty_override_excludes_nothing() -> None:
          "inventory.code_example: 'XO-UMT-14387' does not match inventory.code_pattern"),
         ('V = "video"', 'V = "film"', "media_types.V: unknown media type 'film'"),
         ("[folders]", "[folder]", "folder: unknown key (expected one of version"),
-        ("code_length = 12", "code_length = 12\ncode_lenght = 12", "inventory.code_lenght: unknown"),
+        ("code_length = 12", "code_length = 12\ncode_lenght = 12",
+         "inventory.code_lenght: unknown"),
         ('"UMT/"]', '""]', "exclude_prefixes: must be a list of non-empty strings"),
     ],
 )

@@ -187,7 +187,7 @@ def _extension_type_mismatch(
 ) -> Problem:
     kinds = " and ".join(sorted(allowed))
     message = (
-        f"{extension} files are for {kinds} assets but {code} is {_article(media_type)} {media_type} asset: "
-        "fix the inventory code or convert the file"
+        f"{extension} files are for {kinds} assets but {code} is {_article(media_type)} "
+        f"{media_type} asset: fix the inventory code or convert the file"
     )
     return _problem(Reason.UNSUPPORTED_EXTENSION, key, message, code)
