@@ -241,7 +241,11 @@ class ImportLocked(DatabaseError):
 
 
 def require_migrated_conn(conn: psycopg.Connection[Any]) -> None:
-    done = {version for version, _, _ in _applied(conn)}
+    """Raise unless every migration is applied. Reads only (safe in a dry run)."""
+    tracked = conn.execute(query("migrations_table_exists")).fetchone()["present"]
+    done = set()
+    if tracked:
+        done = {r["version"] for r in conn.execute(query("applied_migrations")).fetchall()}
     pending = [m for m in available_migrations() if m.version not in done]
     if pending:
         raise DatabaseError(

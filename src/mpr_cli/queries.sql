@@ -8,6 +8,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present
+
 -- name: applied_migrations
 SELECT version, name, applied_at FROM schema_migrations ORDER BY version
 

@@ -71,6 +71,7 @@ class _Bad(Exception):
 
 def load_rules(path: Path | None = None, exclude_prefixes: tuple[str, ...] | None = None) -> Rules:
     """Load the shipped rules or `path`; `exclude_prefixes` (when not None) replaces the file's."""
+    path = None if path is None else Path(path)
     source = BUILTIN if path is None else str(path)
     try:
         data = tomllib.loads(_read_text(path))

@@ -51,7 +51,7 @@ class Expect(StrEnum):
 
     IMPORT = "import"
     EXCLUDED = "excluded"
-    REJECTED_WITH_ASSET = "rejected_with_asset"  # a sound file of an asset rejected for another
+    REJECTED_WITH_ASSET = "rejected_with_asset"  # a good file of an asset rejected for another
     UNSUPPORTED_EXTENSION = "unsupported_extension"
     INVALID_INVENTORY_CODE = "invalid_inventory_code"
     PREFIX_TYPE_MISMATCH = "prefix_type_mismatch"
@@ -64,10 +64,10 @@ class Expect(StrEnum):
     CONTAINER_MISMATCH = "container_mismatch"
     ORPHAN_SIDECAR = "orphan_sidecar"
     MISSING_QC_REPORT = "missing_qc_report"  # a warning: the file and its asset are imported
-    INVALID_QC_REPORT = "invalid_qc_report"  # the pdf is rejected, its asset is imported
+    INVALID_QC_REPORT = "invalid_qc_report"  # an error: the asset is not imported
 
 
-ASSET_SURVIVES = frozenset({Expect.MISSING_QC_REPORT, Expect.INVALID_QC_REPORT})
+ASSET_SURVIVES = frozenset({Expect.MISSING_QC_REPORT})
 
 
 class Role(StrEnum):
@@ -408,6 +408,7 @@ class _Writer:
         stream_name = f"{plan.code}.{'mp4' if plan.is_video else 'mp3'}"
         stream_kind = plan.streaming or ("mp4" if plan.is_video else "mp3")
         master_name = f"{plan.code}.{MEDIA_KINDS[plan.master].extension}"
+        # a master on tape is made in the scratch folder, described, hashed, and deleted with it
         master = (self.scratch / "tape" if plan.on_tape else folder) / master_name
         written: list[tuple[Path, Role]] = [] if plan.on_tape else [(master, Role.MASTER)]
         hashes = [(master_name, self.place(plan.master, master)),

@@ -71,13 +71,13 @@ EXPECTED_PROBLEMS = {
     "BRD/VO-BAD-00010_qc.pdf": "invalid_qc_report",
     "DAT/AO-BAD-00011.flac": "missing_qc_report",
 }
-EXPECTED_OK = ["AO-BAD-00011", "AO-SMP-00001", "AO-SMP-00002", "VO-BAD-00010", "VO-SMP-00001",
+EXPECTED_OK = ["AO-BAD-00011", "AO-SMP-00001", "AO-SMP-00002", "VO-SMP-00001",
                "VO-SMP-00002", "VO-SMP-00003", "VO-TAP-00001"]
 EXPECTED_REJECTED = {
     "VO-BAD-00002": "checksum_mismatch", "VO-BAD-00003": "missing_metadata_sidecar",
     "VO-BAD-00004": "invalid_metadata_sidecar", "VO-BAD-00005": "missing_checksum",
     "AO-BAD-00006": "invalid_checksum_sidecar", "VO-BAD-00007": "container_mismatch",
-    "VO-BAD-00008": "container_mismatch",
+    "VO-BAD-00008": "container_mismatch", "VO-BAD-00010": "invalid_qc_report",
 }
 EXCLUDED = {"TEST-FOLDER-DEV/BRD/VO-UMT-20004.mp4", "UMT/VO-UMT-20005.mp4",
             "DOCUMENTAZIONE_FOTOGRAFICA/VO-UMT-20006_foto01.jpg"}

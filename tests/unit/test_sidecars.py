@@ -192,6 +192,7 @@ def test_a_mov_without_ftyp_brand_is_quicktime_and_an_mp4_named_one_mpeg4() -> N
         (b"not json at all", "is not JSON (Expecting value: line 1 column 1"),
         (b"\xff\xfe garbage", "is not JSON"),
         (b"", "is not JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "is not JSON"),
         (b"[1, 2]", "is a JSON list (2 items); expected one object"),
         (b'"text"', "is a JSON str; expected an object"),
         (b'{"hello": "world"}', "is neither `mediainfo --Output=JSON` nor `ffprobe"),

@@ -119,7 +119,7 @@ def parse_metadata_sidecar(
     """A .json sidecar (mediainfo or ffprobe output) as MediaInfo, or INVALID_METADATA_SIDECAR."""
     try:
         document = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         return _bad_metadata(name, key, inventory_code, f"is not JSON ({_first_line(exc)})")
     try:
         return media_info_from_json(document)

@@ -1,0 +1,608 @@
+#!/usr/bin/env python3
+"""Benchmark of `mpr import` against plain baselines, on real local services.
+
+Starts its own PostgreSQL and SeaweedFS (mpr_cli.devservices) on free loopback ports, seeds
+the input bucket with N keys (real media made once by mpr_cli.sample, copied under many
+inventory codes, plus ~5% badly named keys), then measures side by side:
+
+  raw listing      a bare boto3 list_objects_v2 paginator over the bucket
+  sidecar GETs     plain threaded GETs of every .json and .md5 and the first KiB of every .pdf
+  COPY             a plain COPY of as many rows as mpr inserts into a scratch table
+  ffprobe          plain ffprobe of every streaming copy through a presigned URL
+  mpr all-new      `mpr import` (a subprocess) on a bucket whose keys are all new
+  mpr nothing-new  `mpr import` again, nothing new (the nightly steady state; run 3 times)
+
+and prints one JSON document with every figure, the peak RSS of each mpr run and the ratios
+against the targets. See bench/README.md.
+
+    .venv/bin/python bench/bench_import.py                # 20,000 keys
+    .venv/bin/python bench/bench_import.py --keys 2000    # a quick run
+    .venv/bin/python bench/bench_import.py --save         # also bench/results/import-<date>.json
+    .venv/bin/python bench/bench_import.py --profile DIR  # mpr runs under py-spy (slower)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psycopg
+from botocore.config import Config
+
+from mpr_cli import db, devservices, sample
+from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+KIB, MIB = 1024, 1024 * 1024
+
+BAD_SHARE = 0.05  # share of keys with bad names (rejected in phase 1)
+CLIP_SECONDS = 1.0  # duration of the generated clips: small objects, fast seeding
+SEED_WORKERS = 24
+QC_HEAD_BYTES = 1024  # mpr reads the first KiB of a QC report
+NOTHING_NEW_RUNS = 3
+LISTING_RUNS = 3
+MPR_TIMEOUT_S = 1800
+
+# Targets (see bench/README.md).
+NOTHING_NEW_MAX_RATIO = 1.3  # nothing-new run <= 1.3 x raw listing
+ALL_NEW_MAX_RATIO = 1.5  # all-new run <= 1.5 x (listing + sidecar GETs + COPY)
+RSS_PER_KEY = 1.5 * KIB  # peak RSS < 1.5 KiB x listed keys + 100 MiB
+RSS_BASE = 100 * MIB
+
+SIDECAR_EXTENSIONS = (".json", ".md5", ".pdf")
+TEXT_EXTENSIONS = (".json", ".md5", ".pdf")  # bodies that name the code: rewritten per copy
+VIDEO_FOLDERS = ("BRD", "DVD", "FILE")
+AUDIO_FOLDERS = ("CD", "DAT", "FILE")
+MIME = {".mov": "video/quicktime", ".wav": "audio/wav", ".mp4": "video/mp4",
+        ".mp3": "audio/mpeg", ".json": "application/json", ".md5": "text/plain",
+        ".pdf": "application/pdf"}
+ROLE = {".mov": "master", ".wav": "master", ".mp4": "streaming", ".mp3": "streaming",
+        ".json": "metadata", ".md5": "checksum", ".pdf": "qc_report"}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- the data set ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    suffix: str  # the name after the inventory code, e.g. ".mov", ".mp4.json", "_qc.pdf"
+    body: bytes
+    extension: str  # last extension, lower case
+
+    @property
+    def rewritten(self) -> bool:
+        return self.extension in TEXT_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Template:
+    """One generated asset: its code and its files (name = code + suffix)."""
+
+    code: str
+    files: tuple[TemplateFile, ...]
+
+
+@dataclass(frozen=True)
+class SeedKey:
+    key: str
+    body: bytes
+    code: str | None  # None for a badly named key
+    extension: str
+    tech: str | None = None  # JSON text stored with a master or streaming row (COPY baseline)
+
+
+@dataclass
+class DataSet:
+    keys: list[SeedKey] = field(default_factory=list)
+    assets: int = 0
+    video_assets: int = 0
+    audio_assets: int = 0
+    bad_keys: int = 0
+
+    @property
+    def valid(self) -> list[SeedKey]:
+        return [k for k in self.keys if k.code is not None]
+
+    @property
+    def sidecars(self) -> list[SeedKey]:
+        return [k for k in self.valid if k.extension in SIDECAR_EXTENSIONS]
+
+    @property
+    def streaming(self) -> list[SeedKey]:
+        return [k for k in self.valid if ROLE[k.extension] == "streaming"]
+
+    def describe(self) -> dict[str, Any]:
+        return {"keys": len(self.keys), "assets": self.assets, "video_assets": self.video_assets,
+                "audio_assets": self.audio_assets, "keys_per_asset": 6,
+                "bad_keys": self.bad_keys, "sidecar_keys": len(self.sidecars),
+                "streaming_copies": len(self.streaming),
+                "bytes": sum(len(k.body) for k in self.keys)}
+
+
+def make_templates(scratch: Path) -> tuple[Template, Template]:
+    """One real video asset and one real audio asset, made once by mpr_cli.sample."""
+    root = scratch / "sample"
+    archive = sample.build_sample_archive(root, assets_video=1, assets_audio=1, bad=False,
+                                          tape_master=False, duration=CLIP_SECONDS)
+    by_code: dict[str, list[TemplateFile]] = {}
+    for item in archive.files:
+        name = item.key.rsplit("/", 1)[-1]
+        code = item.inventory_code
+        assert code is not None and name.startswith(code), item
+        extension = "." + name.rsplit(".", 1)[-1].lower()
+        by_code.setdefault(code, []).append(
+            TemplateFile(name[len(code):], (root / item.key).read_bytes(), extension))
+    video = next(c for c in by_code if c.startswith("V"))
+    audio = next(c for c in by_code if c.startswith("A"))
+    return (Template(video, tuple(by_code[video])), Template(audio, tuple(by_code[audio])))
+
+
+def _asset_code(index: int, video: bool) -> str:
+    # VO-B00-00001 ... ; the middle group rolls over every 100,000 assets of a kind.
+    group, number = divmod(index, 100_000)
+    return f"{'VO' if video else 'AO'}-{'B' if video else 'A'}{group:02d}-{number:05d}"
+
+
+def _copy_files(template: Template, code: str, folder: str) -> Iterator[SeedKey]:
+    old = template.code.encode()
+    new = code.encode()
+    master_json = next(f.body for f in template.files if f.suffix == ".json")
+    for f in template.files:
+        # md5 lines and QC reports name the file: same length code, so a PDF's xref holds.
+        body = f.body.replace(old, new) if f.rewritten else f.body
+        role = ROLE[f.extension]
+        tech = None
+        if role == "master":
+            tech = master_json.replace(old, new).decode()
+        elif role == "streaming":
+            tech = next(t.body for t in template.files
+                        if t.suffix == f.suffix + ".json").replace(old, new).decode()
+        yield SeedKey(f"{folder}/{code}{f.suffix}", body, code, f.extension, tech)
+
+
+_BAD_BODY = b"not an archive file\n"
+
+
+def _bad_key(index: int) -> SeedKey:
+    """A key rejected in phase 1, of five kinds in turn."""
+    kind, n = index % 5, index // 5
+    key = (f"BRD/VO-X{n // 10_000 % 100:02d}-{n % 10_000:04d}.mp4",  # code of 11 chars
+           f"FILE/VO-X{n // 100_000 % 100:02d}-{n % 100_000:05d}_notes.txt",  # extension
+           f"XYZ/VO-X{n // 100_000 % 100:02d}-{n % 100_000:05d}.mp4",  # unknown folder
+           f"CD/VO-X{n // 100_000 % 100:02d}-{n % 100_000:05d}.mov",  # video code under CD/
+           f"DVD/vo-x{n // 100_000 % 100:02d}-{n % 100_000:05d}.mp4")[kind]  # lower case
+    return SeedKey(key, _BAD_BODY, None, "." + key.rsplit(".", 1)[-1])
+
+
+def plan_dataset(total: int, video: Template, audio: Template) -> DataSet:
+    per_asset = len(video.files)
+    assert per_asset == len(audio.files) == 6
+    bad = round(total * BAD_SHARE)
+    assets = max(0, (total - bad) // per_asset)
+    data = DataSet(assets=assets, bad_keys=total - assets * per_asset)
+    for i in range(assets):
+        is_video = i % 2 == 0
+        n = i // 2
+        template = video if is_video else audio
+        folder = (VIDEO_FOLDERS if is_video else AUDIO_FOLDERS)[n % 3]
+        data.keys.extend(_copy_files(template, _asset_code(n + 1, is_video), folder))
+        data.video_assets += is_video
+        data.audio_assets += not is_video
+    data.keys.extend(_bad_key(j) for j in range(data.bad_keys))
+    assert len(data.keys) == total and len({k.key for k in data.keys}) == total
+    return data
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+def plain_client(state: devservices.ServiceState, pool: int) -> Any:
+    """A bare boto3 client (path style, checksums only when required, like mpr's)."""
+    config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                    max_pool_connections=pool, request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                    retries={"mode": "standard", "max_attempts": 5})
+    return boto3.session.Session().client(
+        "s3", endpoint_url=state.s3_endpoint, region_name="us-east-1", config=config,
+        aws_access_key_id=state.s3_access_key, aws_secret_access_key=state.s3_secret_key)
+
+
+def settings_for(state: devservices.ServiceState) -> Settings:
+    overrides = {FIELD_BY_ENV[name]: value for name, value in state.env().items()}
+    return load_settings(env_file=None, **overrides)
+
+
+def timed(func: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = func()
+    return time.perf_counter() - started, result
+
+
+def run_pool(workers: int, func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(func, items))
+
+
+# -- seeding and baselines -----------------------------------------------------------------------
+
+
+def seed(client: Any, bucket: str, data: DataSet) -> None:
+    def put(item: SeedKey) -> None:
+        client.put_object(Bucket=bucket, Key=item.key, Body=item.body)
+
+    run_pool(SEED_WORKERS, put, data.keys)
+
+
+def raw_listing(client: Any, bucket: str) -> int:
+    count = 0
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, PaginationConfig={"PageSize": 1000}):
+        count += len(page.get("Contents", ()))
+    return count
+
+
+def sidecar_gets(client: Any, bucket: str, keys: list[SeedKey], workers: int) -> int:
+    def get(item: SeedKey) -> int:
+        if item.extension == ".pdf":
+            reply = client.get_object(Bucket=bucket, Key=item.key,
+                                      Range=f"bytes=0-{QC_HEAD_BYTES - 1}")
+        else:
+            reply = client.get_object(Bucket=bucket, Key=item.key)
+        with reply["Body"] as body:
+            return len(body.read())
+
+    return sum(run_pool(workers, get, keys))
+
+
+COPY_COLUMNS = ("asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type, "
+                "tech_metadata")
+
+
+def copy_rows(data: DataSet, bucket: str) -> list[tuple[Any, ...]]:
+    ids: dict[str, int] = {}
+    rows = []
+    for item in data.valid:
+        assert item.code is not None
+        digest = hashlib.md5(item.body, usedforsecurity=False).hexdigest()
+        asset_id = ids.setdefault(item.code, len(ids) + 1)
+        rows.append((asset_id, bucket, item.key, ROLE[item.extension], True, len(item.body),
+                     digest, digest, MIME[item.extension], item.tech))
+    return rows
+
+
+def plain_copy(database_url: str, rows: list[tuple[Any, ...]]) -> float:
+    """Seconds for one COPY of `rows` into a fresh scratch table (created and dropped untimed)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_copy")
+        conn.execute("""CREATE TABLE bench_copy (
+            id bigserial PRIMARY KEY, asset_id bigint NOT NULL, bucket text NOT NULL,
+            key text NOT NULL, role text NOT NULL, in_bucket boolean NOT NULL, size bigint,
+            etag text, md5 text, mime_type text, tech_metadata jsonb)""")
+        try:
+            started = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur, \
+                    cur.copy(f"COPY bench_copy ({COPY_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            elapsed = time.perf_counter() - started
+            copied = conn.execute("SELECT count(*) FROM bench_copy").fetchone()
+            assert copied is not None and copied[0] == len(rows), copied
+        finally:
+            conn.execute("DROP TABLE IF EXISTS bench_copy")
+    return elapsed
+
+
+def plain_ffprobe(client: Any, bucket: str, keys: list[SeedKey], workers: int) -> int:
+    """ffprobe (the argv mpr uses) on a presigned URL of each key; returns the failures."""
+    def one(item: SeedKey) -> int:
+        url = client.generate_presigned_url("get_object", Params={"Bucket": bucket,
+                                                                  "Key": item.key},
+                                            ExpiresIn=900)
+        argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                "-show_streams", "-rw_timeout", "60000000", url]
+        done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=60, check=False)
+        if done.returncode != 0:
+            return 1
+        return 0 if json.loads(done.stdout).get("streams") else 1
+
+    return sum(run_pool(workers, one, keys))
+
+
+# -- mpr as a subprocess -----------------------------------------------------------------------
+
+
+def mpr_argv() -> list[str]:
+    script = Path(sys.executable).parent / "mpr"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mpr_cli"]
+
+
+def _read_hwm(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * KIB
+    return None
+
+
+@dataclass
+class Child:
+    wall_s: float
+    exit_code: int
+    maxrss_bytes: int  # wait4's ru_maxrss: the child or its largest waited-for descendant
+    hwm_bytes: int | None  # last VmHWM polled from /proc (the mpr process itself)
+    stdout: str
+    stderr: str
+
+
+def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Child:
+    """Run argv; wall time, exit code and peak RSS (wait4 rusage and /proc VmHWM polling)."""
+    out_path, err_path = cwd / "child.out", cwd / "child.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        hwm: list[int] = []
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                value = _read_hwm(proc.pid)
+                if value is not None:
+                    hwm.append(value)
+                stop.wait(0.05)
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        watcher.start()
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+            stop.set()
+        wall = time.perf_counter() - started
+        watcher.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Child(wall, proc.returncode, usage.ru_maxrss * KIB, max(hwm) if hwm else None,
+                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+
+
+def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None) -> dict[str, Any]:
+    report_path = work / f"{name}.report.json"
+    argv = [*mpr_argv(), "--env-file", str(work / "no.env"), "import", "--quiet",
+            "--report", str(report_path)]
+    if profile is not None:
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        profile.mkdir(parents=True, exist_ok=True)
+        argv = [py_spy, "record", "--idle", "--rate", "50", "--format", "raw", "--output",
+                str(profile / f"{name}.txt"), "--", *argv]
+    child = run_child(argv, env, work, MPR_TIMEOUT_S)
+    if child.exit_code not in (0, 1):  # 1: completed, some files had errors (the bad names)
+        raise SystemExit(f"mpr import ({name}) exited {child.exit_code}:\n"
+                         f"{child.stdout[-2000:]}\n{child.stderr[-2000:]}")
+    report = json.loads(report_path.read_text())
+    peak = max(child.maxrss_bytes, child.hwm_bytes or 0)
+    return {"wall_s": round(child.wall_s, 3), "exit_code": child.exit_code,
+            "peak_rss_mib": round(peak / MIB, 1),
+            "peak_rss_wait4_mib": round(child.maxrss_bytes / MIB, 1),
+            "peak_rss_vmhwm_mib": round(child.hwm_bytes / MIB, 1) if child.hwm_bytes else None,
+            "phases_s": {k: round(v, 3) for k, v in report.get("durations", {}).items()},
+            "counts": report.get("counts", {}), "status": report.get("status"),
+            "summary": child.stdout.strip().splitlines()[-1:] or child.stderr.strip()[-300:]}
+
+
+def mpr_startup(env: dict[str, str], work: Path) -> float:
+    """Seconds for `mpr --version` (interpreter start and mpr's imports), best of 3."""
+    runs = []
+    for _ in range(3):
+        child = run_child([*mpr_argv(), "--version"], env, work, 120)
+        runs.append(child.wall_s)
+    return min(runs)
+
+
+# -- checks and targets ------------------------------------------------------------------------
+
+
+def check_counts(data: DataSet, all_new: dict[str, Any],
+                 nothing_new: list[dict[str, Any]]) -> list[str]:
+    """What mpr reported that differs from what was seeded (empty when all is right)."""
+    valid = len(data.valid)
+    wrong = []
+    expected_all = {"listed": len(data.keys), "rejected": data.bad_keys, "accepted": valid,
+                    "skipped": 0, "inserted_assets": data.assets, "inserted_files": valid}
+    expected_none = {"listed": len(data.keys), "rejected": data.bad_keys, "accepted": 0,
+                     "skipped": valid, "inserted_assets": 0, "inserted_files": 0}
+    for name, run, expected in [("all_new", all_new, expected_all),
+                                *((f"nothing_new[{i}]", r, expected_none)
+                                  for i, r in enumerate(nothing_new))]:
+        for count, value in expected.items():
+            got = run["counts"].get(count)
+            if got != value:
+                wrong.append(f"{name}: counts.{count} is {got}, expected {value}")
+    return wrong
+
+
+def targets(keys: int, base: dict[str, Any], all_new: dict[str, Any],
+            nothing_new_s: float, peak_rss_mib: float) -> dict[str, Any]:
+    listing, gets = base["raw_listing_s"], base["sidecar_gets_s"]
+    copy, probes = base["copy_s"], base["ffprobe_s"]
+    budget_no_probe = listing + gets + copy
+    budget_probe = budget_no_probe + probes
+    rss_limit = (RSS_PER_KEY * keys + RSS_BASE) / MIB
+
+    def ratio(actual: float, reference: float, limit: float) -> dict[str, Any]:
+        value = actual / reference if reference > 0 else float("inf")
+        return {"actual_s": round(actual, 3), "reference_s": round(reference, 3),
+                "ratio": round(value, 2), "max_ratio": limit, "met": value <= limit}
+
+    return {
+        "nothing_new_vs_listing": ratio(nothing_new_s, listing, NOTHING_NEW_MAX_RATIO),
+        "all_new_vs_listing_gets_copy": ratio(all_new["wall_s"], budget_no_probe,
+                                              ALL_NEW_MAX_RATIO),
+        "all_new_vs_listing_gets_copy_ffprobe": ratio(all_new["wall_s"], budget_probe,
+                                                      ALL_NEW_MAX_RATIO),
+        "peak_rss": {"actual_mib": peak_rss_mib, "limit_mib": round(rss_limit, 1),
+                     "formula": "1.5 KiB x listed keys + 100 MiB",
+                     "met": peak_rss_mib < rss_limit},
+    }
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def ffprobe_version() -> str | None:
+    try:
+        done = subprocess.run(["ffprobe", "-version"], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    words = done.stdout.split(maxsplit=3)
+    return words[2] if len(words) > 2 else None
+
+
+def machine_facts(settings: Settings) -> dict[str, Any]:
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "ffprobe": ffprobe_version(),
+            "io_workers": settings.io_workers,
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                / 1024 ** 3, 1)}
+
+
+def bench(keys: int, profile: Path | None) -> dict[str, Any]:
+    started_all = time.perf_counter()
+    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
+    home.chmod(0o755)
+    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
+    setup: dict[str, float] = {}
+    try:
+        log(f"starting PostgreSQL and SeaweedFS under {home}")
+        setup["services_up_s"], state = timed(lambda: devservices.up(home))
+        settings = settings_for(state)
+        setup["migrate_s"], _ = timed(lambda: db.migrate(settings))
+        bucket, workers = settings.s3_bucket_in, settings.io_workers
+
+        log("generating one video and one audio asset with mpr_cli.sample")
+        setup["sample_s"], (video, audio) = timed(lambda: make_templates(work))
+        data = plan_dataset(keys, video, audio)
+        log(f"seeding {len(data.keys)} keys ({data.assets} assets, {data.bad_keys} bad names)")
+        seeder = plain_client(state, SEED_WORKERS + 4)
+        setup["seed_s"], _ = timed(lambda: seed(seeder, bucket, data))
+
+        client = plain_client(state, workers + 4)
+        base: dict[str, Any] = {}
+        log("raw listing")
+        runs = []
+        for _ in range(LISTING_RUNS):
+            elapsed, listed = timed(lambda: raw_listing(client, bucket))
+            assert listed == keys, f"listed {listed} keys, seeded {keys}"
+            runs.append(elapsed)
+        base["raw_listing_s"] = round(statistics.median(runs), 3)
+        base["raw_listing_runs_s"] = [round(r, 3) for r in runs]
+
+        sidecars = data.sidecars
+        log(f"plain GET of {len(sidecars)} sidecars on {workers} threads")
+        elapsed, read = timed(lambda: sidecar_gets(client, bucket, sidecars, workers))
+        base["sidecar_gets_s"] = round(elapsed, 3)
+        base["sidecar_gets"] = len(sidecars)
+        base["sidecar_bytes_read"] = read
+
+        rows = copy_rows(data, bucket)
+        log(f"plain COPY of {len(rows)} rows")
+        base["copy_s"] = round(plain_copy(state.database_url, rows), 3)
+        base["copy_rows"] = len(rows)
+        del rows
+
+        streaming = data.streaming
+        log(f"plain ffprobe of {len(streaming)} streaming copies on {workers} threads")
+        elapsed, failed = timed(lambda: plain_ffprobe(client, bucket, streaming, workers))
+        base["ffprobe_s"] = round(elapsed, 3)
+        base["ffprobe_count"] = len(streaming)
+        base["ffprobe_failures"] = failed
+        base["ffprobe_per_probe_ms"] = round(1000 * elapsed / max(1, len(streaming)), 2)
+
+        env = {**os.environ, **state.env()}
+        base["mpr_startup_s"] = round(mpr_startup(env, work), 3)
+
+        log("mpr import, all keys new")
+        all_new = run_mpr(env, work, "all_new", profile)
+        log(f"  {all_new['wall_s']} s, peak RSS {all_new['peak_rss_mib']} MiB")
+        nothing_new = []
+        for i in range(NOTHING_NEW_RUNS):
+            log(f"mpr import, nothing new ({i + 1}/{NOTHING_NEW_RUNS})")
+            run = run_mpr(env, work, f"nothing_new_{i + 1}", profile)
+            log(f"  {run['wall_s']} s, peak RSS {run['peak_rss_mib']} MiB")
+            nothing_new.append(run)
+        nothing_new_s = statistics.median(r["wall_s"] for r in nothing_new)
+        peak = max([all_new["peak_rss_mib"], *(r["peak_rss_mib"] for r in nothing_new)])
+        wrong = check_counts(data, all_new, nothing_new)
+        return {
+            "benchmark": "mpr import",
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "keys": keys,
+            "profiled": profile is not None,
+            "machine": machine_facts(settings),
+            "dataset": data.describe(),
+            "setup_s": {k: round(v, 3) for k, v in setup.items()},
+            "baselines": base,
+            "mpr": {"all_new": all_new, "nothing_new_s": round(nothing_new_s, 3),
+                    "nothing_new_runs": nothing_new, "peak_rss_mib": peak},
+            "targets": targets(keys, base, all_new, nothing_new_s, peak),
+            "count_mismatches": wrong,
+            "total_s": round(time.perf_counter() - started_all, 1),
+        }
+    finally:
+        log("stopping the services")
+        devservices.down(home)
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, default=20_000, help="keys in the bucket (20000)")
+    parser.add_argument("--save", action="store_true",
+                        help="also write bench/results/import-<date>.json")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run mpr under `py-spy record --idle` (raw stacks into DIR); "
+                             "timings and RSS are then not comparable")
+    args = parser.parse_args(argv)
+    if args.keys < 120:
+        parser.error("--keys must be at least 120")
+    result = bench(args.keys, args.profile)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"import-{dt.date.today().isoformat()}.json"
+        path.write_text(text + "\n")
+        log(f"saved {path}")
+    return 1 if result["count_mismatches"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

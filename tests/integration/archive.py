@@ -1,0 +1,168 @@
+"""Helpers for the import/validate tests: sample archives on disk, uploads, catalogue queries.
+
+The ffmpeg work happens once per session (see the fixtures in tests/integration/conftest.py);
+each test uploads what it needs into its own fresh bucket and runs the real `mpr` script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from mpr_cli.sample import Expect, SampleArchive
+
+MIME_BY_SUFFIX = {
+    ".mov": "video/quicktime", ".mkv": "video/x-matroska", ".mxf": "application/mxf",
+    ".wav": "audio/wav", ".flac": "audio/flac", ".mp4": "video/mp4", ".mp3": "audio/mpeg",
+    ".json": "application/json", ".md5": "text/plain", ".pdf": "application/pdf",
+}
+TABLES = ("assets", "asset_files", "import_runs")
+
+
+# -- local trees ---------------------------------------------------------------------------------
+
+
+def tree_keys(root: Path) -> list[str]:
+    """Every file under ``root`` as an S3 key (relative POSIX path), sorted."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def md5_of(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def clean_codes(archive: SampleArchive) -> list[str]:
+    """Codes whose every file is expected to import without any problem (not even a warning)."""
+    codes = {f.inventory_code for f in archive.files if f.inventory_code}
+    return sorted(c for c in codes
+                  if all(f.expect == Expect.IMPORT for f in archive.files if f.inventory_code == c))
+
+
+def keys_of(archive: SampleArchive, codes: Iterable[str]) -> list[str]:
+    wanted = set(codes)
+    return sorted(f.key for f in archive.files if f.inventory_code in wanted)
+
+
+# -- S3 ------------------------------------------------------------------------------------------
+
+
+def upload_tree(client: Any, bucket: str, root: Path, keys: Iterable[str] | None = None) -> list[str]:
+    """Upload ``root``'s files (or only ``keys``) into ``bucket``, single-part, in parallel."""
+    chosen = tree_keys(root) if keys is None else sorted(keys)
+
+    def put(key: str) -> None:
+        with (root / key).open("rb") as body:
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, chosen))
+    return chosen
+
+
+def upload_multipart(client: Any, bucket: str, key: str, data: bytes, parts: int = 2) -> str:
+    """Upload ``data`` in ``parts`` parts; return the (multipart, non-MD5) ETag."""
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)
+    size = -(-len(data) // parts)
+    done = []
+    for number in range(1, parts + 1):
+        chunk = data[(number - 1) * size: number * size]
+        reply = client.upload_part(Bucket=bucket, Key=key, PartNumber=number,
+                                   UploadId=upload["UploadId"], Body=chunk)
+        done.append({"PartNumber": number, "ETag": reply["ETag"]})
+    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
+                                     MultipartUpload={"Parts": done})
+    return client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+
+
+# -- the catalogue -------------------------------------------------------------------------------
+
+
+def query(database_url: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def row_counts(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def catalogue(database_url: str) -> dict[str, dict[str, Any]]:
+    """key -> the asset_files row (with the asset's code), for comparing whole catalogues."""
+    rows = query(database_url, """
+        SELECT a.inventory_code, a.media_type, f.bucket, f.key, f.role, f.in_bucket, f.size,
+               f.etag, f.md5, f.mime_type, f.tech_metadata IS NOT NULL AS has_tech
+        FROM asset_files f JOIN assets a ON a.id = f.asset_id ORDER BY f.key""")
+    return {r["key"]: r for r in rows}
+
+
+def catalogue_without_bucket(database_url: str) -> dict[str, dict[str, Any]]:
+    """As `catalogue`, minus the bucket name (which differs between tests)."""
+    return {k: {c: v for c, v in r.items() if c != "bucket"}
+            for k, r in catalogue(database_url).items()}
+
+
+def duplicate_keys(database_url: str) -> list[dict[str, Any]]:
+    return query(database_url, """SELECT bucket, key, count(*) AS n FROM asset_files
+                                  GROUP BY bucket, key HAVING count(*) > 1""")
+
+
+def runs(database_url: str) -> list[dict[str, Any]]:
+    return query(database_url, "SELECT * FROM import_runs ORDER BY id")
+
+
+# -- the mpr script ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One `mpr import/validate --report -` run: exit code, parsed report, stderr."""
+
+    returncode: int
+    report: dict[str, Any]
+    stderr: str
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.report["counts"]
+
+    def reasons(self) -> dict[str, str]:
+        """key -> reason of every problem (each key is reported at most once here)."""
+        found: dict[str, str] = {}
+        for problem in self.report["problems"]:
+            assert problem["key"] not in found, f"{problem['key']} reported twice"
+            found[problem["key"]] = problem["reason"]
+        return found
+
+
+def parse_run(result: subprocess.CompletedProcess[str]) -> Outcome:
+    try:
+        report = json.loads(result.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"no JSON report (exit {result.returncode}):\nstdout: "
+                             f"{result.stdout[-2000:]}\nstderr: {result.stderr[-3000:]}") from exc
+    return Outcome(result.returncode, report, result.stderr)
+
+
+def mpr_env(service_env: dict[str, str], **extra: str) -> dict[str, str]:
+    """The environment of a `mpr` subprocess: this test's services, nothing from the caller."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_"))}
+    return {**base, **service_env, **extra}
+
+
+def mpr_argv(*args: str) -> list[str]:
+    mpr = shutil.which("mpr") or str(Path(sys.executable).parent / "mpr")
+    return [mpr, *args]
