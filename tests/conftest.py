@@ -7,6 +7,7 @@ migrated template, and a fresh pair of buckets.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -102,10 +103,8 @@ def buckets(s3_admin) -> Iterator[tuple[str, str]]:
         s3_admin.create_bucket(Bucket=name)
     yield pair
     for name in pair:
-        try:
+        with contextlib.suppress(Exception):  # cleanup must not hide the test's own result
             _empty_and_delete(s3_admin, name)
-        except Exception:  # noqa: BLE001 - cleanup must not hide the test's own result
-            pass
 
 
 @pytest.fixture()

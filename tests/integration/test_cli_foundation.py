@@ -77,7 +77,8 @@ def test_dev_up_is_idempotent_and_down_stops(run_mpr, service_env):
         second = run_mpr("dev", "up", "--home", str(home), "--env-out", str(env_file))
         assert second.returncode == 0 and second.stdout == first.stdout
         written = env_file.read_text()
-        assert "DATABASE_URL=postgresql://" in written and "S3_ENDPOINT_URL=http://127.0.0.1:" in written
+        assert "DATABASE_URL=postgresql://" in written
+        assert "S3_ENDPOINT_URL=http://127.0.0.1:" in written
         assert run_mpr("dev", "status", "--home", str(home)).returncode == 0
         run_mpr("--env-file", str(env_file), "db", "migrate", env={})
         doctor = run_mpr("--env-file", str(env_file), "doctor", env={})
