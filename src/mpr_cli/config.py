@@ -69,6 +69,7 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
     )
+    batch_assets: int = Field(200, validation_alias=_env("MPR_BATCH_ASSETS"), ge=1, le=100_000)
     temp_dir: Path | None = Field(None, validation_alias=_env("MPR_TEMP_DIR"))
 
     @field_validator("exclude_prefixes", mode="before")

@@ -133,6 +133,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
     """
     settings = app.settings
     options = ImportOptions(prefix=prefix, verify=VerifyMode(verify),
+                            batch_assets=settings.batch_assets,
                             dry_run=settings.dry_run if dry_run is None else dry_run,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
     rules = _rules(app, rules_file)
