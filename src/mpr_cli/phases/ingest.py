@@ -179,10 +179,13 @@ class _AssetCheck:
     # -- metadata -----------------------------------------------------------------
 
     def _metadata_for(self, name: str | None) -> Candidate | None:
+        """The master's metadata: `<master>.json`, else `<code>.json`; with the master on
+        tape (name None), `<code>.json` or a `.json` describing a master-type file."""
         sidecars = self.by_role[Role.METADATA]
-        specific = [c for c in sidecars if name is not None and c.describes == name]
+        specific = [c for c in sidecars if c.describes is not None
+                    and (c.describes == name if name else _is_master_name(c.describes))]
         general = [c for c in sidecars if c.describes is None]
-        return (specific or general or [None])[0]
+        return (specific or general or [None])[0] if name else (general or specific or [None])[0]
 
     def _master_metadata(self, master: Candidate | None) -> MediaInfo | None:
         sidecar = self._metadata_for(master.name if master else None)
@@ -219,6 +222,8 @@ class _AssetCheck:
             covered = sidecar.describes
             if covered is None or covered in self.names or sidecar.key not in self.new_keys:
                 continue
+            if master is None and _is_master_name(covered):
+                continue  # the metadata of a master kept on tape
             self.problem(Reason.ORPHAN_SIDECAR, sidecar.key,
                          f"{sidecar.name} describes {covered}, which is not in the bucket: "
                          "deliver that file or remove the sidecar")
@@ -341,10 +346,11 @@ def _tape_name(info: MediaInfo | None, declared: dict[str, str]) -> str | None:
     """The master's file name when it is not in the bucket: from its metadata, else the md5."""
     if info is not None and info.file_name:
         return info.file_name.replace("\\", "/").rsplit("/", 1)[-1]
-    for name in declared:
-        if "." in name and "." + name.rsplit(".", 1)[-1].lower() in MASTER_CONTAINERS:
-            return name
-    return None
+    return next((name for name in declared if _is_master_name(name)), None)
+
+
+def _is_master_name(name: str) -> bool:
+    return "." in name and "." + name.rsplit(".", 1)[-1].lower() in MASTER_CONTAINERS
 
 
 def _single_part_md5(etag: str) -> str | None:
