@@ -24,12 +24,14 @@ against the targets. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -350,12 +352,34 @@ def _read_hwm(pid: int) -> int | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+# The child is started through this tiny wrapper because a child forked from the benchmark
+# inherits the benchmark's own high-water RSS in its ru_maxrss (Linux keeps it across exec).
+# The wrapper is small, so wait4() on the command it spawns gives that command's true peak.
+_RSS_WRAPPER = """
+import json, os, sys
+out, argv = sys.argv[1], sys.argv[2:]
+pid = os.posix_spawnp(argv[0], argv, os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(out, "w") as f:
+    json.dump({"maxrss_kib": usage.ru_maxrss}, f)
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 @dataclass
 class Child:
     wall_s: float
     exit_code: int
-    maxrss_bytes: int  # wait4's ru_maxrss: the child or its largest waited-for descendant
-    hwm_bytes: int | None  # last VmHWM polled from /proc (the mpr process itself)
+    maxrss_bytes: int  # wait4's ru_maxrss of the command (and of what it waited for)
+    hwm_bytes: int | None  # the largest VmHWM polled from /proc (cross-check)
     stdout: str
     stderr: str
 
@@ -363,33 +387,41 @@ class Child:
 def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -> Child:
     """Run argv; wall time, exit code and peak RSS (wait4 rusage and /proc VmHWM polling)."""
     out_path, err_path = cwd / "child.out", cwd / "child.err"
+    rss_path = cwd / "child.rss.json"
+    rss_path.unlink(missing_ok=True)
+    wrapped = [sys.executable, "-I", "-S", "-c", _RSS_WRAPPER, str(rss_path), *argv]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
         hwm: list[int] = []
         stop = threading.Event()
 
         def poll() -> None:
             while not stop.is_set():
-                value = _read_hwm(proc.pid)
-                if value is not None:
-                    hwm.append(value)
+                for pid in _children(proc.pid):
+                    value = _read_hwm(pid)
+                    if value is not None:
+                        hwm.append(value)
                 stop.wait(0.05)
+
+        def kill() -> None:  # the wrapper's session: the wrapper and what it started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
         watcher = threading.Thread(target=poll, daemon=True)
         watcher.start()
-        killer = threading.Timer(timeout, proc.kill)
+        killer = threading.Timer(timeout, kill)
         killer.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            code = proc.wait()
         finally:
             killer.cancel()
             stop.set()
         wall = time.perf_counter() - started
         watcher.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Child(wall, proc.returncode, usage.ru_maxrss * KIB, max(hwm) if hwm else None,
+    maxrss = json.loads(rss_path.read_text())["maxrss_kib"] * KIB if rss_path.exists() else 0
+    return Child(wall, code, maxrss, max(hwm) if hwm else None,
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 
@@ -412,7 +444,7 @@ def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None) ->
             "peak_rss_mib": round(peak / MIB, 1),
             "peak_rss_wait4_mib": round(child.maxrss_bytes / MIB, 1),
             "peak_rss_vmhwm_mib": round(child.hwm_bytes / MIB, 1) if child.hwm_bytes else None,
-            "phases_s": {k: round(v, 3) for k, v in report.get("durations", {}).items()},
+            "phases_s": {k: round(v, 3) for k, v in report.get("durations_s", {}).items()},
             "counts": report.get("counts", {}), "status": report.get("status"),
             "summary": child.stdout.strip().splitlines()[-1:] or child.stderr.strip()[-300:]}
 

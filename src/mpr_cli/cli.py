@@ -12,7 +12,7 @@ import sys
 import click
 
 from mpr_cli import __version__
-from mpr_cli.commands import context, db, dev, importing, info
+from mpr_cli.commands import context, db, dev, importing, info, transcode
 
 EPILOG = """\b
 Exit codes:
@@ -38,7 +38,8 @@ def main(ctx: click.Context, env_file: str) -> None:
     ctx.obj = context.App(env_file=env_file)
 
 
-for group in (importing.import_command, importing.validate_command, dev.dev, db.db,
+for group in (importing.import_command, importing.validate_command,
+              transcode.transcode_command, transcode.presets, transcode.jobs, dev.dev, db.db,
               info.config_command, info.doctor):
     main.add_command(group)
 

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,65 @@ def require_migrated_conn(conn: psycopg.Connection[Any]) -> None:
             f"database schema is not up to date ({len(pending)} migration(s) pending)",
             hint="run `mpr db migrate`",
         )
+
+
+# ---------------------------------------------------------------- catalogue: transcode jobs
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+def assets_needing_streaming(conn: psycopg.Connection[Any], bucket: str, prefix: str,
+                             limit: int | None) -> list[dict[str, Any]]:
+    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params = {"bucket": bucket, "prefix": like, "limit": limit}
+    return list(conn.execute(query("assets_needing_streaming"), params).fetchall())
+
+
+def create_job(conn: psycopg.Connection[Any], **job: Any) -> int | None:
+    """A PENDING job; None when a live job for the same source and preset exists."""
+    row = conn.execute(query("create_job"), job).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def claim_job(conn: psycopg.Connection[Any], worker: str, lease_s: float,
+              only_ids: list[int] | None = None) -> dict[str, Any] | None:
+    params = {"worker": worker, "lease": lease_s, "only_ids": only_ids}
+    return conn.execute(query("claim_job"), params).fetchone()
+
+
+def job_update(conn: psycopg.Connection[Any], name: str, **params: Any) -> bool:
+    """Run one of the job transitions (heartbeat_job, complete_job, fail_job, cancel_job,
+    retry_job); True when a row changed."""
+    cur = conn.execute(query(name), params)
+    return cur.rowcount > 0
+
+
+def get_job(conn: psycopg.Connection[Any], job_id: int) -> dict[str, Any] | None:
+    return conn.execute(query("get_job"), {"id": job_id}).fetchone()
+
+
+def list_jobs(conn: psycopg.Connection[Any], status: str | None,
+              limit: int) -> list[dict[str, Any]]:
+    return list(conn.execute(query("list_jobs"), {"status": status, "limit": limit}).fetchall())
+
+
+def asset_by_code(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | None:
+    return conn.execute(query("asset_by_code"), {"code": code}).fetchone()
+
+
+def recorded_output(conn: psycopg.Connection[Any], bucket: str, key: str,
+                    preset: str) -> dict[str, Any] | None:
+    params = {"bucket": bucket, "key": key, "preset": preset}
+    return conn.execute(query("recorded_output"), params).fetchone()
+
+
+def upsert_output_file(conn: psycopg.Connection[Any], **row: Any) -> int:
+    tech = row.get("tech_metadata")
+    row["tech_metadata"] = None if tech is None else Jsonb(tech)
+    return int(conn.execute(query("upsert_output_file"), row).fetchone()["id"])

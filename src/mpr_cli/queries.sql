@@ -95,3 +95,99 @@ SELECT pg_advisory_unlock(%s)
 -- name: running_run
 SELECT id, started_at, host, pid FROM import_runs
 WHERE status = 'running' ORDER BY id DESC LIMIT 1
+
+-- name: assets_needing_streaming
+-- Catalogued assets whose master is in the input bucket, with no streaming copy and no live job.
+SELECT a.id AS asset_id, a.inventory_code, a.media_type, f.bucket, f.key
+FROM assets a
+JOIN asset_files f ON f.asset_id = a.id AND f.role = 'master' AND f.in_bucket
+WHERE f.bucket = %(bucket)s
+  AND f.key LIKE %(prefix)s
+  AND NOT EXISTS (SELECT 1 FROM asset_files s WHERE s.asset_id = a.id AND s.role = 'streaming')
+  AND NOT EXISTS (SELECT 1 FROM transcode_jobs j
+                  WHERE j.inventory_code = a.inventory_code
+                    AND j.status IN ('PENDING', 'PROCESSING'))
+ORDER BY a.inventory_code
+LIMIT %(limit)s
+
+-- name: create_job
+INSERT INTO transcode_jobs (asset_id, inventory_code, media_type, source_bucket, source_key,
+                            preset, output_bucket, output_key, status, max_attempts)
+VALUES (%(asset_id)s, %(inventory_code)s, %(media_type)s, %(source_bucket)s, %(source_key)s, %(preset)s,
+        %(output_bucket)s, %(output_key)s, 'PENDING', %(max_attempts)s)
+ON CONFLICT (source_bucket, source_key, preset) WHERE status IN ('PENDING', 'PROCESSING')
+DO NOTHING
+RETURNING id
+
+-- name: claim_job
+-- One claimable job: PENDING, or PROCESSING with a heartbeat older than the lease (its
+-- process died). SKIP LOCKED: concurrent claimers, even on other machines, never share a job.
+UPDATE transcode_jobs j
+SET status = 'PROCESSING', attempts = j.attempts + 1, started_at = now(),
+    heartbeat_at = now(), worker = %(worker)s, progress = 0, error = NULL, stderr_tail = NULL
+WHERE j.id = (
+    SELECT id FROM transcode_jobs
+    WHERE (status = 'PENDING'
+           OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
+      AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
+    ORDER BY created_at, id
+    FOR UPDATE SKIP LOCKED
+    LIMIT 1)
+RETURNING j.*
+
+-- name: heartbeat_job
+UPDATE transcode_jobs SET heartbeat_at = now(), progress = %(progress)s
+WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
+RETURNING id
+
+-- name: complete_job
+UPDATE transcode_jobs SET status = 'COMPLETED', progress = 100, finished_at = now(),
+       asset_id = %(asset_id)s
+WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
+RETURNING id
+
+-- name: fail_job
+UPDATE transcode_jobs
+SET status = 'FAILED', error = %(error)s, stderr_tail = %(stderr_tail)s, finished_at = now()
+WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
+
+-- name: cancel_job
+UPDATE transcode_jobs SET status = 'CANCELLED', finished_at = now(),
+       error = coalesce(%(reason)s, error)
+WHERE id = %(id)s AND status IN ('PENDING', 'PROCESSING')
+RETURNING id
+
+-- name: retry_job
+UPDATE transcode_jobs
+SET status = 'PENDING', finished_at = NULL, started_at = NULL, heartbeat_at = NULL,
+    progress = 0, worker = NULL
+WHERE id = %(id)s AND status = 'FAILED' AND attempts < max_attempts
+RETURNING id
+
+-- name: get_job
+SELECT * FROM transcode_jobs WHERE id = %(id)s
+
+-- name: list_jobs
+SELECT j.* FROM transcode_jobs j
+WHERE (%(status)s::text IS NULL OR j.status = %(status)s)
+ORDER BY j.id DESC
+LIMIT %(limit)s
+
+-- name: asset_by_code
+SELECT id, inventory_code, media_type FROM assets WHERE inventory_code = %(code)s
+
+-- name: recorded_output
+SELECT f.id, f.size, f.etag FROM asset_files f
+WHERE f.bucket = %(bucket)s AND f.key = %(key)s AND f.role = 'streaming'
+  AND f.preset = %(preset)s
+
+-- name: upsert_output_file
+INSERT INTO asset_files (asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type,
+                         tech_metadata, preset)
+VALUES (%(asset_id)s, %(bucket)s, %(key)s, %(role)s, true, %(size)s, %(etag)s, %(md5)s,
+        %(mime_type)s, %(tech_metadata)s, %(preset)s)
+ON CONFLICT (bucket, key) DO UPDATE
+SET size = EXCLUDED.size, etag = EXCLUDED.etag, md5 = EXCLUDED.md5,
+    mime_type = EXCLUDED.mime_type, tech_metadata = EXCLUDED.tech_metadata,
+    preset = EXCLUDED.preset
+RETURNING id

@@ -296,6 +296,7 @@ class AssetPlan:
     on_tape: bool = False  # master described and listed in the checksums, but not in the tree
     defect: Expect | None = None
     streaming: str | None = None  # MEDIA_KINDS key behind the streaming name; None: the right one
+    awaiting_transcode: bool = False  # master and sidecars only: no streaming copy yet
 
     @property
     def is_video(self) -> bool:
@@ -312,7 +313,8 @@ class StrayPlan:
     content: bytes = b""
 
 
-def plan_assets(video: int, audio: int, *, bad: bool, tape_master: bool) -> list[AssetPlan]:
+def plan_assets(video: int, audio: int, *, bad: bool, tape_master: bool,
+                awaiting: int = 0) -> list[AssetPlan]:
     tools = (MetadataTool.MEDIAINFO, MetadataTool.FFPROBE)
     plans = [AssetPlan(f"VO-SMP-{i + 1:05d}", VIDEO_FOLDERS[i % 3], VIDEO_MASTERS[i % 4],
                        tools[i % 2], per_file_md5=i % 2 == 1) for i in range(video)]
@@ -321,6 +323,9 @@ def plan_assets(video: int, audio: int, *, bad: bool, tape_master: bool) -> list
     if tape_master:
         plans.append(AssetPlan("VO-TAP-00001", "FILE", "prores", MetadataTool.MEDIAINFO,
                                on_tape=True))
+    plans += [AssetPlan(f"{'VA'[i % 2]}O-NEW-{i + 1:05d}", ("FILE", "CD")[i % 2],
+                        ("mov", "wav")[i % 2], tools[i % 2], awaiting_transcode=True)
+              for i in range(awaiting)]
     if bad:
         plans += BAD_ASSETS
     return plans
@@ -411,10 +416,15 @@ class _Writer:
         # a master on tape is made in the scratch folder, described, hashed, and deleted with it
         master = (self.scratch / "tape" if plan.on_tape else folder) / master_name
         written: list[tuple[Path, Role]] = [] if plan.on_tape else [(master, Role.MASTER)]
-        hashes = [(master_name, self.place(plan.master, master)),
-                  (stream_name, self.place(stream_kind, folder / stream_name))]
-        written.append((folder / stream_name, Role.STREAMING))
-        written += self._metadata_sidecars(plan, master, folder / stream_name, stream_kind)
+        hashes = [(master_name, self.place(plan.master, master))]
+        if plan.awaiting_transcode:
+            master_json = folder / f"{plan.code}.json"
+            self.describe(plan.master, master, master_json, plan.tool)
+            written.append((master_json, Role.METADATA))
+        else:
+            hashes.append((stream_name, self.place(stream_kind, folder / stream_name)))
+            written.append((folder / stream_name, Role.STREAMING))
+            written += self._metadata_sidecars(plan, master, folder / stream_name, stream_kind)
         written += self._checksums(plan, folder, hashes)
         if plan.defect != Expect.MISSING_QC_REPORT:
             qc = folder / f"{plan.code}_qc.pdf"
@@ -486,14 +496,15 @@ def _defect_path(plan: AssetPlan, written: list[tuple[Path, Role]]) -> Path:
 
 def build_sample_archive(root: Path, *, assets_video: int = 3, assets_audio: int = 2,
                          bad: bool = True, tape_master: bool = True,
-                         duration: float = 2.0) -> SampleArchive:
+                         duration: float = 2.0, awaiting: int = 0) -> SampleArchive:
     """Write the sample archive under ``root`` (missing or empty) and return its manifest."""
     if assets_video < 0 or assets_audio < 0 or duration <= 0:
         raise UsageError("asset counts must be >= 0 and the duration > 0")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise UsageError(f"{root} is not empty", hint="choose a new folder or empty it first")
     root.mkdir(parents=True, exist_ok=True)
-    plans = plan_assets(assets_video, assets_audio, bad=bad, tape_master=tape_master)
+    plans = plan_assets(assets_video, assets_audio, bad=bad, tape_master=tape_master,
+                        awaiting=awaiting)
     with tempfile.TemporaryDirectory(prefix="mpr-sample-") as scratch:
         writer = _Writer(root, Path(scratch), duration)
         for plan in plans:

@@ -72,8 +72,9 @@ def test_schema_refuses_duplicates(database_url):
 def test_one_live_transcode_job_per_source_and_preset(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:
         asset = _insert_asset(conn, "VO-UMT-14387")
-        job = ("INSERT INTO transcode_jobs (asset_id, source_bucket, source_key, preset,"
-               " output_bucket, output_key) VALUES (%s, 'in', 'k.mov', 'web-720p', 'out', 'k.mp4')")
+        job = ("INSERT INTO transcode_jobs (asset_id, inventory_code, media_type, source_bucket,"
+               " source_key, preset, output_bucket, output_key) VALUES"
+               " (%s, 'VO-UMT-14387', 'video', 'in', 'k.mov', 'web-720p', 'out', 'k.mp4')")
         conn.execute(job, (asset,))
         with pytest.raises(psycopg.errors.UniqueViolation):
             conn.execute(job, (asset,))

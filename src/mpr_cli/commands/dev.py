@@ -62,14 +62,17 @@ def status(home: Path) -> None:
               help="Upload the generated files to the input bucket.")
 @click.option("--video", default=3, show_default=True, help="Good video assets.")
 @click.option("--audio", default=2, show_default=True, help="Good audio assets.")
+@click.option("--awaiting", default=2, show_default=True,
+              help="Assets with a master but no streaming copy yet (for mpr transcode).")
 @click.pass_obj
 @handles_errors
-def sample(app: object, out: Path, upload: bool, video: int, audio: int) -> None:
+def sample(app: object, out: Path, upload: bool, video: int, audio: int, awaiting: int) -> None:
     """Generate a sample archive (good assets, a master on tape, bad files) and upload it."""
     from mpr_cli import sample as samples
     from mpr_cli.storage import Storage
 
-    archive = samples.build_sample_archive(out, assets_video=video, assets_audio=audio)
+    archive = samples.build_sample_archive(out, assets_video=video, assets_audio=audio,
+                                           awaiting=awaiting)
     click.echo(f"generated {len(archive.files)} files under {out}")
     if not upload:
         return

@@ -1,0 +1,256 @@
+"""`mpr transcode`, `mpr presets ...`, `mpr jobs ...`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
+
+from mpr_cli import db
+from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.commands.importing import _raise_interrupt, _rules
+from mpr_cli.db import JobStatus
+from mpr_cli.errors import ExitCode, UsageError
+from mpr_cli.ffmpeg.command import preset_command, threads_per_job
+from mpr_cli.ffmpeg.pool import JobRunner, JobSettings, require_no_live_job, run_pool
+from mpr_cli.ffmpeg.presets import PresetBook, load_presets
+from mpr_cli.ffmpeg.runner import ProgressUpdate
+from mpr_cli.transcode import default_output_key, parse_source
+
+
+def _presets(app: App) -> PresetBook:
+    return load_presets(app.settings.presets_file)
+
+
+class JobBars:
+    """One overall bar plus one line per running job (terminal), or log lines (cron)."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.bars = RichProgress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[info]}"), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=console)
+        self.overall = self.bars.add_task("all jobs", total=max(total, 1), info="")
+        self.tasks: dict[int, Any] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> JobBars:
+        if self.live:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.bars.stop()
+
+    def job_started(self, job: dict[str, Any]) -> None:
+        label = f"#{job['id']} {job['inventory_code']} {job['preset']}"
+        with self.lock:
+            self.tasks[job["id"]] = self.bars.add_task(label, total=100, info="")
+        if not self.live:
+            self.console.print(f"job {job['id']} started: {job['source_key']} -> "
+                               f"{job['output_key']} ({job['preset']})", markup=False)
+
+    def job_progress(self, job_id: int, update: ProgressUpdate) -> None:
+        speed = f"{update.speed:.1f}x" if update.speed else ""
+        with self.lock:
+            self.bars.update(self.tasks[job_id], completed=update.percent or 0, info=speed)
+
+    def job_finished(self, job: dict[str, Any], status: JobStatus, message: str) -> None:
+        with self.lock:
+            self.bars.remove_task(self.tasks.pop(job["id"]))
+            self.bars.advance(self.overall)
+        self.console.print(f"job {job['id']} {status.value.lower()}: {job['source_key']}: "
+                           f"{message}", markup=False)
+
+
+@click.command("transcode")
+@click.argument("key", required=False)
+@click.option("--preset", "preset_name", help="Preset name (default: per media type).")
+@click.option("--output-key", help="Output key (default mirrors the input: <folder>/<code>.<ext>).")
+@click.option("--force", is_flag=True, help="Transcode again even when already recorded.")
+@click.option("--pending", is_flag=True, help="Every catalogued master without a streaming copy.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parallel ffmpeg processes.")
+@click.option("--limit", type=click.IntRange(1), help="At most N new jobs (--pending).")
+@click.option("--prefix", default="", help="Only masters under this prefix (--pending).")
+@click.option("--verify", type=click.Choice(["quick", "full"]), default="quick",
+              show_default=True, help="full: also decode the whole output with ffmpeg.")
+@click.option("--verbose", "-v", is_flag=True, help="Show ffmpeg's stderr tail on failure.")
+@pass_app
+@handles_errors
+def transcode_command(app: App, key: str | None, preset_name: str | None,
+                      output_key: str | None, force: bool, pending: bool, workers: int | None,
+                      limit: int | None, prefix: str, verify: str, verbose: bool) -> None:
+    """Transcode a master (KEY) or every pending master (--pending) into streaming copies.
+
+    Exit 0 when every job completed, 1 when a job failed, 130 when cancelled.
+    """
+    if bool(key) == pending:
+        raise UsageError("give either a master KEY or --pending", hint="see mpr transcode --help")
+    settings = app.settings
+    workers = workers or settings.transcode_workers
+    runner = JobRunner(settings, _rules(app, None), _presets(app), workers=workers,
+                       options=JobSettings(full_verify=verify == "full"))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    console = Console(highlight=False)
+    with db.connect(settings, autocommit=True) as conn:
+        db.require_migrated_conn(conn)
+        if pending:
+            ids = runner.create_pending(conn, prefix, limit, preset_name)
+            only = ids if (limit or prefix) else None
+            total = len(ids) if only else _claimable(conn)
+        else:
+            ids = _create_single(conn, runner, key or "", preset_name, output_key, force, console)
+            if not ids:
+                return
+            only, total = ids, 1
+    stop = threading.Event()
+    with JobBars(console, total) as bars:
+        result = run_pool(runner, min(workers, max(total, 1)), stop, bars, only_ids=only)
+    failed = result.count(JobStatus.FAILED)
+    console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
+                  f"{result.count(JobStatus.CANCELLED)} cancelled", markup=False)
+    if verbose and failed:
+        _print_tails(settings, result.finished[JobStatus.FAILED], console)
+    if result.count(JobStatus.CANCELLED):
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(int(ExitCode.FILE_ERRORS if failed else ExitCode.OK))
+
+
+def _claimable(conn: Any) -> int:
+    return len(db.list_jobs(conn, JobStatus.PENDING.value, 100_000))
+
+
+def _create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | None,
+                   output_key: str | None, force: bool, console: Console) -> list[int]:
+    source = parse_source(key, runner.rules)
+    preset = (runner.presets.get(preset_name) if preset_name
+              else runner.presets.default_for(source.media_type))
+    out_key = output_key or default_output_key(source, preset)
+    out_bucket = runner.settings.s3_bucket_out
+    recorded = db.recorded_output(conn, out_bucket, out_key, preset.name)
+    present = runner.storage.head(out_bucket, out_key)
+    if recorded and present and present.etag == recorded["etag"] and not force:
+        console.print(f"{key}: already transcoded with {preset.name} to "
+                      f"s3://{out_bucket}/{out_key}; nothing to do (use --force to redo it)",
+                      markup=False)
+        return []
+    if runner.storage.head(runner.settings.s3_bucket_in, key) is None:
+        raise UsageError(f"{key} is not in s3://{runner.settings.s3_bucket_in}",
+                         hint="check the key (mpr transcode takes a key of the input bucket)")
+    asset = db.asset_by_code(conn, source.inventory_code)
+    job_id = runner.create_job(conn, source, preset, out_key, asset["id"] if asset else None)
+    return [require_no_live_job(conn, job_id, source, preset)]
+
+
+def _print_tails(settings: Any, job_ids: list[int], console: Console) -> None:
+    with db.connect(settings, autocommit=True) as conn:
+        for job_id in job_ids:
+            job = db.get_job(conn, job_id)
+            if job and job.get("stderr_tail"):
+                console.print(f"--- job {job_id} ffmpeg stderr (tail) ---", markup=False)
+                console.print(job["stderr_tail"], markup=False)
+
+
+# ---------------------------------------------------------------- presets
+
+
+@click.group("presets")
+def presets() -> None:
+    """Transcode presets: built-ins plus MPR_PRESETS."""
+
+
+@presets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handles_errors
+def presets_list(app: App, as_json: bool) -> None:
+    """List the presets."""
+    book = _presets(app)
+    if as_json:
+        click.echo(json.dumps(book.to_dict(), indent=2))
+        return
+    for name in book.names():
+        preset = book.get(name)
+        click.echo(f"{name:<16} {preset.media:<6} {preset.extension:<5} {preset.description}")
+
+
+@presets.command("show")
+@click.argument("name")
+@pass_app
+@handles_errors
+def presets_show(app: App, name: str) -> None:
+    """Print the ffmpeg command a preset runs (INPUT and OUTPUT are placeholders)."""
+    preset = _presets(app).get(name)
+    click.echo(preset_command(preset, threads=threads_per_job(app.settings.transcode_workers)))
+
+
+# ---------------------------------------------------------------- jobs
+
+
+@click.group("jobs")
+def jobs() -> None:
+    """Transcode jobs in the catalogue."""
+
+
+def _job_json(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in job.items()
+            if k != "stderr_tail"}
+
+
+@jobs.command("list")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus], case_sensitive=False))
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handles_errors
+def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
+    """List jobs, newest first."""
+    with db.connect(app.settings, autocommit=True) as conn:
+        rows = db.list_jobs(conn, status.upper() if status else None, limit)
+    if as_json:
+        click.echo(json.dumps([_job_json(r) for r in rows], indent=2))
+        return
+    for r in rows:
+        error = f"  {r['error']}" if r["error"] else ""
+        click.echo(f"{r['id']:>6} {r['status']:<10} {r['progress']:>5.1f}% "
+                   f"{r['attempts']}/{r['max_attempts']} {r['preset']:<14} "
+                   f"{r['source_key']} -> {r['output_key']}{error}")
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@pass_app
+@handles_errors
+def jobs_cancel(app: App, job_id: int) -> None:
+    """Cancel a PENDING or PROCESSING job (a running ffmpeg stops at its next heartbeat)."""
+    with db.connect(app.settings, autocommit=True) as conn:
+        if not db.job_update(conn, "cancel_job", id=job_id, reason="cancelled by a user"):
+            raise UsageError(f"job {job_id} is not pending or processing",
+                             hint="see mpr jobs list")
+    click.echo(f"job {job_id} cancelled")
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@pass_app
+@handles_errors
+def jobs_retry(app: App, job_id: int) -> None:
+    """Put a FAILED job back to PENDING (while attempts < max attempts)."""
+    with db.connect(app.settings, autocommit=True) as conn:
+        if not db.job_update(conn, "retry_job", id=job_id):
+            job = db.get_job(conn, job_id)
+            why = ("does not exist" if job is None else f"is {job['status']}"
+                   if job["status"] != "FAILED" else
+                   f"has used all {job['max_attempts']} attempts")
+            raise UsageError(f"job {job_id} cannot be retried: it {why}")
+    click.echo(f"job {job_id} is pending again; run `mpr transcode --pending`")

@@ -1,0 +1,207 @@
+"""Pure functions: (source, what ffprobe says about it, preset) -> an ffmpeg argv list.
+
+The argv is built with ffmpeg-python's graph (input -> filters -> output) and compiled to a
+list; it is never a shell string. Options are written in ffmpeg-python's order (output options
+sorted by name), which ffmpeg does not care about.
+
+A video preset maps the first video stream that is not cover art (`0:V:0`) through
+  [bwdif|yadif, only when the source is interlaced] -> scale to square pixels (iw*sar x ih)
+  -> scale to fit inside max_width x max_height, never up, even dimensions -> setsar=1
+and the first audio stream when there is one (`0:a:0`, or the optional `0:a:0?` when the source
+is not known). An audio preset maps the first audio stream and drops video (`-vn`).
+The format is always given (`-f mp4` / `-f mp3`), so the output may be a temporary name.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ffmpeg
+
+from mpr_cli.errors import FfmpegError
+from mpr_cli.ffmpeg.presets import AudioCodec, Preset, VideoCodec
+from mpr_cli.rules import MediaType
+from mpr_cli.validation.containers import MediaInfo
+
+FFMPEG = "ffmpeg"
+INPUT_PLACEHOLDER = "INPUT"
+OUTPUT_PLACEHOLDER = "OUTPUT"
+PROGRESS_ARGS = ("-progress", "pipe:1", "-nostats")
+URL_TIMEOUT_US = 60_000_000  # a stalled http(s) read fails after 60 s instead of hanging
+
+
+def build_transcode_argv(
+    source: str,
+    output: Path,
+    preset: Preset,
+    info: MediaInfo | None,
+    *,
+    threads: int = 0,
+    progress: bool = True,
+) -> list[str]:
+    """The ffmpeg argv that makes `output` from `source` with `preset`.
+
+    `info` (from probe) decides deinterlacing and audio mapping; None means unknown (no
+    deinterlacing, audio mapped if present). `threads` > 0 caps decoder and encoder threads.
+    Raises FfmpegError when `info` shows the source lacks the stream the preset needs.
+    """
+    _check_streams(source, preset, info)
+    with_audio = preset.media is MediaType.AUDIO or info is None or info.has_audio
+    src = ffmpeg.input(_file_arg(source), **_input_options(source, threads))
+    streams = _video_streams(src, preset, info) + _audio_streams(src, preset, info)
+    options = _output_options(preset, threads, with_audio=with_audio)
+    out = ffmpeg.output(*streams, _file_arg(str(output)), **options)
+    return out.compile(cmd=_head(progress))
+
+
+def build_decode_check_argv(path: str | Path, *, progress: bool = False) -> list[str]:
+    """`ffmpeg -v error -i PATH -map 0:V? -map 0:a? -f null -`: decode every audio and video
+    stream, keep nothing. A clean file exits 0 with an empty stderr; decoding errors are
+    printed to stderr (and a fatal one makes the exit code non-zero)."""
+    src = ffmpeg.input(_file_arg(str(path)))
+    out = ffmpeg.output(src["V?"], src["a?"], "-", format="null")
+    head = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error"]
+    return out.compile(cmd=head + (list(PROGRESS_ARGS) if progress else []))
+
+
+def describe_argv(argv: list[str]) -> str:
+    """The argv as one shell-quoted line for logs, a URL's query (its signature) redacted."""
+    return shlex.join(_redact_url(arg) for arg in argv)
+
+
+def preset_command(preset: Preset, *, threads: int = 0) -> str:
+    """What `mpr presets show NAME` prints: the command with INPUT / OUTPUT placeholders."""
+    argv = build_transcode_argv(
+        INPUT_PLACEHOLDER, Path(OUTPUT_PLACEHOLDER), preset, None, threads=threads
+    )
+    return describe_argv(argv)
+
+
+def threads_per_job(workers: int, cores: int | None = None) -> int:
+    """Threads for each of `workers` parallel ffmpeg runs: the cores shared out, at least 1."""
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
+
+
+def _head(progress: bool) -> list[str]:
+    return [FFMPEG, "-hide_banner", "-nostdin", "-y", *(PROGRESS_ARGS if progress else ())]
+
+
+def _check_streams(source: str, preset: Preset, info: MediaInfo | None) -> None:
+    if info is None:
+        return
+    name = info.file_name or _display_name(source)
+    if preset.media is MediaType.VIDEO and not info.has_video:
+        raise FfmpegError(
+            f"{name} has no video stream; preset {preset.name} needs one",
+            hint="use an audio preset for it, or check the file",
+        )
+    if preset.media is MediaType.AUDIO and not info.has_audio:
+        raise FfmpegError(
+            f"{name} has no audio stream; preset {preset.name} needs one",
+            hint="check the file",
+        )
+
+
+def _video_streams(src: Any, preset: Preset, info: MediaInfo | None) -> list[Any]:
+    if preset.media is not MediaType.VIDEO:
+        return []
+    assert preset.deinterlace is not None
+    video = src["V:0"]
+    if info is not None and info.interlaced:
+        video = video.filter(preset.deinterlace.value, mode="send_frame")
+    video = video.filter("scale", w="iw*sar", h="ih")  # square pixels (no-op when sar is 1)
+    video = video.filter(
+        "scale",
+        w=f"min({preset.max_width},iw)",
+        h=f"min({preset.max_height},ih)",
+        force_original_aspect_ratio="decrease",
+        force_divisible_by=2,
+    )
+    return [video.filter("setsar", "1")]
+
+
+def _audio_streams(src: Any, preset: Preset, info: MediaInfo | None) -> list[Any]:
+    if preset.media is MediaType.AUDIO:
+        return [src["a:0"]]
+    if info is None:
+        return [src["a:0?"]]
+    return [src["a:0"]] if info.has_audio else []
+
+
+def _input_options(source: str, threads: int) -> dict[str, Any]:
+    options: dict[str, Any] = {"threads": threads} if threads > 0 else {}
+    if _is_url(source):
+        options["rw_timeout"] = URL_TIMEOUT_US
+    return options
+
+
+def _output_options(preset: Preset, threads: int, *, with_audio: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"format": preset.container.value}
+    if preset.media is MediaType.VIDEO:
+        options.update(_video_options(preset))
+    else:
+        options["vn"] = None
+    options.update(_audio_options(preset) if with_audio else {"an": None})
+    if preset.faststart:
+        options["movflags"] = "+faststart"
+    if threads > 0:
+        options["threads"] = threads
+    return options
+
+
+def _video_options(preset: Preset) -> dict[str, Any]:
+    assert preset.video_codec and preset.pix_fmt and preset.preset
+    options: dict[str, Any] = {
+        "c:v": preset.video_codec.value,
+        "profile:v": preset.profile,
+        "pix_fmt": preset.pix_fmt.value,
+        "crf": preset.crf,
+        "preset": preset.preset.value,
+    }
+    if preset.maxrate and preset.bufsize:
+        options.update(maxrate=preset.maxrate, bufsize=preset.bufsize)
+    if preset.video_codec is VideoCodec.LIBX265:
+        options["tag:v"] = "hvc1"  # what Apple players need to play HEVC in MP4
+    return options
+
+
+def _audio_options(preset: Preset) -> dict[str, Any]:
+    options: dict[str, Any] = {"c:a": preset.audio_codec.value, "b:a": preset.audio_bitrate}
+    if preset.audio_channels is not None:
+        options["ac"] = preset.audio_channels
+    if preset.audio_rate is not None:
+        options["ar"] = preset.audio_rate
+    if preset.audio_codec is AudioCodec.LIBMP3LAME and not preset.audio_cbr:
+        options["abr"] = 1  # average bitrate; libmp3lame's default with -b:a is CBR
+    return options
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def _file_arg(name: str) -> str:
+    """A local name ffmpeg cannot mistake for an option, stdin/stdout or a protocol."""
+    if _is_url(name) or name.startswith("/"):
+        return name
+    if name.startswith("-") or ":" in name:
+        return "./" + name
+    return name
+
+
+def _display_name(source: str) -> str:
+    if _is_url(source):
+        return PurePosixPath(urlsplit(source).path).name or source
+    return Path(source).name
+
+
+def _redact_url(arg: str) -> str:
+    if not _is_url(arg):
+        return arg
+    parts = urlsplit(arg)
+    return urlunsplit(parts._replace(query="<redacted>")) if parts.query else arg

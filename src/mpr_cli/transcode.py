@@ -1,0 +1,201 @@
+"""One transcode: master in the input bucket -> verified streaming copy in the output bucket,
+with its `.md5` and mediainfo `.json` sidecars, recorded in the catalogue.
+
+The master is streamed to a private temp folder (MD5 on the fly); ffmpeg writes to a temp
+file there; the output is probed and checked against the preset before anything is uploaded;
+the temp folder is removed on success, failure and cancel. An upload that is not followed by
+its catalogue record is deleted again, so a cancel never leaves a partial object behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mpr_cli import db
+from mpr_cli.config import Settings
+from mpr_cli.errors import FfmpegError, StorageError, UsageError
+from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
+from mpr_cli.ffmpeg.presets import Preset
+from mpr_cli.ffmpeg.probe import mediainfo_json, probe
+from mpr_cli.ffmpeg.runner import ProgressUpdate, run_ffmpeg
+from mpr_cli.rules import MediaType, Role, Rules
+from mpr_cli.storage import Storage
+from mpr_cli.validation.containers import Container, MediaInfo
+from mpr_cli.validation.inventory import Candidate, classify_key
+from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
+
+OnProgress = Callable[[ProgressUpdate], None]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A master in the input bucket, with what its name says."""
+
+    key: str
+    inventory_code: str
+    media_type: MediaType
+    folder: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    output_key: str
+    size: int
+    md5: str
+    duration_s: float | None
+    elapsed_s: float
+    skipped: bool = False
+
+
+def parse_source(key: str, rules: Rules) -> Source:
+    """The key must name a master (e.g. BRD/VO-UMT-14387.mov) under the archive's rules."""
+    found = classify_key(key, 0, "", rules)
+    if not isinstance(found, Candidate):
+        why = found.message if found is not None else "it is under an excluded prefix"
+        raise UsageError(f"{key} cannot be transcoded: {why}")
+    if found.role is not Role.MASTER:
+        raise UsageError(f"{key} is not a master ({found.role}): give the key of a "
+                         ".mov/.mkv/.mxf/.avi/.wav/.flac file")
+    folder = str(PurePosixPath(key).parent)
+    return Source(key, found.inventory_code, found.media_type, folder)
+
+
+def default_output_key(source: Source, preset: Preset) -> str:
+    """Mirror the input: <folder>/<code>.<ext>."""
+    return f"{source.folder}/{source.inventory_code}{preset.extension}"
+
+
+@contextlib.contextmanager
+def _workdir(settings: Settings) -> Iterator[Path]:
+    root = settings.temp_dir
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="mpr-transcode-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
+    """Container and codecs as the preset says; duration within 1 % or 0.5 s of the source."""
+    if preset.media == "video":
+        ok = (info.container is Container.MPEG4 and info.video_codecs[:1] == ("h264",)
+              and info.audio_codecs[:1] in (("aac",), ()))
+        if source.has_audio and info.audio_codecs[:1] != ("aac",):
+            ok = False
+    else:
+        ok = info.container is Container.MPEG_AUDIO and info.audio_codecs == ("mp3",)
+    if not ok:
+        raise FfmpegError(f"output is {info.describe()}, not what preset {preset.name} makes")
+    if source.duration_s and info.duration_s is not None:
+        allowed = max(0.01 * source.duration_s, 0.5)
+        if abs(info.duration_s - source.duration_s) > allowed:
+            raise FfmpegError(f"output lasts {info.duration_s:.2f} s but the master "
+                              f"{source.duration_s:.2f} s (allowed difference {allowed:.2f} s)")
+
+
+class Transcoder:
+    """Runs transcodes for one process; safe to share between worker threads."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None, *,
+                 threads: int = 0, full_verify: bool = False) -> None:
+        self.settings = settings
+        self.storage = storage or Storage(settings)
+        self.threads = threads
+        self.full_verify = full_verify
+
+    def run(self, source: Source, preset: Preset, output_key: str, *,
+            on_progress: OnProgress | None = None,
+            cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """Transcode and upload; returns the outcome and what to record (not yet recorded)."""
+        started = time.monotonic()
+        with _workdir(self.settings) as work:
+            download = self.storage.download_to(self.settings.s3_bucket_in, source.key,
+                                                work / "in", md5=True)
+            master = probe(download.path)
+            output = work / f"out{preset.extension}"
+            argv = build_transcode_argv(str(download.path), output, preset, master,
+                                        threads=self.threads)
+            run_ffmpeg(argv, duration_s=master.duration_s, on_progress=on_progress,
+                       cancel=cancel)
+            made = probe(output)
+            verify_output(made, master, preset)
+            if self.full_verify:
+                run_ffmpeg(build_decode_check_argv(str(output)), duration_s=None, cancel=cancel)
+            record = self._upload(output, output_key, made, cancel)
+            record["master"] = (download, master)
+        outcome = Outcome(output_key, record["size"], record["md5"], made.duration_s,
+                          time.monotonic() - started)
+        return outcome, record
+
+    def _upload(self, output: Path, key: str, info: MediaInfo,
+                cancel: threading.Event | None) -> dict[str, Any]:
+        import hashlib
+
+        digest = hashlib.md5(usedforsecurity=False)
+        with output.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        md5 = digest.hexdigest()
+        name = PurePosixPath(key).name
+        meta = mediainfo_json(output, ref=name)
+        bucket = self.settings.s3_bucket_out
+        uploaded: list[str] = []
+        try:
+            if cancel is not None and cancel.is_set():
+                raise KeyboardInterrupt
+            obj = self.storage.upload_file(output, bucket, key,
+                                           content_type=mime_for_media(info))
+            uploaded.append(key)
+            md5_obj = self.storage.upload_bytes(f"{md5}  {name}\n".encode(), bucket,
+                                                key + ".md5", content_type="text/plain")
+            uploaded.append(key + ".md5")
+            import json
+
+            json_obj = self.storage.upload_bytes(json.dumps(meta, indent=2).encode(), bucket,
+                                                 key + ".json", content_type="application/json")
+            uploaded.append(key + ".json")
+        except BaseException:
+            self.remove_outputs(uploaded)
+            raise
+        return {"size": obj.size, "etag": obj.etag, "md5": md5, "mime": mime_for_media(info),
+                "tech": meta, "key": key, "sidecars": [(md5_obj, "checksum"),
+                                                        (json_obj, "metadata")]}
+
+    def remove_outputs(self, keys: list[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(StorageError):
+                self.storage.delete(self.settings.s3_bucket_out, key)
+
+
+def record_output(conn: Any, asset_id: int, preset: Preset, record: dict[str, Any],
+                  bucket: str) -> None:
+    """The streaming copy and its sidecars as catalogue rows, in the caller's transaction."""
+    db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=record["key"],
+                          role=Role.STREAMING.value, size=record["size"], etag=record["etag"],
+                          md5=record["md5"], mime_type=record["mime"],
+                          tech_metadata=record["tech"], preset=preset.name)
+    for obj, role in record["sidecars"]:
+        db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=obj.key, role=role,
+                              size=obj.size, etag=obj.etag, md5=obj.single_part_md5,
+                              mime_type=mime_for_sidecar("." + obj.key.rsplit(".", 1)[-1]),
+                              tech_metadata=None, preset=None)
+
+
+def register_master(conn: Any, source: Source, bucket: str, download: Any,
+                    info: MediaInfo, etag: str) -> int:
+    """Catalogue an asset that was never imported, from its master's own probe."""
+    row = db.FileRow(source.inventory_code, bucket, source.key, Role.MASTER.value, True,
+                     download.size, etag, download.md5, mime_for_media(info), info.raw)
+    db.insert_files(conn, None, [(source.inventory_code, source.media_type.value)], [row])
+    asset = db.asset_by_code(conn, source.inventory_code)
+    return int(asset["id"])

@@ -1,0 +1,557 @@
+"""`mpr import` as a user runs it: the real script in a subprocess, against real PostgreSQL,
+SeaweedFS and ffmpeg, on the sample archive (generated once per session, uploaded per test).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from mpr_cli.sample import EMPTY_MD5, Expect, SampleArchive
+from tests.integration.archive import (
+    MIME_BY_SUFFIX,
+    Outcome,
+    catalogue,
+    catalogue_without_bucket,
+    clean_codes,
+    duplicate_keys,
+    keys_of,
+    md5_of,
+    mpr_argv,
+    mpr_env,
+    parse_run,
+    query,
+    row_counts,
+    runs,
+    upload_multipart,
+)
+
+pytestmark = pytest.mark.integration
+
+REPORT_KEYS = {"command", "run_id", "dry_run", "safe_run", "status", "message", "prefix",
+               "counts", "durations_s", "problems"}
+COUNT_KEYS = {"listed", "excluded", "rejected", "skipped", "accepted", "inserted_assets",
+              "inserted_files", "errors", "warnings", "bytes_verified"}
+PROBLEM_KEYS = {"key", "inventory_code", "phase", "severity", "reason", "message"}
+PHASE_1 = {"invalid_key", "unsupported_extension", "unknown_folder", "invalid_inventory_code",
+           "prefix_type_mismatch"}
+WARNINGS = {"missing_qc_report", "changed_since_import"}
+TAPE_CODE = "VO-TAP-00001"
+TAPE_MASTER = "FILE/VO-TAP-00001.mov"
+LATE_QC_CODE = "AO-BAD-00011"  # complete but for its QC report: imported with a warning
+NOTHING = {"assets": 0, "asset_files": 0, "import_runs": 0}
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def assert_contract(out: Outcome) -> None:
+    """The report's shape and the invariants every report keeps."""
+    report, counts = out.report, out.counts
+    assert set(report) == REPORT_KEYS
+    assert set(counts) == COUNT_KEYS and all(isinstance(v, int) for v in counts.values())
+    assert counts["listed"] == (counts["excluded"] + counts["rejected"] + counts["skipped"]
+                                + counts["accepted"])
+    for problem in report["problems"]:
+        assert set(problem) == PROBLEM_KEYS
+        assert problem["severity"] == ("warning" if problem["reason"] in WARNINGS else "error")
+        expected_phase = (1 if problem["reason"] in PHASE_1
+                          else 2 if problem["reason"] == "changed_since_import" else 3)
+        assert problem["phase"] == expected_phase, problem
+        assert problem["message"] and "\n" not in problem["message"]
+    severities = [p["severity"] for p in report["problems"]]
+    assert counts["errors"] == severities.count("error")
+    assert counts["warnings"] == severities.count("warning")
+    assert counts["rejected"] == sum(p["phase"] == 1 for p in report["problems"])
+
+
+def reasons_by_key(out: Outcome) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = defaultdict(set)
+    for problem in out.report["problems"]:
+        found[problem["key"]].add(problem["reason"])
+    return dict(found)
+
+
+def problem_set(out: Outcome) -> set[tuple[str, str, int, str]]:
+    return {(p["key"], p["reason"], p["phase"], p["severity"]) for p in out.report["problems"]}
+
+
+def assert_manifest_reasons(out: Outcome, archive: SampleArchive) -> None:
+    """Each key the manifest expects a problem for has exactly that reason; any other key
+    reported belongs to an asset rejected for that same reason (e.g. both files of an asset
+    without any .md5 are missing_checksum)."""
+    found = reasons_by_key(out)
+    expected = archive.problems()
+    for key, reason in expected.items():
+        assert found.get(key) == {reason}, key
+    by_key = {f.key: f for f in archive.files}
+    for key in set(found) - set(expected):
+        sample_file = by_key[key]
+        assert sample_file.expect == Expect.REJECTED_WITH_ASSET, key
+        assert found[key] == {archive.assets_rejected[sample_file.inventory_code]}, key
+
+
+def expected_keys(archive: SampleArchive, codes: set[str]) -> set[str]:
+    """The asset_files keys a complete import of ``codes`` gives (the tape master included)."""
+    keys = {f.key for f in archive.files if f.inventory_code in codes and f.imported}
+    return keys | ({TAPE_MASTER} if TAPE_CODE in codes else set())
+
+
+def declared_md5(archive: SampleArchive, sidecar: str, name: str) -> str:
+    for line in (archive.root / sidecar).read_text().splitlines():
+        digest, _, listed = line.partition("  ")
+        if listed == name:
+            return digest
+    raise AssertionError(f"{name} not in {sidecar}")
+
+
+def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: set[str]) -> None:
+    """Every catalogued file of ``codes``: right asset, role, size, ETag, md5, MIME type."""
+    rows = catalogue(database_url)
+    roles = {f.key: f.role for f in archive.files}
+    for key in expected_keys(archive, codes) - {TAPE_MASTER}:
+        row, local = rows[key], archive.root / key
+        assert row["inventory_code"] == key.split("/")[-1][:12], key
+        assert row["role"] == roles[key], key
+        assert row["in_bucket"] is True, key
+        assert row["size"] == local.stat().st_size, key
+        assert row["md5"] == md5_of(local) == row["etag"], key
+        assert row["mime_type"] == MIME_BY_SUFFIX[Path(key).suffix], key
+        if row["role"] in ("master", "streaming"):
+            assert row["has_tech"], key
+
+
+def good_upload(archive: SampleArchive, *extra_codes: str) -> list[str]:
+    """The keys of the assets that import without any problem, plus ``extra_codes``."""
+    return keys_of(archive, [*clean_codes(archive), *extra_codes])
+
+
+# -- the sample archive: every reason code, the catalogue ------------------------------------------
+
+
+def test_sample_report_gives_every_key_its_reason(sample_archive, upload, mpr_report):
+    upload(sample_archive.root)
+    out = mpr_report("import")
+
+    assert out.returncode == 1, out.stderr
+    assert_contract(out)
+    report, counts = out.report, out.counts
+    assert (report["command"], report["status"], report["dry_run"], report["safe_run"]) == (
+        "import", "completed", False, False)
+    assert_manifest_reasons(out, sample_archive)
+    files = sample_archive.files
+    excluded = sum(f.expect == Expect.EXCLUDED for f in files)
+    rejected = sum(r in PHASE_1 for r in sample_archive.problems().values())
+    assert (counts["listed"], counts["excluded"], counts["rejected"], counts["skipped"]) == (
+        len(files), excluded, rejected, 0)
+    assert counts["accepted"] == len(files) - excluded - rejected
+    assert counts["warnings"] == 1  # missing_qc_report of AO-BAD-00011
+    assert counts["bytes_verified"] == 0  # single-part ETags are MD5s: nothing streamed
+    excluded_keys = {f.key for f in files if f.expect == Expect.EXCLUDED}
+    assert not excluded_keys & set(reasons_by_key(out))
+
+
+def test_sample_catalogue_holds_each_good_asset_with_its_files(sample_archive, upload,
+                                                               mpr_report, database_url):
+    upload(sample_archive.root)
+    out = mpr_report("import")
+    assert out.returncode == 1, out.stderr
+
+    # VO-BAD-00010 (an invalid QC report) has a test of its own below.
+    qc_bad = {f.inventory_code for f in sample_archive.files
+              if f.expect == Expect.INVALID_QC_REPORT}
+    codes = set(sample_archive.assets_ok) - qc_bad
+    assets = {r["inventory_code"]: r["media_type"]
+              for r in query(database_url, "SELECT inventory_code, media_type FROM assets")}
+    assert set(assets) - qc_bad == codes
+    assert all(media == ("video" if code[0] == "V" else "audio") for code, media in assets.items())
+    rows = catalogue(database_url)
+    assert {k for k, r in rows.items() if r["inventory_code"] not in qc_bad} == expected_keys(
+        sample_archive, codes)
+    assert_rows_match_files(database_url, sample_archive, codes)
+    assert not {r["inventory_code"] for r in rows.values()} & set(sample_archive.assets_rejected)
+    assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (
+        len(assets), len(rows))
+    # the master's technical metadata is its sidecar, verbatim
+    tech = query(database_url, "SELECT key, tech_metadata FROM asset_files WHERE role = 'master'")
+    for row in tech:
+        if row["key"] != TAPE_MASTER:
+            sidecar = sample_archive.root / (row["key"].rsplit(".", 1)[0] + ".json")
+            assert row["tech_metadata"] == json.loads(sidecar.read_text()), row["key"]
+    assert {r["mime_type"] for k, r in rows.items() if r["role"] == "master"} >= {
+        "video/quicktime", "video/x-matroska", "application/mxf", "audio/wav", "audio/flac"}
+
+
+def test_tape_master_is_recorded_from_its_sidecars(sample_archive, upload, mpr_report,
+                                                   database_url):
+    upload(sample_archive.root, keys_of(sample_archive, [TAPE_CODE]))
+    out = mpr_report("import")
+    assert out.returncode == 0, out.stderr
+    assert out.report["problems"] == []
+
+    row = catalogue(database_url)[TAPE_MASTER]
+    assert (row["inventory_code"], row["role"], row["in_bucket"], row["etag"]) == (
+        TAPE_CODE, "master", False, None)
+    assert row["md5"] == declared_md5(sample_archive, "FILE/VO-TAP-00001.md5", "VO-TAP-00001.mov")
+    assert row["mime_type"] == "video/quicktime" and row["has_tech"]
+    sidecar = json.loads((sample_archive.root / "FILE/VO-TAP-00001.json").read_text())
+    general = next(t for t in sidecar["media"]["track"] if t["@type"] == "General")
+    assert row["size"] == int(general["FileSize"])
+    assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (
+        1, len(keys_of(sample_archive, [TAPE_CODE])) + 1)
+
+
+def test_invalid_qc_report_rejects_the_pdf_but_imports_the_asset(sample_archive, upload,
+                                                                 mpr_report, database_url):
+    """The manifest (sample.py, Expect.INVALID_QC_REPORT): "the pdf is rejected, its asset is
+    imported". An error page saved as the QC report must not keep the media out."""
+    code = "VO-BAD-00010"
+    upload(sample_archive.root, keys_of(sample_archive, [code]))
+    out = mpr_report("import")
+
+    assert out.returncode == 1, out.stderr
+    assert reasons_by_key(out) == {"BRD/VO-BAD-00010_qc.pdf": {"invalid_qc_report"}}
+    rows = catalogue(database_url)
+    assert set(rows) == expected_keys(sample_archive, {code})
+    assert "BRD/VO-BAD-00010_qc.pdf" not in rows
+    assert out.counts["inserted_assets"] == 1
+
+
+# -- re-runs ---------------------------------------------------------------------------------------
+
+
+def test_clean_delivery_imports_then_second_run_skips_everything(sample_archive, upload,
+                                                                 mpr_report, database_url):
+    keys = upload(sample_archive.root, good_upload(sample_archive, LATE_QC_CODE))
+    codes = set(clean_codes(sample_archive)) | {LATE_QC_CODE}
+
+    first = mpr_report("import")
+    assert first.returncode == 0, first.stderr  # a warning does not fail the run
+    assert_contract(first)
+    assert reasons_by_key(first) == {"DAT/AO-BAD-00011.flac": {"missing_qc_report"}}
+    assert first.counts["errors"] == 0 and first.counts["warnings"] == 1
+    assert (first.counts["listed"], first.counts["accepted"]) == (len(keys), len(keys))
+    assert (first.counts["inserted_assets"], first.counts["inserted_files"]) == (
+        len(codes), len(expected_keys(sample_archive, codes)))
+    assert_rows_match_files(database_url, sample_archive, codes)
+    before = catalogue(database_url)
+
+    second = mpr_report("import")
+    assert second.returncode == 0, second.stderr
+    assert_contract(second)
+    assert second.report["problems"] == []
+    counts = second.counts
+    assert counts["skipped"] == counts["listed"] - counts["excluded"] == len(keys)
+    assert (counts["accepted"], counts["inserted_assets"], counts["inserted_files"]) == (0, 0, 0)
+    assert catalogue(database_url) == before
+    assert row_counts(database_url) == {"assets": len(codes), "asset_files": len(before),
+                                        "import_runs": 2}
+
+
+def test_changed_object_is_flagged_and_its_record_kept(sample_archive, upload, mpr_report,
+                                                       database_url, s3_admin, buckets):
+    upload(sample_archive.root, good_upload(sample_archive))
+    assert mpr_report("import").returncode == 0
+    before = catalogue(database_url)
+
+    same_size = "BRD/VO-SMP-00001.mp4"  # same size, other bytes: only the ETag tells
+    data = bytearray((sample_archive.root / same_size).read_bytes())
+    data[-1] ^= 0xFF
+    s3_admin.put_object(Bucket=buckets[0], Key=same_size, Body=bytes(data))
+    resized = "CD/AO-SMP-00001.mp3.json"
+    s3_admin.put_object(Bucket=buckets[0], Key=resized, Body=b'{"media": null}')
+
+    out = mpr_report("import")
+    assert out.returncode == 0, out.stderr  # a warning
+    assert_contract(out)
+    assert reasons_by_key(out) == {same_size: {"changed_since_import"},
+                                   resized: {"changed_since_import"}}
+    assert {p["inventory_code"] for p in out.report["problems"]} == {"VO-SMP-00001",
+                                                                     "AO-SMP-00001"}
+    assert out.counts["skipped"] == out.counts["listed"] - out.counts["excluded"]
+    assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (0, 0)
+    assert catalogue(database_url) == before  # size, ETag and md5 as first imported
+
+
+# -- dry run -------------------------------------------------------------------------------------
+
+
+def test_dry_run_runs_every_phase_and_writes_nothing(sample_archive, upload, run_mpr,
+                                                    service_env, database_url):
+    upload(sample_archive.root)
+    ways = [(("--dry-run",), None), ((), {**service_env, "MPR_DRY_RUN": "true"}),
+            ((), {**service_env, "ACH_DRY_RUN": "true"})]
+    dry: list[Outcome] = []
+    for args, env in ways:
+        out = parse_run(run_mpr("import", "--report", "-", *args, env=env))
+        assert out.returncode == 1, out.stderr
+        assert_contract(out)
+        assert (out.report["dry_run"], out.report["run_id"], out.report["status"]) == (
+            True, None, "completed")
+        assert any(p["phase"] == 3 for p in out.report["problems"])
+        assert_manifest_reasons(out, sample_archive)
+        assert row_counts(database_url) == NOTHING
+        dry.append(out)
+    assert dry[0].counts == dry[1].counts == dry[2].counts
+    assert problem_set(dry[0]) == problem_set(dry[1]) == problem_set(dry[2])
+
+    real = parse_run(run_mpr("import", "--report", "-"))
+    assert real.returncode == 1
+    for name in ("listed", "excluded", "rejected", "skipped", "accepted", "inserted_assets",
+                 "inserted_files", "errors", "warnings"):
+        assert real.counts[name] == dry[0].counts[name], name
+    assert real.counts["inserted_files"] == row_counts(database_url)["asset_files"] > 0
+    assert problem_set(real) == problem_set(dry[0])
+
+
+# -- safe run ------------------------------------------------------------------------------------
+
+
+def test_safe_run_aborts_on_phase3_errors_inserting_nothing(sample_archive, upload, mpr_report,
+                                                           database_url):
+    upload(sample_archive.root)
+    out = mpr_report("import", "--safe-run")
+
+    assert out.returncode == 3, out.stderr
+    assert_contract(out)
+    assert (out.report["status"], out.report["safe_run"]) == ("aborted", True)
+    assert out.report["message"].startswith("safe-run:")
+    assert_manifest_reasons(out, sample_archive)  # every problem listed, to fix in one go
+    assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (0, 0)
+    assert row_counts(database_url) == {"assets": 0, "asset_files": 0, "import_runs": 1}
+    [run] = runs(database_url)
+    assert (run["status"], run["mode"], run["id"]) == ("aborted", "safe_run",
+                                                       out.report["run_id"])
+    assert run["counts"] == out.counts and run["finished_at"] is not None
+
+
+def test_safe_run_aborts_on_a_warning_too(sample_archive, upload, mpr_report, service_env,
+                                         database_url):
+    upload(sample_archive.root, good_upload(sample_archive, LATE_QC_CODE))
+    out = mpr_report("import", env={**service_env, "MPR_SAFE_RUN": "true"})
+
+    assert out.returncode == 3, out.stderr
+    assert out.report["status"] == "aborted"
+    assert reasons_by_key(out) == {"DAT/AO-BAD-00011.flac": {"missing_qc_report"}}
+    assert row_counts(database_url) == {"assets": 0, "asset_files": 0, "import_runs": 1}
+    assert runs(database_url)[0]["status"] == "aborted"
+
+
+def test_safe_run_on_clean_delivery_inserts_everything(sample_archive, upload, mpr_report,
+                                                      service_env, database_url):
+    upload(sample_archive.root, good_upload(sample_archive))
+    codes = set(clean_codes(sample_archive))
+    out = mpr_report("import", env={**service_env, "ACH_SAFE_RUN": "true"})
+
+    assert out.returncode == 0, out.stderr
+    assert (out.report["status"], out.report["safe_run"], out.report["problems"]) == (
+        "completed", True, [])
+    assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
+    assert out.counts["inserted_files"] == len(expected_keys(sample_archive, codes))
+    [run] = runs(database_url)
+    assert (run["status"], run["mode"]) == ("completed", "safe_run")
+
+
+# -- checksum verification -------------------------------------------------------------------------
+
+
+def media_bytes(archive: SampleArchive, keys: list[str]) -> int:
+    """Total size of the masters and streaming copies among ``keys``."""
+    roles = {f.key: f.role for f in archive.files}
+    return sum((archive.root / k).stat().st_size for k in keys
+               if roles[k] in ("master", "streaming"))
+
+
+def test_verify_full_streams_every_media_object_and_catches_a_mismatch(sample_archive, upload,
+                                                                       mpr_report,
+                                                                       database_url):
+    keys = upload(sample_archive.root, good_upload(sample_archive, "VO-BAD-00002"))
+    out = mpr_report("import", "--verify", "full")
+
+    assert out.returncode == 1, out.stderr
+    assert reasons_by_key(out) == {"BRD/VO-BAD-00002.mp4": {"checksum_mismatch"}}
+    assert "d41d8cd98f00b204e9800998ecf8427e" in out.report["problems"][0]["message"]
+    assert out.counts["bytes_verified"] == media_bytes(sample_archive, keys) > 0
+    codes = set(clean_codes(sample_archive))
+    assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
+    assert_rows_match_files(database_url, sample_archive, codes)
+
+
+def test_verify_auto_streams_objects_whose_etag_is_not_an_md5(sample_archive, upload, mpr_report,
+                                                             database_url, s3_admin, buckets):
+    upload(sample_archive.root, good_upload(sample_archive, "VO-BAD-00002"))
+    multipart = ["BRD/VO-SMP-00001.mov", "BRD/VO-BAD-00002.mp4"]
+    for key in multipart:
+        etag = upload_multipart(s3_admin, buckets[0], key, (sample_archive.root / key).read_bytes())
+        assert re.fullmatch(r"[0-9a-f]{32}-2", etag), etag
+
+    out = mpr_report("import")  # --verify auto
+    assert out.returncode == 1, out.stderr
+    assert reasons_by_key(out) == {"BRD/VO-BAD-00002.mp4": {"checksum_mismatch"}}
+    assert out.counts["bytes_verified"] == sum(
+        (sample_archive.root / k).stat().st_size for k in multipart)
+    row = catalogue(database_url)["BRD/VO-SMP-00001.mov"]
+    assert row["md5"] == md5_of(sample_archive.root / "BRD/VO-SMP-00001.mov")
+    assert row["etag"].endswith("-2")
+
+
+def test_verify_none_reads_no_object_and_trusts_the_sidecar(sample_archive, upload, mpr_report,
+                                                           database_url, s3_admin, buckets):
+    upload(sample_archive.root, good_upload(sample_archive, "VO-BAD-00002"))
+    key = "BRD/VO-SMP-00001.mov"
+    upload_multipart(s3_admin, buckets[0], key, (sample_archive.root / key).read_bytes())
+
+    out = mpr_report("import", "--verify", "none")
+    assert out.returncode == 0, out.stderr
+    assert out.report["problems"] == []  # the damaged copy is not noticed: nothing was read
+    assert out.counts["bytes_verified"] == 0
+    rows = catalogue(database_url)
+    assert rows["BRD/VO-BAD-00002.mp4"]["md5"] == EMPTY_MD5  # what the sidecar declares
+    assert rows[key]["md5"] == md5_of(sample_archive.root / key)  # the sidecar was right here
+
+
+# -- deliveries that arrive in parts -----------------------------------------------------------------
+
+
+def test_incomplete_delivery_is_imported_once_its_md5_arrives(sample_archive, upload, mpr_report,
+                                                              database_url):
+    code, late = "VO-SMP-00001", "BRD/VO-SMP-00001.md5"
+    codes = set(clean_codes(sample_archive))
+    upload(sample_archive.root, [k for k in good_upload(sample_archive) if k != late])
+
+    first = mpr_report("import")
+    assert first.returncode == 1, first.stderr
+    found = reasons_by_key(first)
+    assert found["BRD/VO-SMP-00001.mov"] == {"missing_checksum"}
+    assert set(found) <= {"BRD/VO-SMP-00001.mov", "BRD/VO-SMP-00001.mp4"}
+    assert {r for reasons in found.values() for r in reasons} == {"missing_checksum"}
+    assert all(p["inventory_code"] == code for p in first.report["problems"])
+    assert not query(database_url, "SELECT 1 FROM assets WHERE inventory_code = %s", (code,))
+    assert first.counts["inserted_assets"] == len(codes) - 1
+
+    upload(sample_archive.root, [late])
+    second = mpr_report("import")
+    assert second.returncode == 0, second.stderr
+    assert second.report["problems"] == []
+    assert (second.counts["inserted_assets"], second.counts["inserted_files"]) == (
+        1, len(keys_of(sample_archive, [code])))
+    assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
+    assert_rows_match_files(database_url, sample_archive, codes)
+    assert duplicate_keys(database_url) == []
+    assert row_counts(database_url)["assets"] == len(codes)
+
+
+def test_late_qc_report_is_attached_to_the_imported_asset(sample_archive, upload, mpr_report,
+                                                          database_url):
+    late = "BRD/VO-SMP-00001_qc.pdf"
+    upload(sample_archive.root, [k for k in good_upload(sample_archive) if k != late])
+    first = mpr_report("import")
+    assert first.returncode == 0, first.stderr
+    assert reasons_by_key(first) == {"BRD/VO-SMP-00001.mov": {"missing_qc_report"}}
+    assert late not in catalogue(database_url)
+
+    upload(sample_archive.root, [late])
+    second = mpr_report("import")
+    assert second.returncode == 0, second.stderr
+    assert second.report["problems"] == []
+    assert (second.counts["inserted_assets"], second.counts["inserted_files"]) == (0, 1)
+    row = catalogue(database_url)[late]
+    assert (row["inventory_code"], row["role"], row["mime_type"]) == (
+        "VO-SMP-00001", "qc_report", "application/pdf")
+    codes = set(clean_codes(sample_archive))
+    assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
+
+
+# -- run history ---------------------------------------------------------------------------------
+
+
+def test_each_run_is_recorded_with_its_counts(sample_archive, upload, mpr_report, database_url):
+    upload(sample_archive.root)
+    first = mpr_report("import")
+    dry = mpr_report("import", "--dry-run")
+    second = mpr_report("import")
+
+    recorded = runs(database_url)
+    assert len(recorded) == 2  # the dry run left no trace
+    for run, out in zip(recorded, (first, second), strict=True):
+        assert run["id"] == out.report["run_id"]
+        assert (run["command"], run["mode"], run["status"]) == ("import", "normal", "completed")
+        assert run["counts"] == out.counts
+        assert run["report"]["problems"] == out.report["problems"]
+        assert run["finished_at"] >= run["started_at"]
+    assert first.counts["inserted_files"] > 0 and second.counts["inserted_files"] == 0
+    assert dry.counts["inserted_files"] == 0
+    assert query(database_url, "SELECT DISTINCT import_run_id FROM asset_files") == [
+        {"import_run_id": first.report["run_id"]}]
+
+
+# -- two imports at once ---------------------------------------------------------------------------
+
+
+def test_two_concurrent_imports_never_duplicate(sample_archive, upload, service_env, tmp_path,
+                                                database_url):
+    upload(sample_archive.root, good_upload(sample_archive))
+    codes = set(clean_codes(sample_archive))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir(exist_ok=True)
+    procs = [subprocess.Popen(mpr_argv("import", "--report", "-"), env=mpr_env(service_env),
+                              cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append((proc.returncode, stdout, stderr))
+
+    completed = [parse_run(subprocess.CompletedProcess([], rc, out, err))
+                 for rc, out, err in results if rc == 0]
+    refused = [err for rc, _, err in results if rc != 0]
+    assert completed, results
+    for stderr in refused:
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and "another import is running" in lines[0], stderr
+    for rc, _, _ in results:
+        assert rc in (0, 4), results
+    assert sum(o.counts["inserted_files"] for o in completed) == len(
+        expected_keys(sample_archive, codes))
+    assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
+    assert duplicate_keys(database_url) == []
+    assert row_counts(database_url)["assets"] == len(codes)
+    assert [r["status"] for r in runs(database_url)] == ["completed"] * len(completed)
+
+
+# -- usage and set-up errors ---------------------------------------------------------------------
+
+
+def test_unknown_verify_value_is_a_usage_error(run_mpr, database_url):
+    result = run_mpr("import", "--verify", "sometimes")
+    assert result.returncode == 2
+    assert "--verify" in result.stderr and "sometimes" in result.stderr
+    assert row_counts(database_url) == NOTHING
+
+
+def test_missing_rules_file_is_a_usage_error(run_mpr, service_env, tmp_path, database_url):
+    missing = tmp_path / "no-such-rules.toml"
+    by_option = run_mpr("import", "--rules", str(missing))
+    assert by_option.returncode == 2
+    assert "--rules" in by_option.stderr and "does not exist" in by_option.stderr
+
+    by_env = run_mpr("import", env={**service_env, "MPR_RULES": str(missing)})
+    assert by_env.returncode == 2
+    lines = by_env.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "not found" in lines[0]
+    assert row_counts(database_url) == NOTHING
+
+
+@pytest.mark.parametrize("args", [(), ("--dry-run",)])
+def test_unmigrated_database_says_run_db_migrate(run_mpr, service_env, empty_database_url, args):
+    result = run_mpr("import", *args, env={**service_env, "DATABASE_URL": empty_database_url})
+    assert result.returncode == 4
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "mpr db migrate" in lines[0]
+    assert result.stdout == ""
