@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo: sets up everything it needs, starts the local services (real PostgreSQL and
 # SeaweedFS on loopback), migrates the catalogue, checks the installation, generates a sample
-# archive (good video and audio assets, a master kept on tape, a handful of bad files),
-# uploads it to the local input bucket and imports it. Safe to run again: the second import
+# archive (good video and audio assets, a master kept on tape, masters awaiting their
+# streaming copy, a handful of bad files),
+# uploads it to the local input bucket, imports it, then transcodes the masters that have no
+# streaming copy yet and lists the jobs. Safe to run again: the second import
 # skips everything already catalogued.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,8 @@ case $status in
   1) echo "import finished with exit code 1: the sample holds deliberate bad files; they are listed above and were not imported" ;;
   *) echo "import failed with exit code $status" >&2; exit "$status" ;;
 esac
+
+echo "== mpr transcode --pending (masters without a streaming copy)"
+$mpr transcode --pending
+echo "== transcode jobs"
+$mpr jobs list

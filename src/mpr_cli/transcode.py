@@ -10,12 +10,15 @@ its catalogue record is deleted again, so a cancel never leaves a partial object
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,7 +30,7 @@ from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, run_ffmpeg
 from mpr_cli.rules import MediaType, Role, Rules
-from mpr_cli.storage import Storage
+from mpr_cli.storage import Download, Storage
 from mpr_cli.validation.containers import Container, MediaInfo
 from mpr_cli.validation.inventory import Candidate, classify_key
 from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
@@ -103,15 +106,41 @@ def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
                               f"{source.duration_s:.2f} s (allowed difference {allowed:.2f} s)")
 
 
+class SourceMode(StrEnum):
+    """How ffmpeg reads the master: a streamed local copy (default), or a presigned URL."""
+
+    DOWNLOAD = "download"
+    URL = "url"
+
+
 class Transcoder:
-    """Runs transcodes for one process; safe to share between worker threads."""
+    """Runs transcodes for one process; safe to share between worker threads.
+
+    The master is downloaded to a temp file by default: bench/bench_transcode.py measured it
+    against ffmpeg reading a presigned URL (see bench/results), and the local copy also
+    gives the master's MD5 for free and survives ffmpeg's seeks in a .mov whose index is at
+    the end.
+    """
 
     def __init__(self, settings: Settings, storage: Storage | None = None, *,
-                 threads: int = 0, full_verify: bool = False) -> None:
+                 threads: int = 0, full_verify: bool = False,
+                 source_mode: SourceMode = SourceMode.DOWNLOAD) -> None:
         self.settings = settings
         self.storage = storage or Storage(settings)
         self.threads = threads
         self.full_verify = full_verify
+        self.source_mode = source_mode
+
+    def _source(self, source: Source, work: Path) -> tuple[str, Download]:
+        bucket = self.settings.s3_bucket_in
+        if self.source_mode is SourceMode.URL:
+            head = self.storage.head(bucket, source.key)
+            if head is None:
+                raise StorageError(f"s3://{bucket}/{source.key} does not exist", key=source.key)
+            url = self.storage.presigned_get_url(bucket, source.key, expires=6 * 3600)
+            return url, Download(Path(source.key), head.size, head.single_part_md5)
+        download = self.storage.download_to(bucket, source.key, work / "in", md5=True)
+        return str(download.path), download
 
     def run(self, source: Source, preset: Preset, output_key: str, *,
             on_progress: OnProgress | None = None,
@@ -119,12 +148,10 @@ class Transcoder:
         """Transcode and upload; returns the outcome and what to record (not yet recorded)."""
         started = time.monotonic()
         with _workdir(self.settings) as work:
-            download = self.storage.download_to(self.settings.s3_bucket_in, source.key,
-                                                work / "in", md5=True)
-            master = probe(download.path)
+            location, download = self._source(source, work)
+            master = probe(location)
             output = work / f"out{preset.extension}"
-            argv = build_transcode_argv(str(download.path), output, preset, master,
-                                        threads=self.threads)
+            argv = build_transcode_argv(location, output, preset, master, threads=self.threads)
             run_ffmpeg(argv, duration_s=master.duration_s, on_progress=on_progress,
                        cancel=cancel)
             made = probe(output)
@@ -139,8 +166,6 @@ class Transcoder:
 
     def _upload(self, output: Path, key: str, info: MediaInfo,
                 cancel: threading.Event | None) -> dict[str, Any]:
-        import hashlib
-
         digest = hashlib.md5(usedforsecurity=False)
         with output.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -159,8 +184,6 @@ class Transcoder:
             md5_obj = self.storage.upload_bytes(f"{md5}  {name}\n".encode(), bucket,
                                                 key + ".md5", content_type="text/plain")
             uploaded.append(key + ".md5")
-            import json
-
             json_obj = self.storage.upload_bytes(json.dumps(meta, indent=2).encode(), bucket,
                                                  key + ".json", content_type="application/json")
             uploaded.append(key + ".json")

@@ -56,6 +56,7 @@ class PoolResult:
     created: int = 0
     finished: dict[JobStatus, list[int]] = field(default_factory=dict)
     messages: dict[int, str] = field(default_factory=dict)
+    errors: list[MprError] = field(default_factory=list)
 
     def count(self, status: JobStatus) -> int:
         return len(self.finished.get(status, []))
@@ -134,9 +135,9 @@ class JobRunner:
 
     def _transcode(self, conn: Any, job: dict[str, Any], worker: str, cancel: threading.Event,
                    progress: Callable[[ProgressUpdate], None]) -> tuple[JobStatus, str]:
-        preset = self.presets.get(job["preset"])
-        source = parse_source(job["source_key"], self.rules)
         try:
+            preset = self.presets.get(job["preset"])
+            source = parse_source(job["source_key"], self.rules)
             _, record = self.transcoder.run(source, preset, job["output_key"],
                                             on_progress=progress, cancel=cancel)
         except (TranscodeCancelled, KeyboardInterrupt):
@@ -213,15 +214,20 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
 
     def work(n: int) -> None:
         worker = worker_name(n)
-        with db.connect(runner.settings, autocommit=True) as conn:
-            while not stop_all.is_set():
-                job = db.claim_job(conn, worker, runner.options.lease_s, only_ids)
-                if job is None:
-                    return
-                status, message = runner.execute(conn, job, worker, stop_all, events)
-                with lock:
-                    result.finished.setdefault(status, []).append(job["id"])
-                    result.messages[job["id"]] = message
+        try:
+            with db.connect(runner.settings, autocommit=True) as conn:
+                while not stop_all.is_set():
+                    job = db.claim_job(conn, worker, runner.options.lease_s, only_ids)
+                    if job is None:
+                        return
+                    status, message = runner.execute(conn, job, worker, stop_all, events)
+                    with lock:
+                        result.finished.setdefault(status, []).append(job["id"])
+                        result.messages[job["id"]] = message
+        except MprError as exc:  # the catalogue went away: stop every worker, report it
+            with lock:
+                result.errors.append(exc)
+            stop_all.set()
 
     threads = [threading.Thread(target=work, args=(n,), name=f"transcode-{n}", daemon=True)
                for n in range(workers)]
@@ -236,6 +242,8 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
         for thread in threads:
             thread.join()
         raise
+    if result.errors:
+        raise result.errors[0]
     return result
 
 
