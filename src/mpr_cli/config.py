@@ -7,6 +7,7 @@ shown masked (`mpr config`).
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,6 +18,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from mpr_cli.errors import ConfigError
 
 DEFAULT_EXCLUDES = ("TEST-FOLDER-DEV/", "DOCUMENTAZIONE_FOTOGRAFICA/", "UMT/")
+
+
+class NotifyOn(StrEnum):
+    ALWAYS = "always"
+    PROBLEMS = "problems"
+    NEVER = "never"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -72,7 +79,17 @@ class Settings(BaseSettings):
     batch_assets: int = Field(200, validation_alias=_env("MPR_BATCH_ASSETS"), ge=1, le=100_000)
     temp_dir: Path | None = Field(None, validation_alias=_env("MPR_TEMP_DIR"))
 
-    @field_validator("exclude_prefixes", mode="before")
+    smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
+    smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), ge=1, le=65535)
+    smtp_user: str | None = Field(None, validation_alias=_env("SMTP_USER"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=_env("SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(False, validation_alias=_env("SMTP_STARTTLS"))
+    notify_to: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_env("MPR_NOTIFY_TO"))
+    notify_from: str | None = Field(None, validation_alias=_env("MPR_NOTIFY_FROM"))
+    notify_on: NotifyOn = Field(NotifyOn.PROBLEMS, validation_alias=_env("MPR_NOTIFY_ON"))
+
+    @field_validator("exclude_prefixes", "notify_to", mode="before")
     @classmethod
     def _split_prefixes(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -103,7 +120,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every secret this process knows, to scrub from anything shown to a user."""
-        secrets = [self.aws_secret_access_key, self.db_password, self.database_url]
+        secrets = [self.aws_secret_access_key, self.db_password, self.database_url,
+                   self.smtp_password]
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:
             from urllib.parse import urlsplit

@@ -20,7 +20,13 @@ from mpr_cli.commands.importing import _raise_interrupt, _rules
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
-from mpr_cli.ffmpeg.pool import JobRunner, JobSettings, require_no_live_job, run_pool
+from mpr_cli.ffmpeg.pool import (
+    JobRunner,
+    JobSettings,
+    require_no_live_job,
+    run_pending,
+    run_pool,
+)
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
 from mpr_cli.transcode import default_output_key, parse_source
@@ -42,6 +48,9 @@ class JobBars:
         self.overall = self.bars.add_task("all jobs", total=max(total, 1), info="")
         self.tasks: dict[int, Any] = {}
         self.lock = threading.Lock()
+
+    def set_total(self, total: int) -> None:
+        self.bars.update(self.overall, total=max(total, 1))
 
     def __enter__(self) -> JobBars:
         if self.live:
@@ -98,24 +107,23 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
         raise UsageError("give either a master KEY or --pending", hint="see mpr transcode --help")
     settings = app.settings
     workers = workers or settings.transcode_workers
-    runner = JobRunner(settings, _rules(app, None), _presets(app), workers=workers,
+    runner = JobRunner(settings, _rules(app, None), _presets(app),
+                       workers=workers if pending else 1,
                        options=JobSettings(full_verify=verify == "full"))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     console = Console(highlight=False)
-    with db.connect(settings, autocommit=True) as conn:
-        db.require_migrated_conn(conn)
-        if pending:
-            ids = runner.create_pending(conn, prefix, limit, preset_name)
-            only = ids if (limit or prefix) else None
-            total = len(ids) if only else _claimable(conn)
-        else:
+    if pending:
+        with JobBars(console, 0) as bars:
+            result = run_pending(runner, workers=workers, prefix=prefix, limit=limit,
+                                 preset_name=preset_name, events=bars, on_created=bars.set_total)
+    else:
+        with db.connect(settings, autocommit=True) as conn:
+            db.require_migrated_conn(conn)
             ids = _create_single(conn, runner, key or "", preset_name, output_key, force, console)
-            if not ids:
-                return
-            only, total = ids, 1
-    stop = threading.Event()
-    with JobBars(console, total) as bars:
-        result = run_pool(runner, min(workers, max(total, 1)), stop, bars, only_ids=only)
+        if not ids:
+            return
+        with JobBars(console, 1) as bars:
+            result = run_pool(runner, 1, threading.Event(), bars, only_ids=ids)
     failed = result.count(JobStatus.FAILED)
     console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
                   f"{result.count(JobStatus.CANCELLED)} cancelled", markup=False)
@@ -124,10 +132,6 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     if result.count(JobStatus.CANCELLED):
         sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(ExitCode.FILE_ERRORS if failed else ExitCode.OK))
-
-
-def _claimable(conn: Any) -> int:
-    return len(db.list_jobs(conn, JobStatus.PENDING.value, 100_000))
 
 
 def _create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | None,

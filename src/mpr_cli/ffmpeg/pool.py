@@ -252,3 +252,22 @@ def require_no_live_job(conn: Any, job_id: int | None, source: Source, preset: P
         raise UsageError(f"a job for {source.key} with preset {preset.name} is already pending "
                          "or running", hint="see `mpr jobs list`, or cancel it first")
     return job_id
+
+
+def run_pending(runner: JobRunner, *, workers: int, prefix: str = "", limit: int | None = None,
+                preset_name: str | None = None, events: JobEvents | None = None,
+                stop_all: threading.Event | None = None,
+                on_created: Callable[[int], None] | None = None) -> PoolResult:
+    """Create PENDING jobs for catalogued masters without a streaming copy, then run every
+    claimable job (only the new ones when --prefix or --limit narrows the selection)."""
+    with db.connect(runner.settings, autocommit=True) as conn:
+        db.require_migrated_conn(conn)
+        ids = runner.create_pending(conn, prefix, limit, preset_name)
+        only = ids if (limit or prefix) else None
+        total = len(ids) if only else len(db.list_jobs(conn, JobStatus.PENDING.value, 100_000))
+    if on_created is not None:
+        on_created(total)
+    result = run_pool(runner, max(1, min(workers, total)), stop_all or threading.Event(),
+                      events or NoEvents(), only_ids=only)
+    result.created = len(ids)
+    return result

@@ -1,0 +1,96 @@
+"""Logging for unattended runs: text or JSON lines, optional rotating file, the run id on
+every line, and every configured secret scrubbed from every line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import secrets
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+LOGGER = "mpr"
+MAX_LOG_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def new_run_id() -> str:
+    """A short id naming one invocation in logs, reports, metrics and e-mails."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class RunContext(logging.Filter):
+    """Adds `run_id` to every record and removes secrets from its message."""
+
+    def __init__(self, run_id: str, secrets_to_hide: list[str]) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.secrets = sorted((s for s in secrets_to_hide if s), key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = self.run_id
+        record.msg = self.scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+class JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "run_id": getattr(record, "run_id", None),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            line.update(extra)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(run_id)s] %(message)s"
+
+
+def configure(run_id: str, secrets_to_hide: list[str], *, fmt: LogFormat = LogFormat.TEXT,
+              log_file: Path | None = None, stream: bool = True,
+              level: int = logging.INFO) -> logging.Logger:
+    """Set up the `mpr` logger for one run (replacing handlers of an earlier run)."""
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+    logger.propagate = False
+    context = RunContext(run_id, secrets_to_hide)
+    formatter = JsonLines() if fmt is LogFormat.JSON else logging.Formatter(TEXT_FORMAT)
+    handlers: list[logging.Handler] = []
+    if stream:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=MAX_LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"))
+    for handler in handlers:
+        handler.addFilter(context)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    return logger
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER)
