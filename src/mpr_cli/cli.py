@@ -12,7 +12,7 @@ import sys
 import click
 
 from mpr_cli import __version__
-from mpr_cli.commands import context, db, dev, importing, info, transcode
+from mpr_cli.commands import context, db, dev, importing, info, nightly, transcode
 
 EPILOG = """\b
 Exit codes:
@@ -39,7 +39,8 @@ def main(ctx: click.Context, env_file: str) -> None:
 
 
 for group in (importing.import_command, importing.validate_command,
-              transcode.transcode_command, transcode.presets, transcode.jobs, dev.dev, db.db,
+              transcode.transcode_command, transcode.presets, transcode.jobs,
+              nightly.nightly_command, nightly.runs, dev.dev, db.db,
               info.config_command, info.doctor):
     main.add_command(group)
 

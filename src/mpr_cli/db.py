@@ -206,9 +206,10 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
     return len(new_assets), len(inserted)
 
 
-def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: str) -> int:
-    row = conn.execute(query("start_run"),
-                       (command, mode, prefix, socket.gethostname(), os.getpid())).fetchone()
+def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: str,
+              run_key: str | None = None) -> int:
+    row = conn.execute(query("start_run"), (command, mode, prefix, socket.gethostname(),
+                                            os.getpid(), run_key)).fetchone()
     conn.execute(query("abandon_stale_runs"), (row["id"],))
     return int(row["id"])
 
@@ -216,6 +217,19 @@ def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: st
 def finish_run(conn: psycopg.Connection[Any], run_id: int, status: str,
                counts: dict[str, Any], report: dict[str, Any]) -> None:
     conn.execute(query("finish_run"), (status, Jsonb(counts), Jsonb(report), run_id))
+
+
+def update_run_report(conn: psycopg.Connection[Any], run_id: int,
+                      report: dict[str, Any]) -> None:
+    conn.execute(query("update_run_report"), (Jsonb(report), run_id))
+
+
+def list_runs(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
+    return list(conn.execute(query("list_runs"), (limit,)).fetchall())
+
+
+def get_run(conn: psycopg.Connection[Any], id_or_key: str) -> dict[str, Any] | None:
+    return conn.execute(query("get_run"), (id_or_key, id_or_key)).fetchone()
 
 
 @contextmanager

@@ -48,6 +48,8 @@ class ImportOptions:
     safe_run: bool = False
     verify: VerifyMode = VerifyMode.AUTO
     batch_assets: int = 200
+    command: str = "import"  # or "nightly": how the run is recorded
+    run_key: str = ""
 
 
 @contextmanager
@@ -130,14 +132,15 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
                progress: Progress | None = None) -> Report:
     """Run the three phases; record the run unless it is a dry run."""
     progress = progress or NoProgress()
-    report = Report("import", dry_run=options.dry_run, safe_run=options.safe_run,
-                    prefix=options.prefix)
+    report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
+                    prefix=options.prefix, run_key=options.run_key)
     storage = Storage(settings)
     lock = nullcontext() if options.dry_run else db.import_lock(settings)
     with lock, db.connect(settings, autocommit=True) as conn:
         db.require_migrated_conn(conn)
         if not options.dry_run:
-            report.run_id = db.start_run(conn, "import", _mode(options), options.prefix)
+            report.run_id = db.start_run(conn, options.command, _mode(options), options.prefix,
+                                         options.run_key or None)
         try:
             _import_phases(conn, storage, settings, rules, options, report, progress)
         except KeyboardInterrupt:
@@ -161,6 +164,7 @@ def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules
     with _timed(report, "crossref"):
         crossed = cross_reference(conn, settings.s3_bucket_in, found.candidates)
         existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
+    progress.update("crossref", len(found.candidates))
     progress.finish("crossref")
     report.counts.skipped = len(crossed.known)
     report.counts.accepted = len(crossed.new)
@@ -188,7 +192,7 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
                  progress: Progress | None = None) -> Report:
     """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
     progress = progress or NoProgress()
-    report = Report("validate", dry_run=True, prefix=options.prefix)
+    report = Report("validate", dry_run=True, prefix=options.prefix, run_key=options.run_key)
     storage = Storage(settings)
     found = _discover(storage, settings, rules, options, report, progress)
     report.counts.accepted = len(found.candidates)

@@ -71,8 +71,8 @@ ON CONFLICT (bucket, key) DO NOTHING
 RETURNING id
 
 -- name: start_run
-INSERT INTO import_runs (command, mode, prefix, host, pid)
-VALUES (%s, %s, %s, %s, %s)
+INSERT INTO import_runs (command, mode, prefix, host, pid, run_key)
+VALUES (%s, %s, %s, %s, %s, %s)
 RETURNING id, started_at
 
 -- name: finish_run
@@ -191,3 +191,15 @@ SET size = EXCLUDED.size, etag = EXCLUDED.etag, md5 = EXCLUDED.md5,
     mime_type = EXCLUDED.mime_type, tech_metadata = EXCLUDED.tech_metadata,
     preset = EXCLUDED.preset
 RETURNING id
+
+-- name: update_run_report
+UPDATE import_runs SET report = %s WHERE id = %s
+
+-- name: list_runs
+SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts
+FROM import_runs ORDER BY id DESC LIMIT %s
+
+-- name: get_run
+SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts, report,
+       host, pid
+FROM import_runs WHERE id::text = %s OR run_key = %s

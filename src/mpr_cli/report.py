@@ -52,7 +52,8 @@ class Report:
     status: RunStatus = RunStatus.COMPLETED
     counts: Counts = field(default_factory=Counts)
     problems: list[Problem] = field(default_factory=list)
-    run_id: int | None = None
+    run_id: int | None = None  # the import_runs row (None in a dry run)
+    run_key: str = ""  # names this invocation in logs, metrics, e-mails
     prefix: str = ""
     message: str = ""
     durations: dict[str, float] = field(default_factory=dict)
@@ -84,6 +85,7 @@ class Report:
         return {
             "command": self.command,
             "run_id": self.run_id,
+            "run_key": self.run_key,
             "dry_run": self.dry_run,
             "safe_run": self.safe_run,
             "status": str(self.status),

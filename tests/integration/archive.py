@@ -58,7 +58,8 @@ def keys_of(archive: SampleArchive, codes: Iterable[str]) -> list[str]:
 # -- S3 ------------------------------------------------------------------------------------------
 
 
-def upload_tree(client: Any, bucket: str, root: Path, keys: Iterable[str] | None = None) -> list[str]:
+def upload_tree(client: Any, bucket: str, root: Path,
+                keys: Iterable[str] | None = None) -> list[str]:
     """Upload ``root``'s files (or only ``keys``) into ``bucket``, single-part, in parallel."""
     chosen = tree_keys(root) if keys is None else sorted(keys)
 
@@ -71,15 +72,15 @@ def upload_tree(client: Any, bucket: str, root: Path, keys: Iterable[str] | None
     return chosen
 
 
-def upload_multipart(client: Any, bucket: str, key: str, data: bytes, parts: int = 2) -> str:
-    """Upload ``data`` in ``parts`` parts; return the (multipart, non-MD5) ETag."""
+def upload_multipart(client: Any, bucket: str, key: str, data: bytes,
+                     part_size: int = 5 * 1024 * 1024) -> str:
+    """Upload ``data`` in parts of ``part_size`` bytes (S3's minimum is 5 MiB but for the last
+    part); return the ETag, which for a multipart object is not the MD5 of its bytes."""
     upload = client.create_multipart_upload(Bucket=bucket, Key=key)
-    size = -(-len(data) // parts)
     done = []
-    for number in range(1, parts + 1):
-        chunk = data[(number - 1) * size: number * size]
+    for number, start in enumerate(range(0, len(data), part_size), start=1):
         reply = client.upload_part(Bucket=bucket, Key=key, PartNumber=number,
-                                   UploadId=upload["UploadId"], Body=chunk)
+                                   UploadId=upload["UploadId"], Body=data[start:start + part_size])
         done.append({"PartNumber": number, "ETag": reply["ETag"]})
     client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"],
                                      MultipartUpload={"Parts": done})

@@ -20,6 +20,15 @@ def sample_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     return build_sample_archive(tmp_path_factory.mktemp("sample") / "bucket")
 
 
+@pytest.fixture(scope="session")
+def long_audio_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    """One good audio asset whose 20-second WAV master (5.8 MB) can be uploaded in two parts."""
+    if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+        pytest.skip("needs ffmpeg and ffprobe")
+    return build_sample_archive(tmp_path_factory.mktemp("long") / "bucket", assets_video=0,
+                                assets_audio=1, bad=False, tape_master=False, duration=20)
+
+
 @pytest.fixture()
 def upload(s3_admin, buckets) -> Callable[..., list[str]]:
     """upload(root, keys=None): put a local tree (or some of its keys) into the input bucket."""

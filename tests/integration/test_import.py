@@ -4,6 +4,7 @@ SeaweedFS and ffmpeg, on the sample archive (generated once per session, uploade
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -12,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli.sample import EMPTY_MD5, Expect, SampleArchive
+from mpr_cli.sample import Expect, SampleArchive
 from tests.integration.archive import (
     MIME_BY_SUFFIX,
     Outcome,
     catalogue,
-    catalogue_without_bucket,
     clean_codes,
     duplicate_keys,
     keys_of,
@@ -53,8 +53,8 @@ NOTHING = {"assets": 0, "asset_files": 0, "import_runs": 0}
 def assert_contract(out: Outcome) -> None:
     """The report's shape and the invariants every report keeps."""
     report, counts = out.report, out.counts
-    assert set(report) == REPORT_KEYS
-    assert set(counts) == COUNT_KEYS and all(isinstance(v, int) for v in counts.values())
+    assert set(report) >= REPORT_KEYS
+    assert set(counts) >= COUNT_KEYS and all(isinstance(counts[k], int) for k in COUNT_KEYS)
     assert counts["listed"] == (counts["excluded"] + counts["rejected"] + counts["skipped"]
                                 + counts["accepted"])
     for problem in report["problems"]:
@@ -81,12 +81,13 @@ def problem_set(out: Outcome) -> set[tuple[str, str, int, str]]:
     return {(p["key"], p["reason"], p["phase"], p["severity"]) for p in out.report["problems"]}
 
 
-def assert_manifest_reasons(out: Outcome, archive: SampleArchive) -> None:
-    """Each key the manifest expects a problem for has exactly that reason; any other key
-    reported belongs to an asset rejected for that same reason (e.g. both files of an asset
-    without any .md5 are missing_checksum)."""
+def assert_manifest_reasons(out: Outcome, archive: SampleArchive,
+                            keys: list[str] | None = None) -> None:
+    """Each key (of ``keys``, when given) the manifest expects a problem for has exactly that
+    reason; any other key reported belongs to an asset rejected for that same reason (e.g. both
+    files of an asset without any .md5 are missing_checksum)."""
     found = reasons_by_key(out)
-    expected = archive.problems()
+    expected = {k: r for k, r in archive.problems().items() if keys is None or k in keys}
     for key, reason in expected.items():
         assert found.get(key) == {reason}, key
     by_key = {f.key: f for f in archive.files}
@@ -110,11 +111,12 @@ def declared_md5(archive: SampleArchive, sidecar: str, name: str) -> str:
     raise AssertionError(f"{name} not in {sidecar}")
 
 
-def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: set[str]) -> None:
+def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: set[str],
+                            skip: set[str] = frozenset()) -> None:
     """Every catalogued file of ``codes``: right asset, role, size, ETag, md5, MIME type."""
     rows = catalogue(database_url)
     roles = {f.key: f.role for f in archive.files}
-    for key in expected_keys(archive, codes) - {TAPE_MASTER}:
+    for key in expected_keys(archive, codes) - {TAPE_MASTER} - skip:
         row, local = rows[key], archive.root / key
         assert row["inventory_code"] == key.split("/")[-1][:12], key
         assert row["role"] == roles[key], key
@@ -131,13 +133,24 @@ def good_upload(archive: SampleArchive, *extra_codes: str) -> list[str]:
     return keys_of(archive, [*clean_codes(archive), *extra_codes])
 
 
+MIXED_EXTRA = ["FILE/VO-BAD-00001.txt", "UMT/VO-UMT-20005.mp4"]  # phase 1 error, excluded
+
+
+def mixed_upload(archive: SampleArchive) -> list[str]:
+    """A smaller delivery with one problem of each kind: a phase-1 error, an excluded key, a
+    phase-3 error (VO-BAD-00002, checksum mismatch) and a warning (AO-BAD-00011)."""
+    return sorted(good_upload(archive, "VO-BAD-00002", LATE_QC_CODE) + MIXED_EXTRA)
+
+
 # -- the sample archive: every reason code, the catalogue ------------------------------------------
 
 
-def test_sample_report_gives_every_key_its_reason(sample_archive, upload, mpr_report):
+def test_sample_archive_every_reason_and_every_good_asset(sample_archive, upload, mpr_report,
+                                                          database_url):
     upload(sample_archive.root)
     out = mpr_report("import")
 
+    # the report
     assert out.returncode == 1, out.stderr
     assert_contract(out)
     report, counts = out.report, out.counts
@@ -155,36 +168,24 @@ def test_sample_report_gives_every_key_its_reason(sample_archive, upload, mpr_re
     excluded_keys = {f.key for f in files if f.expect == Expect.EXCLUDED}
     assert not excluded_keys & set(reasons_by_key(out))
 
-
-def test_sample_catalogue_holds_each_good_asset_with_its_files(sample_archive, upload,
-                                                               mpr_report, database_url):
-    upload(sample_archive.root)
-    out = mpr_report("import")
-    assert out.returncode == 1, out.stderr
-
-    # VO-BAD-00010 (an invalid QC report) has a test of its own below.
-    qc_bad = {f.inventory_code for f in sample_archive.files
-              if f.expect == Expect.INVALID_QC_REPORT}
-    codes = set(sample_archive.assets_ok) - qc_bad
+    # the catalogue
+    codes = set(sample_archive.assets_ok)
     assets = {r["inventory_code"]: r["media_type"]
               for r in query(database_url, "SELECT inventory_code, media_type FROM assets")}
-    assert set(assets) - qc_bad == codes
+    assert set(assets) == codes
     assert all(media == ("video" if code[0] == "V" else "audio") for code, media in assets.items())
     rows = catalogue(database_url)
-    assert {k for k, r in rows.items() if r["inventory_code"] not in qc_bad} == expected_keys(
-        sample_archive, codes)
+    assert set(rows) == expected_keys(sample_archive, codes)
     assert_rows_match_files(database_url, sample_archive, codes)
-    assert not {r["inventory_code"] for r in rows.values()} & set(sample_archive.assets_rejected)
-    assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (
-        len(assets), len(rows))
+    assert (counts["inserted_assets"], counts["inserted_files"]) == (len(codes), len(rows))
+    masters = {r["mime_type"] for r in rows.values() if r["role"] == "master"}
+    assert masters == {"video/quicktime", "video/x-matroska", "application/mxf", "audio/wav",
+                       "audio/flac"}
     # the master's technical metadata is its sidecar, verbatim
     tech = query(database_url, "SELECT key, tech_metadata FROM asset_files WHERE role = 'master'")
     for row in tech:
-        if row["key"] != TAPE_MASTER:
-            sidecar = sample_archive.root / (row["key"].rsplit(".", 1)[0] + ".json")
-            assert row["tech_metadata"] == json.loads(sidecar.read_text()), row["key"]
-    assert {r["mime_type"] for k, r in rows.items() if r["role"] == "master"} >= {
-        "video/quicktime", "video/x-matroska", "application/mxf", "audio/wav", "audio/flac"}
+        sidecar = sample_archive.root / (row["key"].rsplit(".", 1)[0] + ".json")
+        assert row["tech_metadata"] == json.loads(sidecar.read_text()), row["key"]
 
 
 def test_tape_master_is_recorded_from_its_sidecars(sample_archive, upload, mpr_report,
@@ -204,22 +205,6 @@ def test_tape_master_is_recorded_from_its_sidecars(sample_archive, upload, mpr_r
     assert row["size"] == int(general["FileSize"])
     assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (
         1, len(keys_of(sample_archive, [TAPE_CODE])) + 1)
-
-
-def test_invalid_qc_report_rejects_the_pdf_but_imports_the_asset(sample_archive, upload,
-                                                                 mpr_report, database_url):
-    """The manifest (sample.py, Expect.INVALID_QC_REPORT): "the pdf is rejected, its asset is
-    imported". An error page saved as the QC report must not keep the media out."""
-    code = "VO-BAD-00010"
-    upload(sample_archive.root, keys_of(sample_archive, [code]))
-    out = mpr_report("import")
-
-    assert out.returncode == 1, out.stderr
-    assert reasons_by_key(out) == {"BRD/VO-BAD-00010_qc.pdf": {"invalid_qc_report"}}
-    rows = catalogue(database_url)
-    assert set(rows) == expected_keys(sample_archive, {code})
-    assert "BRD/VO-BAD-00010_qc.pdf" not in rows
-    assert out.counts["inserted_assets"] == 1
 
 
 # -- re-runs ---------------------------------------------------------------------------------------
@@ -283,7 +268,7 @@ def test_changed_object_is_flagged_and_its_record_kept(sample_archive, upload, m
 
 def test_dry_run_runs_every_phase_and_writes_nothing(sample_archive, upload, run_mpr,
                                                     service_env, database_url):
-    upload(sample_archive.root)
+    keys = upload(sample_archive.root, mixed_upload(sample_archive))
     ways = [(("--dry-run",), None), ((), {**service_env, "MPR_DRY_RUN": "true"}),
             ((), {**service_env, "ACH_DRY_RUN": "true"})]
     dry: list[Outcome] = []
@@ -293,19 +278,24 @@ def test_dry_run_runs_every_phase_and_writes_nothing(sample_archive, upload, run
         assert_contract(out)
         assert (out.report["dry_run"], out.report["run_id"], out.report["status"]) == (
             True, None, "completed")
-        assert any(p["phase"] == 3 for p in out.report["problems"])
-        assert_manifest_reasons(out, sample_archive)
+        assert reasons_by_key(out) == {"FILE/VO-BAD-00001.txt": {"unsupported_extension"},
+                                       "BRD/VO-BAD-00002.mp4": {"checksum_mismatch"},
+                                       "DAT/AO-BAD-00011.flac": {"missing_qc_report"}}
         assert row_counts(database_url) == NOTHING
         dry.append(out)
     assert dry[0].counts == dry[1].counts == dry[2].counts
     assert problem_set(dry[0]) == problem_set(dry[1]) == problem_set(dry[2])
+    assert dry[0].counts["listed"] == len(keys)
 
     real = parse_run(run_mpr("import", "--report", "-"))
     assert real.returncode == 1
     for name in ("listed", "excluded", "rejected", "skipped", "accepted", "inserted_assets",
                  "inserted_files", "errors", "warnings"):
         assert real.counts[name] == dry[0].counts[name], name
-    assert real.counts["inserted_files"] == row_counts(database_url)["asset_files"] > 0
+    counts = row_counts(database_url)
+    assert (real.counts["inserted_assets"], real.counts["inserted_files"]) == (
+        counts["assets"], counts["asset_files"])
+    assert counts["assets"] == len(clean_codes(sample_archive)) + 1  # and AO-BAD-00011
     assert problem_set(real) == problem_set(dry[0])
 
 
@@ -314,14 +304,15 @@ def test_dry_run_runs_every_phase_and_writes_nothing(sample_archive, upload, run
 
 def test_safe_run_aborts_on_phase3_errors_inserting_nothing(sample_archive, upload, mpr_report,
                                                            database_url):
-    upload(sample_archive.root)
+    keys = upload(sample_archive.root, mixed_upload(sample_archive))
     out = mpr_report("import", "--safe-run")
 
     assert out.returncode == 3, out.stderr
     assert_contract(out)
     assert (out.report["status"], out.report["safe_run"]) == ("aborted", True)
     assert out.report["message"].startswith("safe-run:")
-    assert_manifest_reasons(out, sample_archive)  # every problem listed, to fix in one go
+    assert_manifest_reasons(out, sample_archive, keys)  # every problem listed, to fix in one go
+    assert {p["phase"] for p in out.report["problems"]} == {1, 3}
     assert (out.counts["inserted_assets"], out.counts["inserted_files"]) == (0, 0)
     assert row_counts(database_url) == {"assets": 0, "asset_files": 0, "import_runs": 1}
     [run] = runs(database_url)
@@ -382,40 +373,62 @@ def test_verify_full_streams_every_media_object_and_catches_a_mismatch(sample_ar
     assert_rows_match_files(database_url, sample_archive, codes)
 
 
-def test_verify_auto_streams_objects_whose_etag_is_not_an_md5(sample_archive, upload, mpr_report,
-                                                             database_url, s3_admin, buckets):
-    upload(sample_archive.root, good_upload(sample_archive, "VO-BAD-00002"))
-    multipart = ["BRD/VO-SMP-00001.mov", "BRD/VO-BAD-00002.mp4"]
-    for key in multipart:
-        etag = upload_multipart(s3_admin, buckets[0], key, (sample_archive.root / key).read_bytes())
-        assert re.fullmatch(r"[0-9a-f]{32}-2", etag), etag
-
-    out = mpr_report("import")  # --verify auto
-    assert out.returncode == 1, out.stderr
-    assert reasons_by_key(out) == {"BRD/VO-BAD-00002.mp4": {"checksum_mismatch"}}
-    assert out.counts["bytes_verified"] == sum(
-        (sample_archive.root / k).stat().st_size for k in multipart)
-    row = catalogue(database_url)["BRD/VO-SMP-00001.mov"]
-    assert row["md5"] == md5_of(sample_archive.root / "BRD/VO-SMP-00001.mov")
-    assert row["etag"].endswith("-2")
+LONG_MASTER = "CD/AO-SMP-00001.wav"
 
 
-def test_verify_none_reads_no_object_and_trusts_the_sidecar(sample_archive, upload, mpr_report,
-                                                           database_url, s3_admin, buckets):
-    upload(sample_archive.root, good_upload(sample_archive, "VO-BAD-00002"))
-    key = "BRD/VO-SMP-00001.mov"
-    upload_multipart(s3_admin, buckets[0], key, (sample_archive.root / key).read_bytes())
+def damaged(data: bytes) -> bytes:
+    """The same bytes with one flipped in the middle: same size, other MD5."""
+    copy = bytearray(data)
+    copy[len(copy) // 2] ^= 0xFF
+    return bytes(copy)
+
+
+def test_verify_auto_streams_objects_whose_etag_is_not_an_md5(long_audio_archive, upload,
+                                                             mpr_report, database_url, s3_admin,
+                                                             buckets):
+    archive = long_audio_archive
+    upload(archive.root)
+    data = (archive.root / LONG_MASTER).read_bytes()
+    assert len(data) > 5 * 1024 * 1024
+    etag = upload_multipart(s3_admin, buckets[0], LONG_MASTER, damaged(data))
+    assert re.fullmatch(r"[0-9a-f]{32}-2", etag), etag
+
+    first = mpr_report("import")  # --verify auto
+    assert first.returncode == 1, first.stderr
+    assert reasons_by_key(first) == {LONG_MASTER: {"checksum_mismatch"}}
+    assert first.counts["bytes_verified"] == len(data)  # only the multipart object is read
+    assert row_counts(database_url)["assets"] == 0
+
+    upload_multipart(s3_admin, buckets[0], LONG_MASTER, data)  # delivered again, intact
+    second = mpr_report("import")
+    assert second.returncode == 0, second.stderr
+    assert second.report["problems"] == []
+    assert second.counts["bytes_verified"] == len(data)
+    row = catalogue(database_url)[LONG_MASTER]
+    assert row["md5"] == md5_of(archive.root / LONG_MASTER)
+    assert row["etag"].endswith("-2") and row["size"] == len(data)
+    assert_rows_match_files(database_url, archive, set(archive.assets_ok),
+                            skip={LONG_MASTER})
+
+
+def test_verify_none_reads_no_object_and_trusts_the_sidecar(long_audio_archive, upload,
+                                                           mpr_report, database_url, s3_admin,
+                                                           buckets):
+    archive = long_audio_archive
+    upload(archive.root)
+    data = (archive.root / LONG_MASTER).read_bytes()
+    upload_multipart(s3_admin, buckets[0], LONG_MASTER, damaged(data))
 
     out = mpr_report("import", "--verify", "none")
     assert out.returncode == 0, out.stderr
-    assert out.report["problems"] == []  # the damaged copy is not noticed: nothing was read
+    assert out.report["problems"] == []  # the damage goes unnoticed: nothing was read
     assert out.counts["bytes_verified"] == 0
-    rows = catalogue(database_url)
-    assert rows["BRD/VO-BAD-00002.mp4"]["md5"] == EMPTY_MD5  # what the sidecar declares
-    assert rows[key]["md5"] == md5_of(sample_archive.root / key)  # the sidecar was right here
+    row = catalogue(database_url)[LONG_MASTER]
+    assert row["md5"] == md5_of(archive.root / LONG_MASTER)  # what the sidecar declares
+    assert row["md5"] != hashlib.md5(damaged(data)).hexdigest()
 
 
-# -- deliveries that arrive in parts -----------------------------------------------------------------
+# -- deliveries that arrive in parts ------------------------------------------------------------
 
 
 def test_incomplete_delivery_is_imported_once_its_md5_arrives(sample_archive, upload, mpr_report,
@@ -471,7 +484,7 @@ def test_late_qc_report_is_attached_to_the_imported_asset(sample_archive, upload
 
 
 def test_each_run_is_recorded_with_its_counts(sample_archive, upload, mpr_report, database_url):
-    upload(sample_archive.root)
+    upload(sample_archive.root, mixed_upload(sample_archive))
     first = mpr_report("import")
     dry = mpr_report("import", "--dry-run")
     second = mpr_report("import")

@@ -17,6 +17,7 @@ from mpr_cli.importer import ImportOptions, run_import, run_validate
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, to_junit, write_json
 from mpr_cli.rules import Rules, load_rules
+from mpr_cli.runlog import new_run_id
 
 PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
                 "ingest": "3 assets checked"}
@@ -133,7 +134,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
     """
     settings = app.settings
     options = ImportOptions(prefix=prefix, verify=VerifyMode(verify),
-                            batch_assets=settings.batch_assets,
+                            batch_assets=settings.batch_assets, run_key=new_run_id(),
                             dry_run=settings.dry_run if dry_run is None else dry_run,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
     rules = _rules(app, rules_file)

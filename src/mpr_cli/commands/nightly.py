@@ -1,0 +1,192 @@
+"""`mpr nightly` and `mpr runs list|show`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from mpr_cli import db
+from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.commands.importing import _raise_interrupt, _rules
+from mpr_cli.db import JobStatus
+from mpr_cli.errors import UsageError
+from mpr_cli.ffmpeg.presets import load_presets
+from mpr_cli.ffmpeg.runner import ProgressUpdate
+from mpr_cli.importer import ImportOptions
+from mpr_cli.metrics import write_metrics
+from mpr_cli.nightly import run_nightly
+from mpr_cli.notify import send_digest
+from mpr_cli.phases.ingest import VerifyMode
+from mpr_cli.report import print_summary
+from mpr_cli.runlog import LogFormat, configure, get_logger, new_run_id
+
+
+class LoggedProgress:
+    """Phases and jobs as log lines (the nightly run is unattended)."""
+
+    def __init__(self) -> None:
+        self.log = get_logger()
+        self.last: dict[str, int] = {}
+        self.jobs: dict[int, dict[str, Any]] = {}
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        self.last[phase] = 0
+        self.log.info("phase %s: started%s", phase, f" ({total})" if total else "")
+
+    def update(self, phase: str, completed: int) -> None:
+        self.last[phase] = completed
+
+    def finish(self, phase: str) -> None:
+        self.log.info("phase %s: done (%d)", phase, self.last.get(phase, 0))
+
+    def job_started(self, job: dict[str, Any]) -> None:
+        self.jobs[job["id"]] = job
+        self.log.info("job %d started: %s -> %s (%s)", job["id"], job["source_key"],
+                      job["output_key"], job["preset"])
+
+    def job_progress(self, job_id: int, update: ProgressUpdate) -> None:
+        pass
+
+    def job_finished(self, job: dict[str, Any], status: JobStatus, message: str) -> None:
+        level = self.log.warning if status is JobStatus.FAILED else self.log.info
+        level("job %d %s: %s: %s", job["id"], status.value.lower(), job["source_key"], message)
+
+
+def _write_report(report: dict[str, Any], target: str) -> None:
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+@click.command("nightly")
+@click.option("--prefix", default="", help="Only keys under this prefix.")
+@click.option("--dry-run", is_flag=True, default=None, help="Write nothing (or MPR_DRY_RUN).")
+@click.option("--safe-run", is_flag=True, default=None,
+              help="Any import phase-3 problem aborts the import (or MPR_SAFE_RUN).")
+@click.option("--verify", type=click.Choice([m.value for m in VerifyMode]), default="auto",
+              show_default=True, help="Checksum verification of the import.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Parallel ffmpeg processes.")
+@click.option("--report", "report_path", metavar="PATH", help="JSON report (`-` for stdout).")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Prometheus textfile-collector file, written atomically.")
+@click.option("--log-format", type=click.Choice([f.value for f in LogFormat]), default="text",
+              show_default=True, help="json: one JSON object per line, for log shippers.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also log to this file (rotated at 10 MB, 5 kept).")
+@pass_app
+@handles_errors
+def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool | None,
+                    verify: str, workers: int | None, report_path: str | None,
+                    metrics_file: Path | None, log_format: str, log_file: Path | None) -> None:
+    """Import, then transcode what is pending; one summary, one report, one e-mail.
+
+    The exit code is the worst of the two steps (see `mpr --help`).
+    """
+    settings = app.settings
+    run_key = new_run_id()
+    fmt = LogFormat(log_format)
+    log = configure(run_key, settings.secret_values(), fmt=fmt, log_file=log_file)
+    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify), command="nightly",
+                            batch_assets=settings.batch_assets, run_key=run_key,
+                            dry_run=settings.dry_run if dry_run is None else dry_run,
+                            safe_run=settings.safe_run if safe_run is None else safe_run)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress = LoggedProgress()
+    log.info("nightly run %s started", run_key)
+    outcome = run_nightly(settings, _rules(app, None), load_presets(settings.presets_file),
+                          options, workers=workers or settings.transcode_workers,
+                          progress=progress, events=progress, jobs_seen=progress.jobs)
+    _deliver(outcome.report, outcome.exit_code, report_path, metrics_file, settings)
+    if fmt is LogFormat.TEXT:
+        print_summary(outcome.import_report, Console(stderr=report_path == "-",
+                                                     highlight=False))
+    log.info("nightly run %s finished: exit code %d", run_key, outcome.exit_code)
+    sys.exit(outcome.exit_code)
+
+
+def _deliver(report: dict[str, Any], exit_code: int, report_path: str | None,
+             metrics_file: Path | None, settings: Any) -> None:
+    """Report, metrics and e-mail: each failure is logged and never changes the exit code."""
+    log = get_logger()
+    if report_path:
+        try:
+            _write_report(report, report_path)
+        except OSError as exc:
+            log.error("report not written to %s: %s", report_path, exc.strerror)
+    if metrics_file:
+        try:
+            write_metrics(metrics_file, report, success=exit_code == 0, exit_code=exit_code)
+        except OSError as exc:
+            log.error("metrics not written to %s: %s", metrics_file, exc.strerror)
+    send_digest(settings, report, exit_code)
+
+
+# ---------------------------------------------------------------- runs
+
+
+@click.group("runs")
+def runs() -> None:
+    """Run history (the import_runs table)."""
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+@runs.command("list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handles_errors
+def runs_list(app: App, limit: int, as_json: bool) -> None:
+    """The latest runs: when, mode, status, counts."""
+    with db.connect(app.settings, autocommit=True) as conn:
+        rows = db.list_runs(conn, limit)
+    if as_json:
+        click.echo(json.dumps([_plain(r) for r in rows], indent=2))
+        return
+    for r in rows:
+        c = r["counts"] or {}
+        click.echo(f"{r['id']:>5} {r['started_at']:%Y-%m-%d %H:%M:%S} {r['command']:<8} "
+                   f"{r['mode']:<9} {r['status']:<10} listed {c.get('listed', 0)}, inserted "
+                   f"{c.get('inserted_files', 0)}, errors {c.get('errors', 0)}, warnings "
+                   f"{c.get('warnings', 0)}")
+
+
+@runs.command("show")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+@handles_errors
+def runs_show(app: App, run: str, as_json: bool) -> None:
+    """One run (by number or run key): counts and problems."""
+    with db.connect(app.settings, autocommit=True) as conn:
+        row = db.get_run(conn, run)
+    if row is None:
+        raise UsageError(f"no run {run!r}", hint="see mpr runs list")
+    if as_json:
+        click.echo(json.dumps(_plain(row), indent=2))
+        return
+    finished = f"{row['finished_at']:%Y-%m-%d %H:%M:%S}" if row["finished_at"] else "-"
+    click.echo(f"run {row['id']} ({row['run_key'] or 'no key'}): {row['command']} "
+               f"{row['mode']} {row['status']}, {row['started_at']:%Y-%m-%d %H:%M:%S} -> "
+               f"{finished} on {row['host']}")
+    for name, value in (row["counts"] or {}).items():
+        click.echo(f"  {name:<16} {value}")
+    problems = (row["report"] or {}).get("problems", [])
+    for p in problems:
+        click.echo(f"  {p['severity']:<7} {p['reason']:<26} {p['key']}: {p['message']}")
+    if not problems:
+        click.echo("  no problems")

@@ -1,0 +1,85 @@
+"""Prometheus text format for node_exporter's textfile collector, written atomically.
+
+`mpr_last_success_timestamp_seconds` only moves forward on a successful run: a failed run
+carries the previous value over from the existing file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+OUTCOMES = ("listed", "excluded", "rejected", "skipped", "accepted", "inserted_files")
+LAST_SUCCESS = "mpr_last_success_timestamp_seconds"
+_LAST_SUCCESS_LINE = re.compile(rf"^{LAST_SUCCESS}(?:{{[^}}]*}})?\s+(\S+)\s*$", re.MULTILINE)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, kind: str, help_text: str,
+            samples: list[tuple[dict[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items()))
+        lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+    return lines
+
+
+def previous_success(path: Path) -> float | None:
+    """The last-success timestamp of an existing metrics file, if any."""
+    try:
+        match = _LAST_SUCCESS_LINE.search(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return float(match.group(1)) if match else None
+
+
+def render(report: dict[str, Any], *, success: bool, exit_code: int,
+           last_success: float | None, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    counts = report.get("counts", {})
+    reasons = Counter(p["reason"] for p in report.get("problems", []))
+    jobs = report.get("transcode", {}).get("jobs", {})
+    lines: list[str] = []
+    lines += _family("mpr_files", "gauge", "Files of the last run, by outcome.",
+                     [({"outcome": o}, float(counts.get(o, 0))) for o in OUTCOMES])
+    lines += _family("mpr_problems", "gauge", "Problems of the last run, by reason.",
+                     [({"reason": r}, float(n)) for r, n in sorted(reasons.items())])
+    lines += _family("mpr_phase_duration_seconds", "gauge", "Duration of each step of the "
+                     "last run.", [({"phase": p}, float(s)) for p, s in
+                                   sorted(report.get("durations_s", {}).items())])
+    lines += _family("mpr_bytes_verified", "gauge", "Bytes streamed through MD5 by the last "
+                     "run.", [({}, float(counts.get("bytes_verified", 0)))])
+    lines += _family("mpr_transcode_jobs", "gauge", "Transcode jobs of the last run, by "
+                     "status.", [({"status": s}, float(n)) for s, n in sorted(jobs.items())])
+    lines += _family("mpr_last_run_timestamp_seconds", "gauge", "When the last run ended.",
+                     [({}, now)])
+    lines += _family("mpr_last_run_exit_code", "gauge", "Exit code of the last run.",
+                     [({}, float(exit_code))])
+    moved = now if success else last_success
+    if moved is not None:
+        lines += _family(LAST_SUCCESS, "gauge", "When a run last succeeded.", [({}, moved)])
+    return "\n".join(lines) + "\n"
+
+
+def write_metrics(path: Path, report: dict[str, Any], *, success: bool, exit_code: int) -> None:
+    """Write atomically: a temp file in the same folder, then rename over the target."""
+    text = render(report, success=success, exit_code=exit_code,
+                  last_success=previous_success(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,122 @@
+"""`mpr nightly`: import, then transcode what is pending, then one report covering both.
+
+The exit code is the worst of the steps (0 < 1 < 3 < 4). A dry run imports nothing and
+transcodes nothing; an import that failed on infrastructure skips the transcode step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mpr_cli import db
+from mpr_cli.config import Settings
+from mpr_cli.db import JobStatus
+from mpr_cli.errors import ExitCode, MprError
+from mpr_cli.ffmpeg.pool import JobEvents, JobRunner, JobSettings, PoolResult, run_pending
+from mpr_cli.ffmpeg.presets import PresetBook
+from mpr_cli.importer import ImportOptions, Progress, run_import
+from mpr_cli.report import Report, RunStatus
+from mpr_cli.rules import Rules
+from mpr_cli.runlog import get_logger
+
+
+@dataclass
+class NightlyOutcome:
+    report: dict[str, Any]
+    exit_code: int
+    import_report: Report
+    transcode: PoolResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+
+def _import_step(settings: Settings, rules: Rules, options: ImportOptions,
+                 progress: Progress) -> tuple[Report, int]:
+    log = get_logger()
+    log.info("import: started (bucket %s, prefix %r%s)", settings.s3_bucket_in, options.prefix,
+             ", dry run" if options.dry_run else "")
+    try:
+        report = run_import(settings, rules, options, progress)
+    except MprError as exc:
+        log.error("import: failed: %s", exc.one_line())
+        report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
+                        prefix=options.prefix, run_key=options.run_key,
+                        status=RunStatus.FAILED, message=exc.one_line())
+        return report, int(exc.exit_code)
+    counts = report.counts
+    log.info("import: %s: %d listed, %d accepted, %d inserted, %d errors, %d warnings",
+             report.status, counts.listed, counts.accepted, counts.inserted_files,
+             counts.errors, counts.warnings)
+    return report, int(report.exit_code())
+
+
+def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
+                    workers: int, events: JobEvents,
+                    stop: threading.Event) -> tuple[PoolResult | None, int, str]:
+    log = get_logger()
+    log.info("transcode: started (%d workers)", workers)
+    runner = JobRunner(settings, rules, presets, workers=workers, options=JobSettings())
+    try:
+        result = run_pending(runner, workers=workers, prefix=options.prefix, events=events,
+                             stop_all=stop)
+    except MprError as exc:
+        log.error("transcode: failed: %s", exc.one_line())
+        return None, int(exc.exit_code), exc.one_line()
+    failed = result.count(JobStatus.FAILED)
+    log.info("transcode: %d created, %d completed, %d failed, %d cancelled", result.created,
+             result.count(JobStatus.COMPLETED), failed, result.count(JobStatus.CANCELLED))
+    return result, int(ExitCode.FILE_ERRORS if failed else ExitCode.OK), ""
+
+
+def _transcode_section(result: PoolResult | None, jobs_by_id: dict[int, dict[str, Any]],
+                       note: str) -> dict[str, Any]:
+    if result is None:
+        return {"created": 0, "jobs": {}, "failures": [], "message": note}
+    failures = [{"job_id": job_id, "source_key": jobs_by_id.get(job_id, {}).get("source_key", ""),
+                 "error": result.messages.get(job_id, "")}
+                for job_id in result.finished.get(JobStatus.FAILED, [])]
+    return {"created": result.created,
+            "jobs": {status.value: len(ids) for status, ids in result.finished.items()},
+            "failures": failures, "message": note}
+
+
+def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
+                *, workers: int, progress: Progress, events: JobEvents,
+                jobs_seen: dict[int, dict[str, Any]]) -> NightlyOutcome:
+    """Both steps; never raises MprError (each step's failure is in the outcome)."""
+    started = time.monotonic()
+    report, import_code = _import_step(settings, rules, options, progress)
+    result, transcode_code, note = None, int(ExitCode.OK), ""
+    if options.dry_run:
+        note = "dry run: transcoding skipped"
+    elif import_code == ExitCode.INFRASTRUCTURE:
+        note = "transcoding skipped: the import could not reach S3 or the database"
+    else:
+        began = time.monotonic()
+        result, transcode_code, note = _transcode_step(settings, rules, presets, options,
+                                                       workers, events, threading.Event())
+        report.durations["transcode"] = time.monotonic() - began
+    report.durations["total"] = time.monotonic() - started
+    combined = report.to_dict()
+    combined["command"] = "nightly"
+    combined["transcode"] = _transcode_section(result, jobs_seen, note)
+    exit_code = max(import_code, transcode_code)
+    combined["exit_code"] = exit_code
+    if report.run_id is not None:
+        _store_report(settings, report.run_id, combined)
+    return NightlyOutcome(combined, exit_code, report, result)
+
+
+def _store_report(settings: Settings, run_id: int, combined: dict[str, Any]) -> None:
+    try:
+        with db.connect(settings, autocommit=True) as conn:
+            db.update_run_report(conn, run_id, combined)
+    except MprError as exc:
+        get_logger().warning("could not store the combined report in run %d: %s", run_id,
+                             exc.one_line())

@@ -1,0 +1,108 @@
+"""The digest e-mail of a run: one plain-text message with the counts, the problems grouped by
+reason (the first keys of each), the durations, and the JSON report attached.
+
+Sending never fails a run: an unreachable or refusing mail server is logged and forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import ssl
+from collections import defaultdict
+from email.message import EmailMessage
+from typing import Any
+
+from mpr_cli.config import NotifyOn, Settings
+from mpr_cli.runlog import get_logger
+
+KEYS_PER_REASON = 5
+SMTP_TIMEOUT_S = 20
+
+
+def should_send(settings: Settings, report: dict[str, Any], exit_code: int) -> bool:
+    if not settings.smtp_host or not settings.notify_to:
+        return False
+    if settings.notify_on is NotifyOn.NEVER:
+        return False
+    if settings.notify_on is NotifyOn.ALWAYS:
+        return True
+    counts = report.get("counts", {})
+    failed_jobs = report.get("transcode", {}).get("jobs", {}).get("FAILED", 0)
+    return bool(exit_code or counts.get("errors") or counts.get("warnings") or failed_jobs)
+
+
+def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
+    by_reason: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for problem in problems:
+        by_reason[problem["reason"]].append(problem)
+    lines = []
+    for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        lines.append(f"{reason} ({items[0]['severity']}): {len(items)}")
+        lines += [f"    {p['key']}" for p in items[:KEYS_PER_REASON]]
+        if len(items) > KEYS_PER_REASON:
+            more = len(items) - KEYS_PER_REASON
+            lines.append(f"    ... and {more} more (see the attached report)")
+    return lines or ["no problems"]
+
+
+def digest_text(report: dict[str, Any], exit_code: int) -> str:
+    counts = report.get("counts", {})
+    lines = [f"mpr {report.get('command', 'run')} {report.get('run_id', '')}: "
+             f"{report.get('status')} (exit code {exit_code})", ""]
+    if report.get("dry_run"):
+        lines += ["DRY RUN: nothing was written to the catalogue.", ""]
+    lines += ["Import"] + [f"    {k:<16} {v}" for k, v in counts.items()] + [""]
+    transcode = report.get("transcode")
+    if transcode:
+        jobs = ", ".join(f"{s.lower()} {n}" for s, n in sorted(transcode.get("jobs", {}).items()))
+        lines += ["Transcode", f"    jobs created     {transcode.get('created', 0)}",
+                  f"    jobs             {jobs or 'none'}"]
+        lines += [f"    failed: {f['source_key']}: {f['error']}" for f in transcode.get(
+            "failures", [])[:KEYS_PER_REASON]] + [""]
+    lines += ["Problems by reason"] + _problem_lines(report.get("problems", [])) + [""]
+    lines += ["Durations (s)"] + [f"    {k:<16} {v}" for k, v in
+                                 report.get("durations_s", {}).items()]
+    if report.get("message"):
+        lines += ["", str(report["message"])]
+    return "\n".join(lines) + "\n"
+
+
+def build_message(settings: Settings, report: dict[str, Any], exit_code: int) -> EmailMessage:
+    counts = report.get("counts", {})
+    message = EmailMessage()
+    message["Subject"] = (f"mpr {report.get('command')} {report.get('status')}: "
+                          f"{counts.get('inserted_files', 0)} files imported, "
+                          f"{counts.get('errors', 0)} errors, "
+                          f"{counts.get('warnings', 0)} warnings")
+    message["From"] = settings.notify_from or f"mpr@{socket.getfqdn()}"
+    message["To"] = ", ".join(settings.notify_to)
+    message.set_content(digest_text(report, exit_code))
+    attachment = json.dumps(report, indent=2, ensure_ascii=False).encode()
+    message.add_attachment(attachment, maintype="application", subtype="json",
+                           filename=f"mpr-report-{report.get('run_id', 'run')}.json")
+    return message
+
+
+def send_digest(settings: Settings, report: dict[str, Any], exit_code: int) -> bool:
+    """Send the digest when the settings say so; True when it was handed to the server."""
+    log = get_logger()
+    if not should_send(settings, report, exit_code):
+        return False
+    message = build_message(settings, report, exit_code)
+    try:
+        with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port,
+                          timeout=SMTP_TIMEOUT_S) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user and settings.smtp_password:
+                smtp.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("digest e-mail not sent: %s:%s: %s (check SMTP_HOST/SMTP_PORT; the run "
+                    "itself is unaffected)", settings.smtp_host, settings.smtp_port,
+                    type(exc).__name__)
+        return False
+    log.info("digest e-mail sent to %s", ", ".join(settings.notify_to))
+    return True
