@@ -32,6 +32,8 @@ from pathlib import Path
 from pymediainfo import MediaInfo
 
 from mpr_cli.errors import FfmpegError, MprError, UsageError
+from mpr_cli.problems import Reason
+from mpr_cli.rules import Role
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +49,15 @@ AUDIO_MASTERS = ("wav", "flac")
 
 
 class Expect(StrEnum):
-    """What a key should produce when imported: imported, passed over, or a reason code."""
+    """What a key should produce when imported, besides a reason code (`problems.Reason`)."""
 
     IMPORT = "import"
     EXCLUDED = "excluded"
     REJECTED_WITH_ASSET = "rejected_with_asset"  # a good file of an asset rejected for another
-    UNSUPPORTED_EXTENSION = "unsupported_extension"
-    INVALID_INVENTORY_CODE = "invalid_inventory_code"
-    PREFIX_TYPE_MISMATCH = "prefix_type_mismatch"
-    UNKNOWN_FOLDER = "unknown_folder"
-    MISSING_METADATA_SIDECAR = "missing_metadata_sidecar"
-    INVALID_METADATA_SIDECAR = "invalid_metadata_sidecar"
-    MISSING_CHECKSUM = "missing_checksum"
-    INVALID_CHECKSUM_SIDECAR = "invalid_checksum_sidecar"
-    CHECKSUM_MISMATCH = "checksum_mismatch"
-    CONTAINER_MISMATCH = "container_mismatch"
-    ORPHAN_SIDECAR = "orphan_sidecar"
-    MISSING_QC_REPORT = "missing_qc_report"  # a warning: the file and its asset are imported
-    INVALID_QC_REPORT = "invalid_qc_report"  # an error: the asset is not imported
 
 
-ASSET_SURVIVES = frozenset({Expect.MISSING_QC_REPORT})
-
-
-class Role(StrEnum):
-    """A file's role in its asset (the ``asset_files.role`` values)."""
-
-    MASTER = "master"
-    STREAMING = "streaming"
-    METADATA = "metadata"
-    CHECKSUM = "checksum"
-    QC_REPORT = "qc_report"
+# a warning: the file and its asset are imported; every other reason keeps the asset out
+ASSET_SURVIVES = frozenset({Reason.MISSING_QC_REPORT})
 
 
 class MetadataTool(StrEnum):
@@ -130,12 +110,12 @@ MEDIA_KINDS: dict[str, MediaKind] = {
 class SampleFile:
     key: str
     inventory_code: str | None  # None when excluded or when the name carries no valid code
-    expect: str  # an Expect value
+    expect: str  # an Expect value or a reason code
     role: Role | None = None  # None for the single stray files
 
     @property
     def imported(self) -> bool:
-        return self.expect in (Expect.IMPORT, Expect.MISSING_QC_REPORT)
+        return self.expect in (Expect.IMPORT, Reason.MISSING_QC_REPORT)
 
 
 @dataclass(frozen=True)
@@ -294,7 +274,7 @@ class AssetPlan:
     tool: MetadataTool  # writes <code>.json; the other tool describes the streaming copy
     per_file_md5: bool = False  # <file>.md5 with a bare hash instead of <code>.md5
     on_tape: bool = False  # master described and listed in the checksums, but not in the tree
-    defect: Expect | None = None
+    defect: Reason | None = None
     streaming: str | None = None  # MEDIA_KINDS key behind the streaming name; None: the right one
     awaiting_transcode: bool = False  # master and sidecars only: no streaming copy yet
 
@@ -308,7 +288,7 @@ class StrayPlan:
     """A single file: a media kind copied in, or literal bytes."""
 
     key: str
-    expect: Expect
+    expect: Expect | Reason
     kind: str | None = None
     content: bytes = b""
 
@@ -337,27 +317,27 @@ def plan_strays(*, bad: bool) -> list[StrayPlan]:
 
 _MI, _FF = MetadataTool.MEDIAINFO, MetadataTool.FFPROBE
 BAD_ASSETS = (
-    AssetPlan("VO-BAD-00002", "BRD", "mov", _MI, defect=Expect.CHECKSUM_MISMATCH),
-    AssetPlan("VO-BAD-00003", "DVD", "mkv", _FF, defect=Expect.MISSING_METADATA_SIDECAR),
-    AssetPlan("VO-BAD-00004", "FILE", "mxf", _MI, defect=Expect.INVALID_METADATA_SIDECAR),
-    AssetPlan("VO-BAD-00005", "BRD", "mov", _FF, defect=Expect.MISSING_CHECKSUM),
-    AssetPlan("AO-BAD-00006", "CD", "wav", _MI, defect=Expect.INVALID_CHECKSUM_SIDECAR),
-    AssetPlan("VO-BAD-00007", "DVD", "mkv", _FF, defect=Expect.CONTAINER_MISMATCH,
+    AssetPlan("VO-BAD-00002", "BRD", "mov", _MI, defect=Reason.CHECKSUM_MISMATCH),
+    AssetPlan("VO-BAD-00003", "DVD", "mkv", _FF, defect=Reason.MISSING_METADATA_SIDECAR),
+    AssetPlan("VO-BAD-00004", "FILE", "mxf", _MI, defect=Reason.INVALID_METADATA_SIDECAR),
+    AssetPlan("VO-BAD-00005", "BRD", "mov", _FF, defect=Reason.MISSING_CHECKSUM),
+    AssetPlan("AO-BAD-00006", "CD", "wav", _MI, defect=Reason.INVALID_CHECKSUM_SIDECAR),
+    AssetPlan("VO-BAD-00007", "DVD", "mkv", _FF, defect=Reason.CONTAINER_MISMATCH,
               streaming="mp3"),
-    AssetPlan("VO-BAD-00008", "FILE", "mov", _MI, defect=Expect.CONTAINER_MISMATCH,
+    AssetPlan("VO-BAD-00008", "FILE", "mov", _MI, defect=Reason.CONTAINER_MISMATCH,
               streaming="mkv_h264"),
-    AssetPlan("VO-BAD-00010", "BRD", "mov", _FF, defect=Expect.INVALID_QC_REPORT),
-    AssetPlan("AO-BAD-00011", "DAT", "flac", _MI, defect=Expect.MISSING_QC_REPORT),
+    AssetPlan("VO-BAD-00010", "BRD", "mov", _FF, defect=Reason.INVALID_QC_REPORT),
+    AssetPlan("AO-BAD-00011", "DAT", "flac", _MI, defect=Reason.MISSING_QC_REPORT),
 )
 BAD_STRAYS = (
-    StrayPlan("FILE/VO-BAD-00001.txt", Expect.UNSUPPORTED_EXTENSION,
+    StrayPlan("FILE/VO-BAD-00001.txt", Reason.UNSUPPORTED_EXTENSION,
               content=b"Notes on VO-BAD-00001: tape cleaned before capture.\n"),
-    StrayPlan("DAT/AO-BAD-00009.md5", Expect.ORPHAN_SIDECAR,
+    StrayPlan("DAT/AO-BAD-00009.md5", Reason.ORPHAN_SIDECAR,
               content=md5_listing([("AO-BAD-00009.wav", "0f343b0931126a20f133d67c2b018a3b")])),
-    StrayPlan("BRD/VO-UMT-1438.mp4", Expect.INVALID_INVENTORY_CODE, kind="mp4"),
-    StrayPlan("CD/VO-UMT-20001.mov", Expect.PREFIX_TYPE_MISMATCH, kind="mov"),
-    StrayPlan("XYZ/VO-UMT-20002.mp4", Expect.UNKNOWN_FOLDER, kind="mp4"),
-    StrayPlan("VO-UMT-20003.mp4", Expect.UNKNOWN_FOLDER, kind="mp4"),
+    StrayPlan("BRD/VO-UMT-1438.mp4", Reason.INVALID_INVENTORY_CODE, kind="mp4"),
+    StrayPlan("CD/VO-UMT-20001.mov", Reason.PREFIX_TYPE_MISMATCH, kind="mov"),
+    StrayPlan("XYZ/VO-UMT-20002.mp4", Reason.UNKNOWN_FOLDER, kind="mp4"),
+    StrayPlan("VO-UMT-20003.mp4", Reason.UNKNOWN_FOLDER, kind="mp4"),
     StrayPlan("TEST-FOLDER-DEV/BRD/VO-UMT-20004.mp4", Expect.EXCLUDED, kind="mp4"),
     StrayPlan("UMT/VO-UMT-20005.mp4", Expect.EXCLUDED, kind="mp4"),
     StrayPlan("DOCUMENTAZIONE_FOTOGRAFICA/VO-UMT-20006_foto01.jpg", Expect.EXCLUDED, kind="jpg"),
@@ -426,7 +406,7 @@ class _Writer:
             written.append((folder / stream_name, Role.STREAMING))
             written += self._metadata_sidecars(plan, master, folder / stream_name, stream_kind)
         written += self._checksums(plan, folder, hashes)
-        if plan.defect != Expect.MISSING_QC_REPORT:
+        if plan.defect != Reason.MISSING_QC_REPORT:
             qc = folder / f"{plan.code}_qc.pdf"
             _write(qc, self._qc_report(plan, master_name, stream_name))
             written.append((qc, Role.QC_REPORT))
@@ -437,11 +417,11 @@ class _Writer:
         other = _FF if plan.tool == _MI else _MI
         stream_json = stream.with_name(f"{stream.name}.json")
         self.describe(stream_kind, stream, stream_json, other)
-        if plan.defect == Expect.MISSING_METADATA_SIDECAR:
+        if plan.defect == Reason.MISSING_METADATA_SIDECAR:
             return [(stream_json, Role.METADATA)]
         master_json = stream.with_name(f"{plan.code}.json")
         self.describe(plan.master, master, master_json, plan.tool)
-        if plan.defect == Expect.INVALID_METADATA_SIDECAR:  # an upload cut short
+        if plan.defect == Reason.INVALID_METADATA_SIDECAR:  # an upload cut short
             text = master_json.read_bytes()
             _write(master_json, text[: len(text) // 2])
         return [(master_json, Role.METADATA), (stream_json, Role.METADATA)]
@@ -449,23 +429,23 @@ class _Writer:
     @staticmethod
     def _checksums(plan: AssetPlan, folder: Path,
                    hashes: list[tuple[str, str]]) -> list[tuple[Path, Role]]:
-        if plan.defect == Expect.MISSING_CHECKSUM:
+        if plan.defect == Reason.MISSING_CHECKSUM:
             return []
-        if plan.defect == Expect.CHECKSUM_MISMATCH:
+        if plan.defect == Reason.CHECKSUM_MISMATCH:
             hashes = [hashes[0], (hashes[1][0], EMPTY_MD5)]
         if plan.per_file_md5:
             for name, digest in hashes:
                 _write(folder / f"{name}.md5", f"{digest}\n".encode())
             return [(folder / f"{name}.md5", Role.CHECKSUM) for name, _ in hashes]
         listing = md5_listing(hashes)
-        if plan.defect == Expect.INVALID_CHECKSUM_SIDECAR:
+        if plan.defect == Reason.INVALID_CHECKSUM_SIDECAR:
             listing = b"MD5 pending - ask the lab\n"
         _write(folder / f"{plan.code}.md5", listing)
         return [(folder / f"{plan.code}.md5", Role.CHECKSUM)]
 
     @staticmethod
     def _qc_report(plan: AssetPlan, master_name: str, stream_name: str) -> bytes:
-        if plan.defect == Expect.INVALID_QC_REPORT:  # an error page saved as the report
+        if plan.defect == Reason.INVALID_QC_REPORT:  # an error page saved as the report
             return b"<html><body><h1>502 Bad Gateway</h1></body></html>\n"
         return qc_report_pdf(["Quality control report", f"Inventory code: {plan.code}",
                               f"Master: {master_name}", f"Streaming copy: {stream_name}",
@@ -486,10 +466,10 @@ class _Writer:
 
 def _defect_path(plan: AssetPlan, written: list[tuple[Path, Role]]) -> Path:
     """The file the importer should name for the asset's defect."""
-    role = {Expect.CHECKSUM_MISMATCH: Role.STREAMING, Expect.CONTAINER_MISMATCH: Role.STREAMING,
-            Expect.INVALID_METADATA_SIDECAR: Role.METADATA,
-            Expect.INVALID_CHECKSUM_SIDECAR: Role.CHECKSUM,
-            Expect.INVALID_QC_REPORT: Role.QC_REPORT}.get(plan.defect or Expect.IMPORT)
+    role = {Reason.CHECKSUM_MISMATCH: Role.STREAMING, Reason.CONTAINER_MISMATCH: Role.STREAMING,
+            Reason.INVALID_METADATA_SIDECAR: Role.METADATA,
+            Reason.INVALID_CHECKSUM_SIDECAR: Role.CHECKSUM,
+            Reason.INVALID_QC_REPORT: Role.QC_REPORT}.get(plan.defect) if plan.defect else None
     primary = Role.STREAMING if plan.on_tape else Role.MASTER  # for what is missing
     return next(path for path, r in written if r == (role or primary))
 
