@@ -23,12 +23,18 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _number(value: float) -> str:
+    """Exact: integers as integers, other values with full precision (never 6 digits)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _family(name: str, kind: str, help_text: str,
             samples: list[tuple[dict[str, str], float]]) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
     for labels, value in samples:
         text = ",".join(f'{k}="{_label(v)}"' for k, v in sorted(labels.items()))
-        lines.append(f"{name}{{{text}}} {value:g}" if text else f"{name} {value:g}")
+        number = _number(value)
+        lines.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
     return lines
 
 

@@ -47,9 +47,14 @@ def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
     return lines or ["no problems"]
 
 
+def run_name(report: dict[str, Any]) -> str:
+    """The run key the log lines carry (every run has one), else the catalogue's run id."""
+    return str(report.get("run_key") or report.get("run_id") or "run")
+
+
 def digest_text(report: dict[str, Any], exit_code: int) -> str:
     counts = report.get("counts", {})
-    lines = [f"mpr {report.get('command', 'run')} {report.get('run_id', '')}: "
+    lines = [f"mpr {report.get('command', 'run')} {run_name(report)}: "
              f"{report.get('status')} (exit code {exit_code})", ""]
     if report.get("dry_run"):
         lines += ["DRY RUN: nothing was written to the catalogue.", ""]
@@ -81,7 +86,7 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int) ->
     message.set_content(digest_text(report, exit_code))
     attachment = json.dumps(report, indent=2, ensure_ascii=False).encode()
     message.add_attachment(attachment, maintype="application", subtype="json",
-                           filename=f"mpr-report-{report.get('run_id', 'run')}.json")
+                           filename=f"mpr-report-{run_name(report)}.json")
     return message
 
 
