@@ -169,16 +169,28 @@ class FileRow:
     tech_metadata: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    changed: bool  # size or ETag differ from the catalogue's
+    restored: bool  # catalogued as not in the bucket (a master on tape), now listed
+    md5: str | None
+
+
 def known_files(conn: psycopg.Connection[Any], bucket: str,
-                rows: Iterable[tuple[str, int, str]]) -> dict[str, bool]:
-    """Keys already catalogued in `bucket` -> whether their size or ETag changed since."""
+                rows: Iterable[tuple[str, int, str]]) -> dict[str, KnownFile]:
+    """Keys already catalogued in `bucket`, with what the catalogue knows of them."""
     with conn.transaction():
         conn.execute(query("create_incoming"))
         with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
             for row in rows:
                 copy.write_row(row)
         found = conn.execute(query("known_incoming"), (bucket,)).fetchall()
-    return {r["key"]: r["changed"] for r in found}
+    return {r["key"]: KnownFile(r["changed"], r["restored"], r["md5"]) for r in found}
+
+
+def mark_restored(conn: psycopg.Connection[Any], bucket: str, key: str, size: int,
+                  etag: str) -> bool:
+    return conn.execute(query("mark_restored"), (size, etag, bucket, key)).rowcount > 0
 
 
 def existing_assets(conn: psycopg.Connection[Any], codes: list[str]) -> dict[str, ExistingAsset]:
@@ -201,7 +213,12 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
             copy.write_row((f.inventory_code, f.bucket, f.key, f.role, f.in_bucket, f.size,
                             f.etag, f.md5, f.mime_type,
                             None if f.tech_metadata is None else Jsonb(f.tech_metadata)))
-    inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
+    try:
+        inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
+    except psycopg.errors.IntegrityError as exc:
+        raise DatabaseError(f"the catalogue refused a batch: {str(exc).splitlines()[0]}",
+                            hint="nothing of this batch was inserted; report this as a bug") \
+            from None
     conn.execute("TRUNCATE staged_files")
     return len(new_assets), len(inserted)
 

@@ -22,6 +22,7 @@ from mpr_cli.problems import Phase
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
+from mpr_cli.validation.inventory import Candidate
 
 
 class Progress(Protocol):
@@ -79,16 +80,26 @@ class _Inserter:
     """Collects planned assets and writes them in batches, one transaction per batch."""
 
     def __init__(self, conn: Any, run_id: int | None, report: Report, dry_run: bool,
-                 existing: set[str]) -> None:
-        self.conn, self.run_id, self.report = conn, run_id, report
+                 existing: set[str], bucket: str = "") -> None:
+        self.conn, self.run_id, self.report, self.bucket = conn, run_id, report, bucket
         self.dry_run, self.existing = dry_run, existing
         self.batch: list[AssetPlan] = []
+        self.restored: list[Candidate] = []
+
+    def restore(self, candidate: Candidate) -> None:
+        """A master on tape now in the bucket: mark its row (with the next batch)."""
+        self.restored.append(candidate)
 
     def add(self, plan: AssetPlan) -> None:
         if plan.ok and plan.rows:
             self.batch.append(plan)
 
     def flush(self) -> None:
+        if self.restored and not self.dry_run:
+            with self.conn.transaction():
+                for c in self.restored:
+                    db.mark_restored(self.conn, self.bucket, c.key, c.size, c.etag)
+        self.restored.clear()
         if not self.batch:
             return
         assets = [(p.code, p.media_type.value) for p in self.batch]
@@ -120,6 +131,7 @@ def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, optio
     progress.finish("ingest")
     if options.safe_run and any(p.phase is Phase.INGEST for p in report.problems):
         inserter.batch.clear()
+        inserter.restored.clear()
         report.status = RunStatus.ABORTED
         report.message = ("safe-run: phase 3 found problems, nothing was inserted; fix them "
                           "(see the problems) and run again")
@@ -151,6 +163,10 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
             report.status = RunStatus.FAILED
             report.message = exc.one_line()
             raise
+        except Exception as exc:
+            report.status = RunStatus.FAILED
+            report.message = f"internal error: {type(exc).__name__}"
+            raise
         finally:
             report.sort_problems()
             _record(conn, report)
@@ -167,11 +183,18 @@ def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules
     progress.update("crossref", len(found.candidates))
     progress.finish("crossref")
     report.counts.skipped = len(crossed.known)
-    report.counts.accepted = len(crossed.new)
+    report.counts.accepted = len(crossed.new) + len(crossed.restored)
     report.extend(crossed.problems)
     assets = group_assets(crossed.new, crossed.known, existing)
     planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)
-    inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing))
+    inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing),
+                         settings.s3_bucket_in)
+    for candidate, catalogued_md5 in crossed.restored:
+        problem = planner.check_restored(candidate, catalogued_md5)
+        if problem is None:
+            inserter.restore(candidate)
+        else:
+            report.add(problem)
     _ingest(planner, assets, inserter, options, settings, report, progress)
 
 

@@ -29,7 +29,8 @@ COPY incoming_keys (key, size, etag) FROM STDIN
 
 -- name: known_incoming
 SELECT i.key,
-       (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed
+       (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
+       NOT f.in_bucket AS restored, f.md5
 FROM incoming_keys i
 JOIN asset_files f ON f.bucket = %s AND f.key = i.key
 
@@ -97,7 +98,8 @@ SELECT id, started_at, host, pid FROM import_runs
 WHERE status = 'running' ORDER BY id DESC LIMIT 1
 
 -- name: assets_needing_streaming
--- Catalogued assets whose master is in the input bucket, with no streaming copy and no live job.
+-- Catalogued assets whose master is in the input bucket, with no streaming copy, no live job
+-- and no FAILED job: a failed master waits for `mpr jobs retry`, never retried by cron forever.
 SELECT a.id AS asset_id, a.inventory_code, a.media_type, f.bucket, f.key
 FROM assets a
 JOIN asset_files f ON f.asset_id = a.id AND f.role = 'master' AND f.in_bucket
@@ -106,7 +108,7 @@ WHERE f.bucket = %(bucket)s
   AND NOT EXISTS (SELECT 1 FROM asset_files s WHERE s.asset_id = a.id AND s.role = 'streaming')
   AND NOT EXISTS (SELECT 1 FROM transcode_jobs j
                   WHERE j.inventory_code = a.inventory_code
-                    AND j.status IN ('PENDING', 'PROCESSING'))
+                    AND j.status IN ('PENDING', 'PROCESSING', 'FAILED'))
 ORDER BY a.inventory_code
 LIMIT %(limit)s
 
@@ -203,3 +205,8 @@ FROM import_runs ORDER BY id DESC LIMIT %s
 SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts, report,
        host, pid
 FROM import_runs WHERE id::text = %s OR run_key = %s
+
+-- name: mark_restored
+-- A master recorded from its sidecars (on tape) that is now in the bucket.
+UPDATE asset_files SET in_bucket = true, size = %s, etag = %s
+WHERE bucket = %s AND key = %s AND NOT in_bucket

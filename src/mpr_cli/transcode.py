@@ -28,7 +28,7 @@ from mpr_cli.errors import FfmpegError, StorageError, UsageError
 from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
-from mpr_cli.ffmpeg.runner import ProgressUpdate, run_ffmpeg
+from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
 from mpr_cli.rules import MediaType, Role, Rules
 from mpr_cli.storage import Download, Storage
 from mpr_cli.validation.containers import Container, MediaInfo
@@ -106,6 +106,23 @@ def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
                               f"{source.duration_s:.2f} s (allowed difference {allowed:.2f} s)")
 
 
+@contextlib.contextmanager
+def _named_by_key(work: Path, source: Source, settings: Settings) -> Iterator[None]:
+    """Errors name s3://bucket/key, never the temp folder the user never sees."""
+    try:
+        yield
+    except TranscodeCancelled:
+        raise
+    except FfmpegError as exc:
+        where = f"s3://{settings.s3_bucket_in}/{source.key}"
+        temp = str(work / "in" / source.key)
+        message = exc.message.replace(temp, where).replace(str(work), "<temp>")
+        if where not in message:
+            message = f"{where}: {message}"
+        raise FfmpegError(message, stderr_tail=exc.stderr_tail.replace(temp, where),
+                          hint=exc.hint) from None
+
+
 class SourceMode(StrEnum):
     """How ffmpeg reads the master: a streamed local copy (default), or a presigned URL."""
 
@@ -147,7 +164,7 @@ class Transcoder:
             cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
         """Transcode and upload; returns the outcome and what to record (not yet recorded)."""
         started = time.monotonic()
-        with _workdir(self.settings) as work:
+        with _workdir(self.settings) as work, _named_by_key(work, source, self.settings):
             location, download = self._source(source, work)
             master = probe(location)
             output = work / f"out{preset.extension}"

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,10 +26,13 @@ from mpr_cli.sample import Expect, SampleArchive
 
 MIME_BY_SUFFIX = {
     ".mov": "video/quicktime", ".mkv": "video/x-matroska", ".mxf": "application/mxf",
+    ".avi": "video/x-msvideo",
     ".wav": "audio/wav", ".flac": "audio/flac", ".mp4": "video/mp4", ".mp3": "audio/mpeg",
     ".json": "application/json", ".md5": "text/plain", ".pdf": "application/pdf",
 }
 TABLES = ("assets", "asset_files", "import_runs")
+TAPE_CODE = "VO-TAP-00001"  # its master is on tape: described and listed, not in the bucket
+TAPE_MASTER = "FILE/VO-TAP-00001.mov"
 
 
 # -- local trees ---------------------------------------------------------------------------------
@@ -53,6 +57,29 @@ def clean_codes(archive: SampleArchive) -> list[str]:
 def keys_of(archive: SampleArchive, codes: Iterable[str]) -> list[str]:
     wanted = set(codes)
     return sorted(f.key for f in archive.files if f.inventory_code in wanted)
+
+
+def expected_keys(archive: SampleArchive, codes: set[str]) -> set[str]:
+    """The asset_files keys a complete import of ``codes`` gives (the tape master included)."""
+    keys = {f.key for f in archive.files if f.inventory_code in codes and f.imported}
+    return keys | ({TAPE_MASTER} if TAPE_CODE in codes else set())
+
+
+def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: set[str],
+                            skip: set[str] = frozenset()) -> None:
+    """Every catalogued file of ``codes``: right asset, role, size, ETag, md5, MIME type."""
+    rows = catalogue(database_url)
+    roles = {f.key: f.role for f in archive.files}
+    for key in expected_keys(archive, codes) - {TAPE_MASTER} - skip:
+        row, local = rows[key], archive.root / key
+        assert row["inventory_code"] == key.split("/")[-1][:12], key
+        assert row["role"] == roles[key], key
+        assert row["in_bucket"] is True, key
+        assert row["size"] == local.stat().st_size, key
+        assert row["md5"] == md5_of(local) == row["etag"], key
+        assert row["mime_type"] == MIME_BY_SUFFIX[Path(key).suffix], key
+        if row["role"] in ("master", "streaming"):
+            assert row["has_tech"], key
 
 
 # -- S3 ------------------------------------------------------------------------------------------
@@ -109,12 +136,6 @@ def catalogue(database_url: str) -> dict[str, dict[str, Any]]:
     return {r["key"]: r for r in rows}
 
 
-def catalogue_without_bucket(database_url: str) -> dict[str, dict[str, Any]]:
-    """As `catalogue`, minus the bucket name (which differs between tests)."""
-    return {k: {c: v for c, v in r.items() if c != "bucket"}
-            for k, r in catalogue(database_url).items()}
-
-
 def duplicate_keys(database_url: str) -> list[dict[str, Any]]:
     return query(database_url, """SELECT bucket, key, count(*) AS n FROM asset_files
                                   GROUP BY bucket, key HAVING count(*) > 1""")
@@ -167,3 +188,26 @@ def mpr_env(service_env: dict[str, str], **extra: str) -> dict[str, str]:
 def mpr_argv(*args: str) -> list[str]:
     mpr = shutil.which("mpr") or str(Path(sys.executable).parent / "mpr")
     return [mpr, *args]
+
+
+SLOW = {"MPR_BATCH_ASSETS": "2", "MPR_IO_WORKERS": "2"}  # phase 3 inserts every 2 assets
+
+
+def start_import(service_env: dict[str, str], cwd: Path,
+                 extra_env: dict[str, str] = SLOW) -> subprocess.Popen[str]:
+    """`mpr import --report -` in the background, in an empty folder (no .env)."""
+    cwd.mkdir(exist_ok=True)
+    return subprocess.Popen(mpr_argv("import", "--report", "-"),
+                            env=mpr_env(service_env, **extra_env), cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_first_batch(proc: subprocess.Popen[str], database_url: str,
+                         timeout: float = 120) -> None:
+    """Poll the catalogue until the import has committed a batch (and is still running)."""
+    deadline = time.monotonic() + timeout
+    while row_counts(database_url)["asset_files"] == 0:
+        assert proc.poll() is None, f"import ended before its first batch: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no batch inserted in time"
+        time.sleep(0.05)
+    assert proc.poll() is None, "import finished before it could be interrupted"

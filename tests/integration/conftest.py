@@ -29,6 +29,15 @@ def long_audio_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchiv
                                 assets_audio=1, bad=False, tape_master=False, duration=20)
 
 
+@pytest.fixture(scope="session")
+def big_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    """32 small good assets (copies of a few encodes): phase 3 takes a few seconds."""
+    if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+        pytest.skip("needs ffmpeg and ffprobe")
+    return build_sample_archive(tmp_path_factory.mktemp("big") / "bucket", assets_video=16,
+                                assets_audio=16, bad=False, tape_master=False, duration=0.4)
+
+
 @pytest.fixture()
 def upload(s3_admin, buckets) -> Callable[..., list[str]]:
     """upload(root, keys=None): put a local tree (or some of its keys) into the input bucket."""

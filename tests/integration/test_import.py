@@ -9,17 +9,19 @@ import json
 import re
 import subprocess
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-from mpr_cli.sample import Expect, SampleArchive
+from mpr_cli.sample import Expect, SampleArchive, generate_media
 from tests.integration.archive import (
-    MIME_BY_SUFFIX,
+    TAPE_CODE,
+    TAPE_MASTER,
     Outcome,
+    assert_rows_match_files,
     catalogue,
     clean_codes,
     duplicate_keys,
+    expected_keys,
     keys_of,
     md5_of,
     mpr_argv,
@@ -28,7 +30,9 @@ from tests.integration.archive import (
     query,
     row_counts,
     runs,
+    start_import,
     upload_multipart,
+    wait_for_first_batch,
 )
 
 pytestmark = pytest.mark.integration
@@ -41,8 +45,6 @@ PROBLEM_KEYS = {"key", "inventory_code", "phase", "severity", "reason", "message
 PHASE_1 = {"invalid_key", "unsupported_extension", "unknown_folder", "invalid_inventory_code",
            "prefix_type_mismatch"}
 WARNINGS = {"missing_qc_report", "changed_since_import"}
-TAPE_CODE = "VO-TAP-00001"
-TAPE_MASTER = "FILE/VO-TAP-00001.mov"
 LATE_QC_CODE = "AO-BAD-00011"  # complete but for its QC report: imported with a warning
 NOTHING = {"assets": 0, "asset_files": 0, "import_runs": 0}
 
@@ -97,35 +99,12 @@ def assert_manifest_reasons(out: Outcome, archive: SampleArchive,
         assert found[key] == {archive.assets_rejected[sample_file.inventory_code]}, key
 
 
-def expected_keys(archive: SampleArchive, codes: set[str]) -> set[str]:
-    """The asset_files keys a complete import of ``codes`` gives (the tape master included)."""
-    keys = {f.key for f in archive.files if f.inventory_code in codes and f.imported}
-    return keys | ({TAPE_MASTER} if TAPE_CODE in codes else set())
-
-
 def declared_md5(archive: SampleArchive, sidecar: str, name: str) -> str:
     for line in (archive.root / sidecar).read_text().splitlines():
         digest, _, listed = line.partition("  ")
         if listed == name:
             return digest
     raise AssertionError(f"{name} not in {sidecar}")
-
-
-def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: set[str],
-                            skip: set[str] = frozenset()) -> None:
-    """Every catalogued file of ``codes``: right asset, role, size, ETag, md5, MIME type."""
-    rows = catalogue(database_url)
-    roles = {f.key: f.role for f in archive.files}
-    for key in expected_keys(archive, codes) - {TAPE_MASTER} - skip:
-        row, local = rows[key], archive.root / key
-        assert row["inventory_code"] == key.split("/")[-1][:12], key
-        assert row["role"] == roles[key], key
-        assert row["in_bucket"] is True, key
-        assert row["size"] == local.stat().st_size, key
-        assert row["md5"] == md5_of(local) == row["etag"], key
-        assert row["mime_type"] == MIME_BY_SUFFIX[Path(key).suffix], key
-        if row["role"] in ("master", "streaming"):
-            assert row["has_tech"], key
 
 
 def good_upload(archive: SampleArchive, *extra_codes: str) -> list[str]:
@@ -480,17 +459,70 @@ def test_late_qc_report_is_attached_to_the_imported_asset(sample_archive, upload
     assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
 
 
+# -- files that move or come back -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("moved", ["BRD/VO-SMP-00001.mov", "BRD/VO-SMP-00001.mp4"],
+                         ids=["master", "streaming"])
+def test_media_moved_to_another_folder_is_refused_not_added_twice(sample_archive, upload,
+                                                                  run_mpr, database_url,
+                                                                  s3_admin, buckets, moved):
+    """An asset has one master and one streaming copy. A catalogued file moved to another
+    folder is a second one as far as the catalogue knows: it must be reported (and the other
+    assets of the run imported), never inserted next to the first nor crash the run."""
+    upload(sample_archive.root, keys_of(sample_archive, ["VO-SMP-00001"]))
+    assert run_mpr("import").returncode == 0
+    target = "FILE/" + moved.split("/", 1)[1]
+    s3_admin.copy_object(Bucket=buckets[0], Key=target,
+                         CopySource={"Bucket": buckets[0], "Key": moved})
+    s3_admin.delete_object(Bucket=buckets[0], Key=moved)
+    upload(sample_archive.root, keys_of(sample_archive, ["VO-SMP-00002"]))  # same run, same batch
+
+    result = run_mpr("import", "--report", "-")
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    out = parse_run(result)
+    assert out.returncode == 1, out.stderr
+    assert reasons_by_key(out) == {target: {"duplicate_role"}}
+    rows = catalogue(database_url)
+    assert target not in rows and moved in rows
+    roles = [r["role"] for r in rows.values() if r["inventory_code"] == "VO-SMP-00001"]
+    assert roles.count("master") == roles.count("streaming") == 1
+    assert set(keys_of(sample_archive, ["VO-SMP-00002"])) <= set(rows)
+    assert [r["status"] for r in runs(database_url)] == ["completed", "completed"]
+
+
+def test_tape_master_restored_to_the_bucket_is_not_a_change(sample_archive, upload, mpr_report,
+                                                            database_url, s3_admin, buckets,
+                                                            tmp_path):
+    """A master recorded from its sidecars (on tape) later copied into the bucket, at the key
+    the catalogue gives it and with the declared MD5, was never imported from the bucket: it
+    is no `changed_since_import`, and the catalogue should learn that it is now in the bucket."""
+    upload(sample_archive.root, keys_of(sample_archive, [TAPE_CODE]))
+    assert mpr_report("import").returncode == 0
+    restored = tmp_path / "VO-TAP-00001.mov"
+    generate_media(restored, "prores")  # bit-exact: the very master the sidecars describe
+    declared = declared_md5(sample_archive, "FILE/VO-TAP-00001.md5", "VO-TAP-00001.mov")
+    assert md5_of(restored) == declared
+    s3_admin.put_object(Bucket=buckets[0], Key=TAPE_MASTER, Body=restored.read_bytes())
+
+    out = mpr_report("import")
+    assert out.returncode == 0, out.stderr
+    assert "changed_since_import" not in {p["reason"] for p in out.report["problems"]}
+    row = catalogue(database_url)[TAPE_MASTER]
+    assert (row["in_bucket"], row["size"], row["md5"]) == (
+        True, restored.stat().st_size, declared)
+
+
 # -- run history ---------------------------------------------------------------------------------
 
 
 def test_each_run_is_recorded_with_its_counts(sample_archive, upload, mpr_report, database_url):
     upload(sample_archive.root, mixed_upload(sample_archive))
     first = mpr_report("import")
-    dry = mpr_report("import", "--dry-run")
     second = mpr_report("import")
 
     recorded = runs(database_url)
-    assert len(recorded) == 2  # the dry run left no trace
+    assert len(recorded) == 2
     for run, out in zip(recorded, (first, second), strict=True):
         assert run["id"] == out.report["run_id"]
         assert (run["command"], run["mode"], run["status"]) == ("import", "normal", "completed")
@@ -498,7 +530,6 @@ def test_each_run_is_recorded_with_its_counts(sample_archive, upload, mpr_report
         assert run["report"]["problems"] == out.report["problems"]
         assert run["finished_at"] >= run["started_at"]
     assert first.counts["inserted_files"] > 0 and second.counts["inserted_files"] == 0
-    assert dry.counts["inserted_files"] == 0
     assert query(database_url, "SELECT DISTINCT import_run_id FROM asset_files") == [
         {"import_run_id": first.report["run_id"]}]
 
@@ -537,6 +568,32 @@ def test_two_concurrent_imports_never_duplicate(sample_archive, upload, service_
     assert [r["status"] for r in runs(database_url)] == ["completed"] * len(completed)
 
 
+def test_import_while_another_runs_is_refused_in_one_line(big_archive, upload, service_env,
+                                                           run_mpr, database_url, tmp_path):
+    upload(big_archive.root)
+    first = start_import(service_env, tmp_path / "first")
+    try:
+        wait_for_first_batch(first, database_url)  # it holds the import lock
+        [running] = runs(database_url)
+        second = run_mpr("import", "--report", "-")
+        _, first_stderr = first.communicate(timeout=180)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+    assert second.returncode == 4 and second.stdout == ""
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1, second.stderr
+    assert "another import is running" in lines[0]
+    assert f"run {running['id']}" in lines[0] and f"pid {first.pid}" in lines[0]
+    assert first.returncode == 0, first_stderr
+    assert [r["status"] for r in runs(database_url)] == ["completed"]  # the refused run: no row
+    codes = set(big_archive.assets_ok)
+    assert set(catalogue(database_url)) == expected_keys(big_archive, codes)
+    assert duplicate_keys(database_url) == []
+
+
 # -- usage and set-up errors ---------------------------------------------------------------------
 
 
@@ -568,3 +625,5 @@ def test_unmigrated_database_says_run_db_migrate(run_mpr, service_env, empty_dat
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     assert "mpr db migrate" in lines[0]
     assert result.stdout == ""
+    assert query(empty_database_url,  # the check itself creates nothing
+                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'") == []

@@ -1,30 +1,354 @@
+"""`mpr transcode KEY` and `mpr presets` as a user runs them: the real script in a subprocess,
+against real PostgreSQL, SeaweedFS and ffmpeg.
+
+Masters come from the sample archive (`awaiting` assets: a master and its sidecars, no
+streaming copy yet), generated once per module; each test uploads what it needs into its own
+fresh input bucket, imports it with `mpr import` when the test is about catalogued masters,
+and checks what lands in the output bucket by downloading and probing it.
+
+The helpers in the first section are shared with test_transcode_jobs.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import pytest
-from mpr_cli.sample import build_sample_archive
-from tests.integration.archive import upload_tree, query, keys_of
-import time
+
+from mpr_cli.sample import SampleArchive, build_sample_archive, md5_file
+from tests.integration.archive import keys_of, query, upload_tree
 
 pytestmark = pytest.mark.integration
 
+VIDEO_CODE, AUDIO_CODE = "VO-NEW-00001", "AO-NEW-00002"
+VIDEO_MASTER, AUDIO_MASTER = f"FILE/{VIDEO_CODE}.mov", f"CD/{AUDIO_CODE}.wav"
+BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}
 
-def test_explore(tmp_path, s3_admin, buckets, run_mpr, database_url):
-    t = time.monotonic()
-    arch = build_sample_archive(tmp_path / "b", assets_video=0, assets_audio=0, bad=False,
-                                tape_master=False, awaiting=6)
-    print("build", time.monotonic() - t, arch.files)
-    upload_tree(s3_admin, buckets[0], arch.root)
-    t = time.monotonic()
-    r = run_mpr("import")
-    print("import", time.monotonic() - t, r.returncode, r.stdout, r.stderr)
-    t = time.monotonic()
-    r = run_mpr("transcode", "FILE/VO-NEW-00001.mov")
-    print("tc", time.monotonic() - t, r.returncode, r.stdout, r.stderr)
-    r = run_mpr("transcode", "FILE/VO-NEW-00001.mov")
-    print("tc", time.monotonic() - t, r.returncode, r.stdout, r.stderr)
-    t = time.monotonic()
-    r = run_mpr("transcode", "--pending", "--workers", "2")
-    print("tcp", time.monotonic() - t, r.returncode, r.stdout, r.stderr)
-    r = run_mpr("jobs", "list", "--json")
-    print(r.stdout[:1500])
-    for row in query(database_url, "select id, bucket, key, role, md5, mime_type, preset from asset_files order by id"):
-        print(row)
-    print(s3_admin.list_objects_v2(Bucket=buckets[1]).get("Contents"))
+
+# -- shared helpers ------------------------------------------------------------------------------
+
+
+def build_awaiting_archive(root: Path, count: int) -> SampleArchive:
+    """`count` assets with a master and sidecars but no streaming copy (2 s, 320x240):
+    VO-NEW-00001 (FILE/, .mov), AO-NEW-00002 (CD/, .wav), VO-NEW-00003, ..."""
+    return build_sample_archive(root, assets_video=0, assets_audio=0, bad=False,
+                                tape_master=False, awaiting=count)
+
+
+def master_key(code: str) -> str:
+    return f"FILE/{code}.mov" if code.startswith("V") else f"CD/{code}.wav"
+
+
+def output_key(code: str) -> str:
+    return f"FILE/{code}.mp4" if code.startswith("V") else f"CD/{code}.mp3"
+
+
+@dataclass
+class Catalogue:
+    """This test's database and buckets, read the way a test checks them."""
+
+    url: str
+    bucket_in: str
+    bucket_out: str
+    s3: Any
+
+    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        return query(self.url, sql, params)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.rows("SELECT * FROM transcode_jobs ORDER BY id")
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return self.rows("SELECT * FROM transcode_jobs WHERE id = %s", (job_id,))[0]
+
+    def files(self, code: str, role: str | None = None) -> list[dict[str, Any]]:
+        return self.rows("""SELECT f.* FROM asset_files f JOIN assets a ON a.id = f.asset_id
+                            WHERE a.inventory_code = %s AND (%s::text IS NULL OR f.role = %s)
+                            ORDER BY f.key""", (code, role, role))
+
+    def streaming_per_asset(self) -> dict[str, int]:
+        rows = self.rows("""SELECT a.inventory_code, count(f.id) AS n FROM assets a
+                            LEFT JOIN asset_files f ON f.asset_id = a.id AND f.role = 'streaming'
+                            GROUP BY a.inventory_code""")
+        return {r["inventory_code"]: r["n"] for r in rows}
+
+    def output_keys(self) -> set[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_out)
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    def download(self, key: str, path: Path) -> Path:
+        self.s3.download_file(self.bucket_out, key, str(path))
+        return path
+
+    def head_out(self, key: str) -> dict[str, Any]:
+        return self.s3.head_object(Bucket=self.bucket_out, Key=key)
+
+
+@pytest.fixture()
+def cat(database_url, buckets, s3_admin) -> Catalogue:
+    return Catalogue(database_url, buckets[0], buckets[1], s3_admin)
+
+
+def put_catalogued(run_mpr: Callable[..., Any], cat: Catalogue, archive: SampleArchive,
+                   codes: Iterable[str]) -> None:
+    """Upload the assets' files into the input bucket and import them with `mpr import`."""
+    upload_tree(cat.s3, cat.bucket_in, archive.root, keys_of(archive, codes))
+    done = run_mpr("import")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def completed_ids(stdout: str) -> list[int]:
+    """The job ids of every "job N completed" line a transcode printed."""
+    return [int(n) for n in re.findall(r"^job (\d+) completed", stdout, re.MULTILINE)]
+
+
+def leftover_workdirs(service_env: dict[str, str]) -> list[Path]:
+    temp = Path(service_env["MPR_TEMP_DIR"])
+    return sorted(temp.glob("mpr-transcode-*")) if temp.exists() else []
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                           "-show_streams", str(path)], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def top_level_boxes(data: bytes) -> list[tuple[str, int]]:
+    """(type, offset) of each top-level ISO-BMFF box, walked header by header."""
+    boxes, offset = [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
+        elif size == 0:
+            size = len(data) - offset
+        assert size >= 8, f"bad box size {size} at {offset}"
+        boxes.append((kind.decode("latin-1"), offset))
+        offset += size
+    assert offset == len(data), "the boxes do not add up to the file"
+    return boxes
+
+
+def md5_bytes(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return build_awaiting_archive(tmp_path_factory.mktemp("transcode") / "bucket", 2)
+
+
+# -- one master, end to end ----------------------------------------------------------------------
+
+EXPECT = {
+    "video": {"code": VIDEO_CODE, "preset": "web-720p", "mime": "video/mp4",
+              "codecs": ["h264", "aac"], "format": "mov,mp4,m4a,3gp,3g2,mj2",
+              "general": "MPEG-4", "tracks": {"Video": "AVC", "Audio": "AAC"}},
+    "audio": {"code": AUDIO_CODE, "preset": "audio-mp3-192", "mime": "audio/mpeg",
+              "codecs": ["mp3"], "format": "mp3",
+              "general": "MPEG Audio", "tracks": {"Audio": "MPEG Audio"}},
+}
+
+
+@pytest.mark.parametrize("media", ["video", "audio"])
+def test_master_becomes_a_verified_streaming_copy(media, archive, run_mpr, cat, tmp_path,
+                                                  service_env):
+    want = EXPECT[media]
+    code = want["code"]
+    key, out_key = master_key(code), output_key(code)
+    put_catalogued(run_mpr, cat, archive, [code])
+
+    done = run_mpr("transcode", key)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    [job_id] = completed_ids(done.stdout)
+    assert "1 completed, 0 failed, 0 cancelled" in done.stdout
+    assert cat.output_keys() == {out_key, out_key + ".md5", out_key + ".json"}
+
+    # the streaming copy, probed from the output bucket
+    local = cat.download(out_key, tmp_path / Path(out_key).name)
+    data = local.read_bytes()
+    made = ffprobe(local)
+    assert made["format"]["format_name"] == want["format"]
+    assert [s["codec_name"] for s in made["streams"]] == want["codecs"]
+    master = ffprobe(archive.root / key)
+    expected_s, got_s = float(master["format"]["duration"]), float(made["format"]["duration"])
+    assert abs(got_s - expected_s) <= max(0.01 * expected_s, 0.5), (got_s, expected_s)
+    if media == "video":
+        boxes = dict(top_level_boxes(data))
+        assert boxes["moov"] < boxes["mdat"], f"moov must come first (faststart): {boxes}"
+    assert cat.head_out(out_key)["ContentType"] == want["mime"]
+
+    # the sidecars
+    md5 = md5_bytes(data)
+    name = Path(out_key).name
+    sidecar = cat.download(out_key + ".md5", tmp_path / (name + ".md5"))
+    assert sidecar.read_text() == f"{md5}  {name}\n"
+    check = subprocess.run(["md5sum", "-c", sidecar.name], cwd=tmp_path, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0 and check.stdout.strip() == f"{name}: OK", check
+    described = json.loads(cat.download(out_key + ".json", tmp_path / "mi.json").read_text())
+    assert described["media"]["@ref"] == name
+    tracks = {t["@type"]: t for t in described["media"]["track"]}
+    assert tracks["General"]["Format"] == want["general"]
+    assert int(tracks["General"]["FileSize"]) == len(data)
+    assert {kind: tracks[kind]["Format"] for kind in want["tracks"]} == want["tracks"]
+    assert cat.head_out(out_key + ".json")["ContentType"] == "application/json"
+
+    # the catalogue
+    asset_id = cat.files(code, "master")[0]["asset_id"]
+    [row] = cat.files(code, "streaming")
+    assert (row["bucket"], row["key"], row["preset"]) == (cat.bucket_out, out_key, want["preset"])
+    assert (row["md5"], row["size"], row["mime_type"]) == (md5, len(data), want["mime"])
+    assert row["etag"] == cat.head_out(out_key)["ETag"].strip('"')
+    assert row["tech_metadata"] == described
+    sidecar_rows = {r["key"]: r for r in cat.files(code) if r["bucket"] == cat.bucket_out}
+    assert {k: r["role"] for k, r in sidecar_rows.items()} == {
+        out_key: "streaming", out_key + ".md5": "checksum", out_key + ".json": "metadata"}
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["progress"]) == ("COMPLETED", 1, 100)
+    assert (job["asset_id"], job["source_key"], job["output_bucket"], job["output_key"],
+            job["preset"]) == (asset_id, key, cat.bucket_out, out_key, want["preset"])
+    assert job["error"] is None and job["stderr_tail"] is None
+    assert len(cat.jobs()) == 1
+    assert leftover_workdirs(service_env) == []
+
+
+def test_second_run_does_nothing_force_redoes_it_and_a_lost_copy_is_made_again(archive,
+                                                                                run_mpr, cat):
+    put_catalogued(run_mpr, cat, archive, [VIDEO_CODE])
+    out_key = output_key(VIDEO_CODE)
+    assert run_mpr("transcode", VIDEO_MASTER).returncode == 0
+    first = cat.head_out(out_key)
+
+    again = run_mpr("transcode", VIDEO_MASTER)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already transcoded" in " ".join(again.stdout.split())
+    assert completed_ids(again.stdout) == []
+    assert len(cat.jobs()) == 1
+    assert cat.head_out(out_key)["LastModified"] == first["LastModified"]
+
+    forced = run_mpr("transcode", VIDEO_MASTER, "--force")
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    [forced_id] = completed_ids(forced.stdout)
+    jobs = cat.jobs()
+    assert [j["id"] for j in jobs] == [jobs[0]["id"], forced_id]
+    assert {(j["status"], j["attempts"]) for j in jobs} == {("COMPLETED", 1)}
+    assert cat.head_out(out_key)["LastModified"] >= first["LastModified"]
+    [row] = cat.files(VIDEO_CODE, "streaming")
+    assert row["etag"] == cat.head_out(out_key)["ETag"].strip('"')
+
+    # recorded, but no longer in the bucket: "already transcoded" would be a lie
+    cat.s3.delete_object(Bucket=cat.bucket_out, Key=out_key)
+
+    lost = run_mpr("transcode", VIDEO_MASTER)
+
+    assert lost.returncode == 0, lost.stdout + lost.stderr
+    assert len(completed_ids(lost.stdout)) == 1 and len(cat.jobs()) == 3
+    [row] = cat.files(VIDEO_CODE, "streaming")
+    assert row["etag"] == cat.head_out(out_key)["ETag"].strip('"')
+
+
+def test_master_never_imported_is_registered_from_its_own_probe(archive, run_mpr, cat):
+    upload_tree(cat.s3, cat.bucket_in, archive.root, [VIDEO_MASTER])  # no sidecars, no import
+    assert cat.rows("SELECT * FROM assets") == []
+
+    done = run_mpr("transcode", VIDEO_MASTER)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    [job_id] = completed_ids(done.stdout)
+    [asset] = cat.rows("SELECT * FROM assets")
+    assert (asset["inventory_code"], asset["media_type"]) == (VIDEO_CODE, "video")
+    [master] = cat.files(VIDEO_CODE, "master")
+    head = cat.s3.head_object(Bucket=cat.bucket_in, Key=VIDEO_MASTER)
+    local = archive.root / VIDEO_MASTER
+    assert (master["bucket"], master["key"], master["in_bucket"]) == (cat.bucket_in,
+                                                                      VIDEO_MASTER, True)
+    assert master["md5"] == md5_file(local)
+    assert master["size"] == local.stat().st_size == head["ContentLength"]
+    assert master["etag"] == head["ETag"].strip('"')
+    assert master["mime_type"] == "video/quicktime"
+    assert master["tech_metadata"]
+    assert cat.job(job_id)["asset_id"] == asset["id"]
+    assert [r["key"] for r in cat.files(VIDEO_CODE, "streaming")] == [output_key(VIDEO_CODE)]
+
+
+def test_video_master_with_an_audio_preset_is_refused(archive, run_mpr, cat):
+    upload_tree(cat.s3, cat.bucket_in, archive.root, [VIDEO_MASTER])
+
+    done = run_mpr("transcode", VIDEO_MASTER, "--preset", "audio-mp3-192")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "audio-mp3-192" in message and "video" in message
+    assert cat.jobs() == [] and cat.rows("SELECT * FROM assets") == []
+    assert cat.output_keys() == set()
+
+
+# -- presets -------------------------------------------------------------------------------------
+
+
+def test_presets_list_json_has_the_four_builtins(run_mpr):
+    done = run_mpr("presets", "list", "--json")
+
+    assert done.returncode == 0, done.stderr
+    book = json.loads(done.stdout)
+    by_name = {p["name"]: p for p in book["presets"]}
+    assert set(by_name) >= BUILTIN_PRESETS
+    assert {by_name[n]["origin"] for n in BUILTIN_PRESETS} == {"built-in"}
+    assert book["defaults"] == {"video": "web-720p", "audio": "audio-mp3-192"}
+    assert by_name["web-720p"]["extension"] == ".mp4"
+    assert by_name["audio-mp3-320"]["extension"] == ".mp3"
+
+
+def test_presets_show_prints_the_ffmpeg_command(run_mpr):
+    done = run_mpr("presets", "show", "web-720p")
+
+    assert done.returncode == 0, done.stderr
+    command = done.stdout.strip()
+    assert command.startswith("ffmpeg ")
+    words = command.split()
+    assert words[words.index("-c:v") + 1] == "libx264"
+    assert words[words.index("-movflags") + 1] == "+faststart"
+    assert "INPUT" in words and "OUTPUT" in words
+
+
+BAD_PRESETS = {  # case -> (file, preset named, field named, the command that reads it)
+    "bad-codec": ("[presets.tiny]\nmedia = \"video\"\nvideo_codec = \"h265x\"\n"
+                  "max_width = 640\nmax_height = 360\naudio_bitrate = \"96k\"\n",
+                  "tiny", "video_codec", ("transcode", VIDEO_MASTER)),
+    "odd-width": ("[presets.small]\nmedia = \"video\"\nmax_width = 641\nmax_height = 360\n"
+                  "audio_bitrate = \"96k\"\n", "small", "max_width", ("presets", "list")),
+    "unknown-field": ("[presets.voice]\nmedia = \"audio\"\naudio_bitrate = \"64k\"\n"
+                      "bitrate = \"64k\"\n", "voice", "bitrate", ("presets", "show", "web-720p")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PRESETS))
+def test_bad_presets_file_exits_2_naming_preset_and_field(case, run_mpr, service_env,
+                                                          tmp_path, cat):
+    text, preset, field, args = BAD_PRESETS[case]
+    path = tmp_path / "presets.toml"
+    path.write_text(text)
+
+    done = run_mpr(*args, env={**service_env, "MPR_PRESETS": str(path)})
+
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    message = " ".join(done.stderr.split())
+    assert str(path) in message and f"preset '{preset}'" in message, message
+    assert f"{field}:" in message, message
+    assert done.stdout == "" and cat.jobs() == []

@@ -206,10 +206,13 @@ def test_a_file_without_streams_fails_both_kinds() -> None:
 # ----------------------------------------------------------------------------- all together
 
 
-def test_check_media_file_runs_kind_and_container_rules() -> None:
+def test_check_media_file_reports_one_problem_per_file() -> None:
     good = check_media_file(KEY, CODE, V, ".mp4", _info("mp4_h264_aac", "mediainfo"))
     assert good == []
     assert check_media_file(KEY, CODE, A, ".flac", _info("flac", "ffprobe")) == []
-    bad = check_media_file(KEY, CODE, A, ".mov", _info("mp4_h264_aac", "ffprobe"))
-    assert [p.reason for p in bad] == [Reason.CONTAINER_MISMATCH] * 2
-    assert "audio asset" in bad[0].message and "means QuickTime" in bad[1].message
+    wrong_kind = check_media_file(KEY, CODE, A, ".mov", _info("mp4_h264_aac", "ffprobe"))
+    assert [p.reason for p in wrong_kind] == [Reason.CONTAINER_MISMATCH]
+    assert "audio asset" in wrong_kind[0].message
+    wrong_container = check_media_file(KEY, CODE, V, ".mov", _info("mp4_h264_aac", "ffprobe"))
+    assert [p.reason for p in wrong_container] == [Reason.CONTAINER_MISMATCH]
+    assert "means QuickTime" in wrong_container[0].message

@@ -107,7 +107,7 @@ def common_options(func: Any) -> Any:
 
 def _consoles(report_path: str | None) -> tuple[Console, Console]:
     """Human output goes to stderr when the JSON report takes stdout."""
-    human = Console(stderr=report_path == "-", highlight=False)
+    human = Console(stderr=report_path == "-", highlight=False, soft_wrap=True)
     return human, human
 
 
@@ -162,7 +162,7 @@ def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None
     options = ImportOptions(prefix=prefix, verify=VerifyMode(verify))
     rules = _rules(app, rules_file)
     machine = fmt != "table"
-    console = Console(stderr=machine or report_path == "-", highlight=False)
+    console = Console(stderr=machine or report_path == "-", highlight=False, soft_wrap=True)
     with _phases(console, quiet or machine) as progress:
         report = run_validate(settings, rules, options, progress)
     if fmt == "json":

@@ -111,7 +111,7 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
                        workers=workers if pending else 1,
                        options=JobSettings(full_verify=verify == "full"))
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if pending:
         with JobBars(console, 0) as bars:
             result = run_pending(runner, workers=workers, prefix=prefix, limit=limit,

@@ -212,6 +212,8 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
     result = PoolResult()
     lock = threading.Lock()
 
+    finished = [threading.Event() for _ in range(workers)]
+
     def work(n: int) -> None:
         worker = worker_name(n)
         try:
@@ -228,19 +230,23 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
             with lock:
                 result.errors.append(exc)
             stop_all.set()
+        finally:
+            finished[n].set()
 
     threads = [threading.Thread(target=work, args=(n,), name=f"transcode-{n}", daemon=True)
                for n in range(workers)]
     for thread in threads:
         thread.start()
+    # Wait on events, not Thread.join: a KeyboardInterrupt inside join() can mark a running
+    # thread as stopped (CPython gh-90882) and the process would exit under a working job.
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
+        for done in finished:
+            while not done.wait(0.2):
+                pass
     except KeyboardInterrupt:
         stop_all.set()
-        for thread in threads:
-            thread.join()
+        for done in finished:
+            done.wait()
         raise
     if result.errors:
         raise result.errors[0]

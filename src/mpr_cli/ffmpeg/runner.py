@@ -147,6 +147,9 @@ def _start(argv: list[str]) -> subprocess.Popen[str]:
             encoding="utf-8",
             errors="replace",
             bufsize=1,
+            # its own process group: a Ctrl-C at the terminal reaches mpr only, which then
+            # stops ffmpeg itself and records the job as cancelled (not failed)
+            process_group=0,
         )
     except FileNotFoundError:
         raise FfmpegError(f"{argv[0]} not found", hint=INSTALL_HINT) from None

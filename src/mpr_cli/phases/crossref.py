@@ -20,6 +20,8 @@ class CrossReference:
     new: list[Candidate] = field(default_factory=list)
     known: list[Candidate] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # masters catalogued from their sidecars (on tape) now in the bucket, with the catalogued MD5
+    restored: list[tuple[Candidate, str | None]] = field(default_factory=list)
 
 
 def _changed_message(candidate: Candidate) -> str:
@@ -32,12 +34,15 @@ def cross_reference(conn: Any, bucket: str, candidates: list[Candidate]) -> Cros
     known = db.known_files(conn, bucket, ((c.key, c.size, c.etag) for c in candidates))
     result = CrossReference()
     for candidate in candidates:
-        changed = known.get(candidate.key)
-        if changed is None:
+        record = known.get(candidate.key)
+        if record is None:
             result.new.append(candidate)
             continue
+        if record.restored:
+            result.restored.append((candidate, record.md5))
+            continue
         result.known.append(candidate)
-        if changed:
+        if record.changed:
             result.problems.append(Problem.make(
                 Reason.CHANGED_SINCE_IMPORT, candidate.key, _changed_message(candidate),
                 inventory_code=candidate.inventory_code))

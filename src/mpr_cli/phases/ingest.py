@@ -109,6 +109,28 @@ class AssetPlanner:
     def read(self, candidate: Candidate) -> bytes:
         return self.storage.read_bytes(self.bucket, candidate.key, MAX_SIDECAR_BYTES)
 
+    def object_md5(self, candidate: Candidate, expected: str) -> tuple[str, int]:
+        """The object's MD5 as `verify` decides (ETag, streamed, or trusted), and the bytes
+        streamed to get it."""
+        if self.verify is VerifyMode.NONE:
+            return expected, 0
+        etag_md5 = _single_part_md5(candidate.etag)
+        if self.verify is VerifyMode.AUTO and etag_md5 is not None:
+            return etag_md5, 0
+        return self.storage.md5_of_object(self.bucket, candidate.key)
+
+    def check_restored(self, candidate: Candidate, catalogued: str | None) -> Problem | None:
+        """A master catalogued as on tape, now in the bucket: is it the same file?"""
+        if catalogued is None:
+            return None
+        actual, _ = self.object_md5(candidate, catalogued)
+        if actual == catalogued:
+            return None
+        return Problem.make(Reason.CHECKSUM_MISMATCH, candidate.key,
+                            f"{candidate.name} is catalogued as kept on tape with MD5 "
+                            f"{catalogued}, but the copy in the bucket has MD5 {actual}: "
+                            "restore it again", inventory_code=candidate.inventory_code)
+
 
 class _AssetCheck:
     """The checks on one asset, in order; each adds rows or problems to the plan."""
@@ -153,12 +175,20 @@ class _AssetCheck:
         return found[0] if found else None
 
     def _roles_unique(self) -> bool:
+        existing = self.asset.existing
         for role in (Role.MASTER, Role.STREAMING):
             found = self.by_role[role]
             for extra in found[1:]:
                 self.problem(Reason.DUPLICATE_ROLE, extra.key,
                              f"{self.asset.code} has {len(found)} {role} files "
                              f"({', '.join(c.name for c in found)}): keep one and re-run")
+            catalogued = existing is not None and (
+                existing.has_master if role is Role.MASTER else existing.has_streaming)
+            for new in (c for c in found[:1] if c.key in self.new_keys and catalogued):
+                self.problem(Reason.DUPLICATE_ROLE, new.key,
+                             f"{self.asset.code} already has a {role} file in the catalogue: "
+                             f"{new.key} would be a second one; remove it, or remove the "
+                             "catalogued one first if the file was moved")
         return self.plan.ok
 
     def _has_media(self) -> bool:
@@ -262,13 +292,8 @@ class _AssetCheck:
         return actual
 
     def _actual_md5(self, candidate: Candidate, expected: str) -> str:
-        if self.p.verify is VerifyMode.NONE:
-            return expected
-        etag_md5 = _single_part_md5(candidate.etag)
-        if self.p.verify is VerifyMode.AUTO and etag_md5 is not None:
-            return etag_md5
-        md5, size = self.p.storage.md5_of_object(self.p.bucket, candidate.key)
-        self.plan.bytes_verified += size
+        md5, streamed = self.p.object_md5(candidate, expected)
+        self.plan.bytes_verified += streamed
         return md5
 
     # -- rows -----------------------------------------------------------------------

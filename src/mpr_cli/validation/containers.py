@@ -134,11 +134,14 @@ def check_kind(key: str, code: str, media_type: MediaType, info: MediaInfo) -> l
 def check_media_file(
     key: str, code: str, media_type: MediaType, extension: str, info: MediaInfo
 ) -> list[Problem]:
-    """All container rules for a master or streaming copy (kind first, then container)."""
+    """All container rules for a master or streaming copy: the kind first and, when the kind
+    is right, the container (one problem per file, not two saying the same thing)."""
     problems = check_kind(key, code, media_type, info)
+    if problems:
+        return problems
     if extension.lower() in STREAMING_EXTENSIONS:
-        return problems + check_streaming_copy(key, code, extension, info)
-    return problems + check_master(key, code, extension, info)
+        return check_streaming_copy(key, code, extension, info)
+    return check_master(key, code, extension, info)
 
 
 def _only(codecs: tuple[str, ...], wanted: str) -> bool:

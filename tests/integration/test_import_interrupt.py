@@ -1,0 +1,109 @@
+"""An import stopped mid-way (SIGTERM, or killed outright) leaves a consistent
+catalogue, records the run as aborted, and a re-run completes the work without duplicates.
+
+The archive is larger (32 small assets) and the import inserts every 2 assets
+(MPR_BATCH_ASSETS) on 2 workers, so phase 3 is still running when the first batch is in.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import defaultdict
+
+import pytest
+
+from mpr_cli.sample import SampleArchive
+from tests.integration.archive import (
+    assert_rows_match_files,
+    duplicate_keys,
+    expected_keys,
+    keys_of,
+    parse_run,
+    query,
+    row_counts,
+    runs,
+    start_import,
+    wait_for_first_batch,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def assert_whole_assets(database_url: str, archive: SampleArchive) -> set[str]:
+    """Every catalogued asset has all the files a complete import gives it; returns the codes."""
+    files: dict[str, set[str]] = defaultdict(set)
+    for row in query(database_url, """SELECT a.inventory_code, f.key FROM assets a
+                                      LEFT JOIN asset_files f ON f.asset_id = a.id"""):
+        files[row["inventory_code"]].add(row["key"])
+    for code, keys in files.items():
+        assert keys == set(keys_of(archive, [code])), code
+    return set(files)
+
+
+def assert_complete(database_url: str, archive: SampleArchive) -> None:
+    codes = set(archive.assets_ok)
+    assert assert_whole_assets(database_url, archive) == codes
+    assert_rows_match_files(database_url, archive, codes)
+    assert duplicate_keys(database_url) == []
+    assert row_counts(database_url)["asset_files"] == len(expected_keys(archive, codes))
+
+
+def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
+        big_archive, upload, service_env, database_url, run_mpr, tmp_path):
+    upload(big_archive.root)
+    proc = start_import(service_env, tmp_path / "cwd")
+    try:
+        wait_for_first_batch(proc, database_url)
+        proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    [run] = runs(database_url)
+    assert (run["status"], run["mode"]) == ("aborted", "normal")
+    assert run["finished_at"] is not None
+    assert run["report"]["message"].startswith("interrupted")
+    done = assert_whole_assets(database_url, big_archive)
+    assert 0 < len(done) < len(big_archive.assets_ok)
+    counts = row_counts(database_url)
+    assert (run["counts"]["inserted_assets"], run["counts"]["inserted_files"]) == (
+        counts["assets"], counts["asset_files"])  # the rolled-back batch is not counted
+
+    rerun = parse_run(run_mpr("import", "--report", "-"))
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.report["problems"] == []
+    assert rerun.counts["skipped"] == counts["asset_files"]
+    assert rerun.counts["inserted_assets"] == len(big_archive.assets_ok) - len(done)
+    assert_complete(database_url, big_archive)
+    assert [r["status"] for r in runs(database_url)] == ["aborted", "completed"]
+
+
+def test_killed_import_is_marked_aborted_by_the_next_run(big_archive, upload, service_env,
+                                                         database_url, run_mpr, tmp_path):
+    upload(big_archive.root)
+    proc = start_import(service_env, tmp_path / "cwd")
+    try:
+        wait_for_first_batch(proc, database_url)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["status"] for r in runs(database_url)] == ["running"]
+    done = assert_whole_assets(database_url, big_archive)
+    assert 0 < len(done) < len(big_archive.assets_ok)
+
+    rerun = parse_run(run_mpr("import", "--report", "-"))
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.counts["inserted_assets"] == len(big_archive.assets_ok) - len(done)
+    assert_complete(database_url, big_archive)
+    killed, completed = runs(database_url)
+    assert (killed["status"], completed["status"]) == ("aborted", "completed")
+    assert killed["finished_at"] is not None
+    assert "without recording" in killed["report"]["message"]

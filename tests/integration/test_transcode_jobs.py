@@ -1,0 +1,411 @@
+"""Transcode jobs as a user and cron drive them: `mpr transcode --pending`, `mpr jobs ...`,
+failures, retries, cancels (Ctrl-C, SIGTERM, `mpr jobs cancel` from another process), two
+concurrent runs and a stale lease. The real script runs in subprocesses against real
+PostgreSQL, SeaweedFS and ffmpeg.
+
+Short masters come from the sample archive (2 s, 320x240); the cancel tests use a 60 s
+640x360 master made at test time, long enough to be caught mid-job (the heartbeat that
+records progress comes every 5 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from mpr_cli import db
+from mpr_cli.sample import SampleArchive, generate_media
+from tests.integration.archive import mpr_argv, mpr_env, upload_tree
+from tests.integration.test_transcode import (
+    AUDIO_CODE,
+    VIDEO_CODE,
+    Catalogue,
+    build_awaiting_archive,
+    completed_ids,
+    leftover_workdirs,
+    master_key,
+    output_key,
+    put_catalogued,
+)
+
+pytestmark = pytest.mark.integration
+
+PENDING_CODES = ["VO-NEW-00001", "AO-NEW-00002", "VO-NEW-00003", "AO-NEW-00004",
+                 "VO-NEW-00005", "AO-NEW-00006"]
+CORRUPT_CODE = "VO-CRP-00001"
+CORRUPT_KEY = f"FILE/{CORRUPT_CODE}.mov"
+LONG_CODE = "VO-LNG-00001"
+LONG_KEY = f"FILE/{LONG_CODE}.mov"
+LONG_SECONDS = 60
+HEARTBEAT_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return build_awaiting_archive(tmp_path_factory.mktemp("jobs") / "bucket",
+                                  len(PENDING_CODES))
+
+
+@pytest.fixture(scope="module")
+def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / f"{LONG_CODE}.mov"
+    generate_media(path, "mov", duration=LONG_SECONDS, size="640x360")
+    return path
+
+
+@pytest.fixture()
+def cat(database_url, buckets, s3_admin) -> Catalogue:
+    return Catalogue(database_url, buckets[0], buckets[1], s3_admin)
+
+
+@pytest.fixture()
+def popen_mpr(service_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `mpr ...` in its own session (a process group, as a shell job would be)."""
+    started: list[subprocess.Popen[str]] = []
+    workdir = tmp_path / "cwd"
+    workdir.mkdir(exist_ok=True)
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(mpr_argv(*args), env=mpr_env(service_env), cwd=workdir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:  # never leave mpr (or an ffmpeg it started) behind a failed test
+        group_members(proc.pid)
+        for group in _GROUPS_SEEN.get(proc.pid, {proc.pid}):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _process_table() -> dict[int, tuple[str, int, int, str]]:
+    """pid -> (command name, parent pid, process group, state), from /proc."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        state, ppid, group = rest.split()[:3]
+        table[int(stat.parent.name)] = (name, int(ppid), int(group), state)
+    return table
+
+
+_GROUPS_SEEN: dict[int, set[int]] = {}
+
+
+def group_members(pgid: int) -> list[str]:
+    """The live processes of mpr (process group `pgid`) and of the groups its children lead:
+    ffmpeg runs in a group of its own, so that a terminal's Ctrl-C reaches mpr only. Groups
+    once seen are remembered, so an ffmpeg orphaned by a dead mpr is still found."""
+    table = _process_table()
+    seen = _GROUPS_SEEN.setdefault(pgid, {pgid})
+    seen.update(group for _, ppid, group, _ in table.values() if ppid == pgid)
+    return [name for name, _, group, state in table.values() if group in seen and state != "Z"]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
+             proc: subprocess.Popen[str] | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"mpr ended (exit {proc.returncode}) before {what}:\n{out}\n{err}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+MASTER_MIME = {".mov": "video/quicktime", ".wav": "audio/wav"}
+
+
+def register_master(cat: Catalogue, code: str, key: str, data: bytes) -> int:
+    """Put a master into the input bucket and catalogue it with SQL (asset + master row), as
+    `mpr import` would have."""
+    cat.s3.put_object(Bucket=cat.bucket_in, Key=key, Body=data)
+    etag = cat.s3.head_object(Bucket=cat.bucket_in, Key=key)["ETag"].strip('"')
+    with psycopg.connect(cat.url, autocommit=True) as conn:
+        asset_id = conn.execute(
+            "INSERT INTO assets (inventory_code, media_type) VALUES (%s, %s) RETURNING id",
+            (code, "video" if code.startswith("V") else "audio")).fetchone()[0]
+        conn.execute("""INSERT INTO asset_files (asset_id, bucket, key, role, size, etag, md5,
+                                                 mime_type)
+                        VALUES (%s, %s, %s, 'master', %s, %s, %s, %s)""",
+                     (asset_id, cat.bucket_in, key, len(data), etag,
+                      hashlib.md5(data).hexdigest(), MASTER_MIME[Path(key).suffix]))
+    return int(asset_id)
+
+
+def register_sample(cat: Catalogue, archive: SampleArchive, codes: list[str]) -> None:
+    for code in codes:
+        register_master(cat, code, master_key(code), (archive.root / master_key(code)).read_bytes())
+
+
+def create_pending_job(settings, code: str, key: str, asset_id: int | None) -> int:
+    """A PENDING job, made with the product's own `create_job` query (nothing runs it yet)."""
+    with db.connect(settings, autocommit=True) as conn:
+        job_id = db.create_job(conn, asset_id=asset_id, inventory_code=code, media_type="video",
+                               source_bucket=settings.s3_bucket_in, source_key=key,
+                               preset="web-720p", output_bucket=settings.s3_bucket_out,
+                               output_key=output_key(code), max_attempts=3)
+    assert job_id is not None
+    return job_id
+
+
+def jobs_json(run_mpr) -> list[dict[str, Any]]:
+    done = run_mpr("jobs", "list", "--json", "--limit", "1000")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+# -- --pending -----------------------------------------------------------------------------------
+
+
+def test_pending_transcodes_every_catalogued_master(archive, run_mpr, cat, service_env):
+    put_catalogued(run_mpr, cat, archive, PENDING_CODES)
+
+    done = run_mpr("transcode", "--pending", "--workers", "2")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(PENDING_CODES)} completed, 0 failed, 0 cancelled" in done.stdout
+    listed = jobs_json(run_mpr)
+    assert sorted(j["source_key"] for j in listed) == sorted(map(master_key, PENDING_CODES))
+    assert {(j["status"], j["attempts"], j["progress"]) for j in listed} == {
+        ("COMPLETED", 1, 100)}
+    assert sorted(completed_ids(done.stdout)) == sorted(j["id"] for j in listed)
+    assert {j["preset"] for j in listed if j["media_type"] == "video"} == {"web-720p"}
+    assert {j["preset"] for j in listed if j["media_type"] == "audio"} == {"audio-mp3-192"}
+    assert cat.streaming_per_asset() == dict.fromkeys(PENDING_CODES, 1)
+    assert cat.output_keys() == {output_key(c) + suffix for c in PENDING_CODES
+                                 for suffix in ("", ".md5", ".json")}
+    assert leftover_workdirs(service_env) == []
+
+    again = run_mpr("transcode", "--pending")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 completed, 0 failed, 0 cancelled" in again.stdout
+    assert len(cat.jobs()) == len(PENDING_CODES)
+
+
+def test_corrupt_master_fails_its_own_job_while_the_others_complete(archive, run_mpr, cat,
+                                                                    service_env):
+    register_sample(cat, archive, [VIDEO_CODE, AUDIO_CODE])
+    register_master(cat, CORRUPT_CODE, CORRUPT_KEY, os.urandom(200_000))
+
+    done = run_mpr("transcode", "--pending", "--workers", "2", "--verbose")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "2 completed, 1 failed, 0 cancelled" in done.stdout
+    jobs = {j["source_key"]: j for j in cat.jobs()}
+    bad = jobs.pop(CORRUPT_KEY)
+    assert (bad["status"], bad["attempts"]) == ("FAILED", 1)
+    assert bad["error"] and CORRUPT_CODE in bad["error"]
+    assert bad["stderr_tail"] and "Invalid data" in bad["stderr_tail"]
+    assert bad["finished_at"] is not None
+    assert f"job {bad['id']} failed" in done.stdout
+    assert {(j["status"], j["attempts"]) for j in jobs.values()} == {("COMPLETED", 1)}
+    assert not [k for k in cat.output_keys() if k.startswith(f"FILE/{CORRUPT_CODE}")]
+    assert cat.files(CORRUPT_CODE, "streaming") == []
+    assert leftover_workdirs(service_env) == []
+
+
+def test_retry_puts_a_failed_job_back_until_max_attempts(run_mpr, cat):
+    register_master(cat, CORRUPT_CODE, CORRUPT_KEY, os.urandom(50_000))
+    assert run_mpr("transcode", "--pending").returncode == 1
+    [job] = cat.jobs()
+    assert (job["status"], job["attempts"], job["max_attempts"]) == ("FAILED", 1, 3)
+
+    for attempt in (2, 3):
+        retried = run_mpr("jobs", "retry", str(job["id"]))
+        assert retried.returncode == 0, retried.stderr
+        back = cat.job(job["id"])
+        assert (back["status"], back["attempts"]) == ("PENDING", attempt - 1)
+        assert back["worker"] is None and back["finished_at"] is None
+
+        rerun = run_mpr("transcode", "--pending")
+
+        assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+        assert [j["id"] for j in cat.jobs()] == [job["id"]]  # the same job, no new one
+        assert (cat.job(job["id"])["status"], cat.job(job["id"])["attempts"]) == ("FAILED",
+                                                                                  attempt)
+
+    refused = run_mpr("jobs", "retry", str(job["id"]))
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "all 3 attempts" in " ".join(refused.stderr.split())
+    assert (cat.job(job["id"])["status"], cat.job(job["id"])["attempts"]) == ("FAILED", 3)
+
+
+def test_cancel_a_pending_job_and_list_jobs(archive, run_mpr, cat, settings):
+    upload_tree(cat.s3, cat.bucket_in, archive.root, [master_key(VIDEO_CODE)])
+    job_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), None)
+
+    done = run_mpr("jobs", "cancel", str(job_id))
+
+    assert done.returncode == 0, done.stderr
+    assert f"job {job_id} cancelled" in done.stdout
+    job = cat.job(job_id)
+    assert job["status"] == "CANCELLED" and job["finished_at"] is not None
+    assert (job["attempts"], job["error"]) == (0, "cancelled by a user")
+    assert run_mpr("transcode", "--pending").returncode == 0  # a cancelled job is not run
+    assert cat.job(job_id)["status"] == "CANCELLED" and cat.output_keys() == set()
+    again = run_mpr("jobs", "cancel", str(job_id))
+    assert again.returncode == 2 and "not pending or processing" in again.stderr
+
+    second = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), None)
+    every = jobs_json(run_mpr)
+    pending = json.loads(run_mpr("jobs", "list", "--json", "--status", "pending").stdout)
+
+    assert [(j["id"], j["status"]) for j in every] == [(second, "PENDING"),
+                                                       (job_id, "CANCELLED")]
+    assert [j["id"] for j in pending] == [second]
+    assert all("stderr_tail" not in j for j in every)
+    assert re.match(r"\d{4}-\d\d-\d\dT", every[0]["created_at"])
+
+
+# -- cancelling a running job --------------------------------------------------------------------
+
+
+def start_long_job(long_master: Path, cat: Catalogue, popen_mpr) -> tuple[subprocess.Popen[str],
+                                                                            dict[str, Any]]:
+    """`mpr transcode` of the long master, once its job is PROCESSING with progress > 0."""
+    cat.s3.upload_file(str(long_master), cat.bucket_in, LONG_KEY)
+    proc = popen_mpr("transcode", LONG_KEY)
+
+    def running() -> dict[str, Any] | None:
+        rows = cat.rows("""SELECT * FROM transcode_jobs WHERE source_key = %s
+                           AND status = 'PROCESSING' AND progress > 0""", (LONG_KEY,))
+        return rows[0] if rows else None
+
+    job = wait_for(running, 60, "the job to be PROCESSING with progress > 0", proc)
+    assert "ffmpeg" in group_members(proc.pid)
+    return proc, job
+
+
+def assert_nothing_left(cat: Catalogue, service_env: dict[str, str], job_id: int,
+                        proc: subprocess.Popen[str]) -> None:
+    """The job CANCELLED; no output, no record, no temp folder, no process left behind."""
+    job = cat.job(job_id)
+    out_key = output_key(LONG_CODE)
+    problems = [
+        f"job is {job['status']}, not CANCELLED" if job["status"] != "CANCELLED" else "",
+        "job has no finished_at" if job["finished_at"] is None else "",
+        f"uploaded: {sorted(cat.output_keys())}" if cat.output_keys() else "",
+        f"recorded: {cat.files(LONG_CODE)}" if cat.files(LONG_CODE) else "",
+        f"temp folders left: {leftover_workdirs(service_env)}"
+        if leftover_workdirs(service_env) else "",
+        f"still running: {group_members(proc.pid)}" if group_members(proc.pid) else "",
+    ]
+    assert not [p for p in problems if p], "; ".join(p for p in problems if p)
+    assert not {out_key, out_key + ".md5", out_key + ".json"} & cat.output_keys()
+
+
+@pytest.mark.parametrize("signum", [
+    pytest.param(signal.SIGINT, id="ctrl-c-to-the-process-group"),  # as a terminal sends it
+    pytest.param(signal.SIGTERM, id="sigterm-to-mpr"),  # as `kill PID` sends it
+])
+def test_interrupt_mid_job_cancels_it_and_leaves_nothing(signum, long_master, cat, popen_mpr,
+                                                         service_env):
+    proc, job = start_long_job(long_master, cat, popen_mpr)
+
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signum)
+    else:
+        os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=30)
+
+    assert proc.returncode == 130, (out, err)
+    assert_nothing_left(cat, service_env, job["id"], proc)
+
+
+def test_jobs_cancel_from_another_process_stops_the_running_ffmpeg(long_master, cat, popen_mpr,
+                                                                   run_mpr, service_env):
+    proc, job = start_long_job(long_master, cat, popen_mpr)
+
+    cancelled = run_mpr("jobs", "cancel", str(job["id"]))
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    wait_for(lambda: "ffmpeg" not in group_members(proc.pid), 4 * HEARTBEAT_S,
+             "ffmpeg to stop after `mpr jobs cancel`")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    # stopped mid-encode (not finished, uploaded and then removed again)
+    assert f"job {job['id']} cancelled: {LONG_KEY}: cancelled" in " ".join(out.split())
+    assert cat.job(job["id"])["error"] == "cancelled by a user"
+    assert_nothing_left(cat, service_env, job["id"], proc)
+
+
+# -- concurrency and leases ----------------------------------------------------------------------
+
+
+def test_two_concurrent_pending_runs_never_share_a_job(archive, cat, popen_mpr):
+    register_sample(cat, archive, PENDING_CODES)
+
+    procs = [popen_mpr("transcode", "--pending", "--workers", "2") for _ in range(2)]
+    outputs = [proc.communicate(timeout=240) for proc in procs]
+
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, (out, err)
+    done = [completed_ids(out) for out, _ in outputs]
+    union = done[0] + done[1]
+    assert len(union) == len(set(union)), f"a job completed twice: {done}"
+    jobs = cat.jobs()
+    assert sorted(union) == [j["id"] for j in jobs]
+    assert {(j["status"], j["attempts"]) for j in jobs} == {("COMPLETED", 1)}
+    assert sorted(j["inventory_code"] for j in jobs) == sorted(PENDING_CODES)  # one per asset
+    assert cat.streaming_per_asset() == dict.fromkeys(PENDING_CODES, 1)
+
+
+def test_processing_job_with_a_stale_heartbeat_is_claimed_again(archive, run_mpr, cat,
+                                                                settings):
+    asset_id = register_master(cat, VIDEO_CODE, master_key(VIDEO_CODE),
+                               (archive.root / master_key(VIDEO_CODE)).read_bytes())
+    job_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), asset_id)
+    with psycopg.connect(cat.url, autocommit=True) as conn:  # a worker took it, then died
+        conn.execute("""UPDATE transcode_jobs SET status = 'PROCESSING', attempts = 1,
+                        worker = 'gone:4242:0', started_at = now(), heartbeat_at = now(),
+                        progress = 37 WHERE id = %s""", (job_id,))
+
+    fresh = run_mpr("transcode", "--pending")
+
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "0 completed" in fresh.stdout
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["worker"]) == ("PROCESSING", 1, "gone:4242:0")
+    assert [j["id"] for j in cat.jobs()] == [job_id]
+
+    with psycopg.connect(cat.url, autocommit=True) as conn:
+        conn.execute("UPDATE transcode_jobs SET heartbeat_at = now() - interval '1 hour' "
+                     "WHERE id = %s", (job_id,))
+
+    stale = run_mpr("transcode", "--pending")
+
+    assert stale.returncode == 0, stale.stdout + stale.stderr
+    assert completed_ids(stale.stdout) == [job_id]
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["progress"]) == ("COMPLETED", 2, 100)
+    assert job["worker"] != "gone:4242:0"
+    assert [j["id"] for j in cat.jobs()] == [job_id]
+    assert cat.streaming_per_asset() == {VIDEO_CODE: 1}
+
