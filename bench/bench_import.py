@@ -56,7 +56,7 @@ RESULTS = HERE / "results"
 KIB, MIB = 1024, 1024 * 1024
 
 BAD_SHARE = 0.05  # share of keys with bad names (rejected in phase 1)
-CLIP_SECONDS = 1.0  # duration of the generated clips: small objects, fast seeding
+CLIP_SECONDS = 0.4  # duration of the generated clips: small objects, fast seeding
 SEED_WORKERS = 24
 QC_HEAD_BYTES = 1024  # mpr reads the first KiB of a QC report
 NOTHING_NEW_RUNS = 3
@@ -604,6 +604,9 @@ def machine_facts(settings: Settings) -> dict[str, Any]:
 def bench(keys: int, profile: Path | None) -> dict[str, Any]:
     started_all = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
+    if load_before[0] > (os.cpu_count() or 1):
+        log(f"warning: load average {load_before[0]} on {os.cpu_count()} CPUs: other work is "
+            "running, wall times will be inflated (compare the cpu_ratio figures)")
     home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
     home.chmod(0o755)
     work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))

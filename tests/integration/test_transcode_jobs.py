@@ -229,6 +229,12 @@ def test_corrupt_master_fails_its_own_job_while_the_others_complete(archive, run
     assert cat.files(CORRUPT_CODE, "streaming") == []
     assert leftover_workdirs(service_env) == []
 
+    # the next nightly does not try the broken master again: it waits for `mpr jobs retry`
+    again = run_mpr("transcode", "--pending")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 completed, 0 failed, 0 cancelled" in again.stdout
+    assert len(cat.jobs()) == 3
+
 
 def test_retry_puts_a_failed_job_back_until_max_attempts(run_mpr, cat):
     register_master(cat, CORRUPT_CODE, CORRUPT_KEY, os.urandom(50_000))
