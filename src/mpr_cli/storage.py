@@ -8,6 +8,7 @@ bounded whatever the size of the bucket or the object.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -359,7 +360,73 @@ class Storage:
         with self._errors("delete", bucket, key):
             self.client.delete_object(Bucket=bucket, Key=key)
 
+    def open_ranged(self, bucket: str, key: str, size: int,
+                    block: int = 256 * 1024) -> RangedObject:
+        """A read-only, seekable file over the object: each read the cache cannot serve is one
+        ranged GET of at least `block` bytes (for parsers that read only headers)."""
+        return RangedObject(self, bucket, key, size, block)
+
+    def read_range(self, bucket: str, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of an object, in one GET."""
+        with self._errors("read", bucket, key):
+            reply = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+            try:
+                return bytes(reply["Body"].read())
+            finally:
+                reply["Body"].close()
+
     def presigned_get_url(self, bucket: str, key: str, expires: int = 3600) -> str:
         with self._errors("sign a URL for", bucket, key):
             return str(self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires))
+
+
+class RangedObject(io.RawIOBase):
+    """A seekable binary file over one S3 object, read with ranged GETs and a one-block cache.
+
+    Bytes read are counted in `fetched` and GETs in `requests`, so callers can show what a
+    probe cost.
+    """
+
+    def __init__(self, storage: Storage, bucket: str, key: str, size: int, block: int) -> None:
+        super().__init__()
+        self.storage, self.bucket, self.key, self.size = storage, bucket, key, size
+        self.block = block
+        self.position = 0
+        self.cache_start, self.cache = 0, b""
+        self.fetched = 0
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def read(self, size: int = -1) -> bytes:
+        if self.position >= self.size:
+            return b""
+        wanted = self.size - self.position if size < 0 else min(size, self.size - self.position)
+        offset = self.position - self.cache_start
+        if not (offset >= 0 and offset + wanted <= len(self.cache)):
+            end = min(self.size, self.position + max(wanted, self.block)) - 1
+            self.cache = self.storage.read_range(self.bucket, self.key, self.position, end)
+            self.cache_start, offset = self.position, 0
+            self.fetched += len(self.cache)
+            self.requests += 1
+        data = self.cache[offset:offset + wanted]
+        self.position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)

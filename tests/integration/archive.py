@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -204,10 +205,13 @@ def start_import(service_env: dict[str, str], cwd: Path,
 
 def wait_for_first_batch(proc: subprocess.Popen[str], database_url: str,
                          timeout: float = 120) -> None:
-    """Poll the catalogue until the import has committed a batch (and is still running)."""
+    """Poll the catalogue until the import has committed a batch, then pause the import
+    (SIGSTOP: it keeps its connections and its lock) so the test acts on a run still in
+    progress however fast the machine is. Resume it with `proc.send_signal(SIGCONT)`."""
     deadline = time.monotonic() + timeout
     while row_counts(database_url)["asset_files"] == 0:
         assert proc.poll() is None, f"import ended before its first batch: {proc.stderr.read()}"
         assert time.monotonic() < deadline, "no batch inserted in time"
-        time.sleep(0.05)
-    assert proc.poll() is None, "import finished before it could be interrupted"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGSTOP)
+    assert proc.poll() is None, "import finished before it could be paused"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
 import subprocess
 from collections import defaultdict
 
@@ -573,9 +574,10 @@ def test_import_while_another_runs_is_refused_in_one_line(big_archive, upload, s
     upload(big_archive.root)
     first = start_import(service_env, tmp_path / "first")
     try:
-        wait_for_first_batch(first, database_url)  # it holds the import lock
+        wait_for_first_batch(first, database_url)  # paused, holding the import lock
         [running] = runs(database_url)
         second = run_mpr("import", "--report", "-")
+        first.send_signal(signal.SIGCONT)
         _, first_stderr = first.communicate(timeout=180)
     finally:
         if first.poll() is None:

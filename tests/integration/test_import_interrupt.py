@@ -55,6 +55,7 @@ def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
     try:
         wait_for_first_batch(proc, database_url)
         proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
+        proc.send_signal(signal.SIGCONT)  # the paused run receives it as it resumes
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -74,6 +74,29 @@ def mediainfo_json(path: Path, *, ref: str | None = None) -> dict[str, Any]:
     return document
 
 
+def probe_stream(stream: Any, name: str) -> MediaInfo:
+    """Technical metadata of a seekable binary file object (e.g. a `storage.RangedObject`)
+    with libmediainfo in this process: no subprocess, and only the bytes it asks for.
+
+    ParseSpeed 0 reads the container's headers (an MP4's moov, wherever it is; an MP3's first
+    frames), which is all the container rules need: measured on a 30 MB faststart MP4, one
+    256 KiB GET and about 10 ms of CPU, against about 100 ms for ffprobe over HTTP.
+    """
+    from pymediainfo import MediaInfo as PyMediaInfo
+
+    try:
+        text = PyMediaInfo.parse(stream, output="JSON", full=False, parse_speed=0.0)
+        document = json.loads(text)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise FfmpegError(f"mediainfo could not read {name}: {exc}") from None
+    if isinstance(document.get("media"), dict):
+        document["media"]["@ref"] = name
+    try:
+        return media_info_from_json(document)
+    except InvalidMetadata as exc:
+        raise FfmpegError(f"{name} is not a media file mediainfo recognises ({exc})") from None
+
+
 def mediainfo_works() -> bool:
     """True when pymediainfo can load libmediainfo."""
     try:

@@ -14,8 +14,8 @@ from enum import StrEnum
 from itertools import groupby
 
 from mpr_cli.db import ExistingAsset, FileRow
-from mpr_cli.errors import MprError
-from mpr_cli.ffmpeg.probe import probe
+from mpr_cli.errors import FfmpegError, MprError
+from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role
 from mpr_cli.storage import Storage
@@ -108,6 +108,11 @@ class AssetPlanner:
 
     def read(self, candidate: Candidate) -> bytes:
         return self.storage.read_bytes(self.bucket, candidate.key, MAX_SIDECAR_BYTES)
+
+    def probe(self, candidate: Candidate) -> MediaInfo:
+        """The container and codecs of an object, from ranged reads of its headers only."""
+        with self.storage.open_ranged(self.bucket, candidate.key, candidate.size) as stream:
+            return probe_stream(stream, candidate.name)
 
     def object_md5(self, candidate: Candidate, expected: str) -> tuple[str, int]:
         """The object's MD5 as `verify` decides (ETag, streamed, or trusted), and the bytes
@@ -333,8 +338,13 @@ class _AssetCheck:
 
     def _add_streaming(self, stream: Candidate, declared: dict[str, str]) -> None:
         md5 = self._verified_md5(stream, declared)
-        url = self.p.storage.presigned_get_url(self.p.bucket, stream.key, expires=900)
-        info = probe(url)
+        try:
+            info = self.p.probe(stream)
+        except FfmpegError as exc:
+            self.problem(Reason.CONTAINER_MISMATCH, stream.key,
+                         f"{exc.message}: a {stream.extension} streaming copy must be "
+                         f"{'MPEG-4 with H.264 and AAC' if stream.extension == '.mp4' else 'MP3'}")
+            return
         problems = check_media_file(stream.key, self.asset.code, self.asset.media_type,
                                     stream.extension, info)
         self.plan.problems.extend(problems)
