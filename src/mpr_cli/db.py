@@ -171,21 +171,23 @@ class FileRow:
 
 @dataclass(frozen=True, slots=True)
 class KnownFile:
+    new: bool  # not in the catalogue at all
     changed: bool  # size or ETag differ from the catalogue's
     restored: bool  # catalogued as not in the bucket (a master on tape), now listed
     md5: str | None
 
 
-def known_files(conn: psycopg.Connection[Any], bucket: str,
+def incoming_changes(conn: psycopg.Connection[Any], bucket: str,
                 rows: Iterable[tuple[str, int, str]]) -> dict[str, KnownFile]:
-    """Keys already catalogued in `bucket`, with what the catalogue knows of them."""
+    """The keys that are new, changed or restored in `bucket` (a key missing from the result
+    is catalogued and unchanged), with what the catalogue knows of them."""
     with conn.transaction():
         conn.execute(query("create_incoming"))
         with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
             for row in rows:
                 copy.write_row(row)
         found = conn.execute(query("known_incoming"), (bucket,)).fetchall()
-    return {r["key"]: KnownFile(r["changed"], r["restored"], r["md5"]) for r in found}
+    return {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"]) for r in found}
 
 
 def mark_restored(conn: psycopg.Connection[Any], bucket: str, key: str, size: int,

@@ -28,11 +28,16 @@ CREATE TEMPORARY TABLE IF NOT EXISTS incoming_keys (
 COPY incoming_keys (key, size, etag) FROM STDIN
 
 -- name: known_incoming
-SELECT i.key,
+-- Only the keys that need attention: new ones (f.key IS NULL), changed ones, and masters
+-- catalogued as on tape that are now in the bucket. Every other key is catalogued and
+-- unchanged, so the nightly steady state returns no rows at all.
+SELECT i.key, f.key IS NULL AS new,
        (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
-       NOT f.in_bucket AS restored, f.md5
+       coalesce(NOT f.in_bucket, false) AS restored, f.md5
 FROM incoming_keys i
-JOIN asset_files f ON f.bucket = %s AND f.key = i.key
+LEFT JOIN asset_files f ON f.bucket = %s AND f.key = i.key
+WHERE f.key IS NULL OR NOT f.in_bucket
+   OR f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag
 
 -- name: existing_assets
 SELECT a.id, a.inventory_code,

@@ -31,19 +31,21 @@ def _changed_message(candidate: Candidate) -> str:
 
 
 def cross_reference(conn: Any, bucket: str, candidates: list[Candidate]) -> CrossReference:
-    known = db.known_files(conn, bucket, ((c.key, c.size, c.etag) for c in candidates))
+    known = db.incoming_changes(conn, bucket, ((c.key, c.size, c.etag) for c in candidates))
     result = CrossReference()
     for candidate in candidates:
         record = known.get(candidate.key)
-        if record is None:
+        if record is None:  # catalogued, same size and ETag
+            result.known.append(candidate)
+            continue
+        if record.new:
             result.new.append(candidate)
             continue
         if record.restored:
             result.restored.append((candidate, record.md5))
             continue
-        result.known.append(candidate)
-        if record.changed:
-            result.problems.append(Problem.make(
-                Reason.CHANGED_SINCE_IMPORT, candidate.key, _changed_message(candidate),
-                inventory_code=candidate.inventory_code))
+        result.known.append(candidate)  # changed: skipped and flagged, never overwritten
+        result.problems.append(Problem.make(
+            Reason.CHANGED_SINCE_IMPORT, candidate.key, _changed_message(candidate),
+            inventory_code=candidate.inventory_code))
     return result
