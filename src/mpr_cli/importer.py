@@ -6,6 +6,7 @@ tells a `Progress` what happens and returns a Report; the CLI shows both.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -62,12 +63,23 @@ def _timed(report: Report, phase: str) -> Iterator[None]:
         report.durations[phase] = report.durations.get(phase, 0.0) + time.monotonic() - started
 
 
+def stop_point(stop: threading.Event | None) -> None:
+    """Where an import may stop cleanly: no query and no batch in flight."""
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
 def _discover(storage: Storage, settings: Settings, rules: Rules, options: ImportOptions,
-              report: Report, progress: Progress) -> Discovery:
+              report: Report, progress: Progress, stop: threading.Event | None) -> Discovery:
     progress.start("discover")
+
+    def listed(n: int) -> None:
+        progress.update("discover", n)
+        stop_point(stop)
+
     with _timed(report, "discover"):
         objects = storage.list_objects(settings.s3_bucket_in, options.prefix)
-        found = discover(objects, rules, progress=lambda n: progress.update("discover", n))
+        found = discover(objects, rules, progress=listed)
     progress.finish("discover")
     report.counts.listed = found.listed
     report.counts.excluded = found.excluded
@@ -116,11 +128,13 @@ class _Inserter:
 
 
 def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, options: ImportOptions,
-            settings: Settings, report: Report, progress: Progress) -> None:
+            settings: Settings, report: Report, progress: Progress,
+            stop: threading.Event | None = None) -> None:
     progress.start("ingest", total=len(assets))
     done = 0
     with _timed(report, "ingest"):
         for plan in plan_assets(planner, assets, settings.io_workers):
+            stop_point(stop)
             report.extend(plan.problems)
             report.counts.bytes_verified += plan.bytes_verified
             inserter.add(plan)
@@ -141,8 +155,9 @@ def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, optio
 
 
 def run_import(settings: Settings, rules: Rules, options: ImportOptions,
-               progress: Progress | None = None) -> Report:
-    """Run the three phases; record the run unless it is a dry run."""
+               progress: Progress | None = None, stop: threading.Event | None = None) -> Report:
+    """Run the three phases; record the run unless it is a dry run. When `stop` is set the
+    run ends at the next safe point as if interrupted (KeyboardInterrupt)."""
     progress = progress or NoProgress()
     report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
                     prefix=options.prefix, run_key=options.run_key)
@@ -154,14 +169,16 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
             report.run_id = db.start_run(conn, options.command, _mode(options), options.prefix,
                                          options.run_key or None)
         try:
-            _import_phases(conn, storage, settings, rules, options, report, progress)
-        except KeyboardInterrupt:
+            _import_phases(conn, storage, settings, rules, options, report, progress, stop)
+        except KeyboardInterrupt as exc:
             report.status = RunStatus.ABORTED
             report.message = "interrupted: work in flight rolled back; run again to complete it"
+            exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
             raise
         except MprError as exc:
             report.status = RunStatus.FAILED
             report.message = exc.one_line()
+            exc.report = report  # type: ignore[attr-defined]
             raise
         except Exception as exc:
             report.status = RunStatus.FAILED
@@ -174,8 +191,10 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
 
 
 def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules,
-                   options: ImportOptions, report: Report, progress: Progress) -> None:
-    found = _discover(storage, settings, rules, options, report, progress)
+                   options: ImportOptions, report: Report, progress: Progress,
+                   stop: threading.Event | None) -> None:
+    found = _discover(storage, settings, rules, options, report, progress, stop)
+    stop_point(stop)
     progress.start("crossref", total=len(found.candidates))
     with _timed(report, "crossref"):
         crossed = cross_reference(conn, settings.s3_bucket_in, found.candidates)
@@ -195,7 +214,8 @@ def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules
             inserter.restore(candidate)
         else:
             report.add(problem)
-    _ingest(planner, assets, inserter, options, settings, report, progress)
+    stop_point(stop)
+    _ingest(planner, assets, inserter, options, settings, report, progress, stop)
 
 
 def _record(conn: Any, report: Report) -> None:
@@ -217,7 +237,7 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
     progress = progress or NoProgress()
     report = Report("validate", dry_run=True, prefix=options.prefix, run_key=options.run_key)
     storage = Storage(settings)
-    found = _discover(storage, settings, rules, options, report, progress)
+    found = _discover(storage, settings, rules, options, report, progress, None)
     report.counts.accepted = len(found.candidates)
     assets = group_assets(found.candidates, [], {})
     planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)

@@ -37,12 +37,18 @@ class NightlyOutcome:
 
 
 def _import_step(settings: Settings, rules: Rules, options: ImportOptions,
-                 progress: Progress) -> tuple[Report, int]:
+                 progress: Progress, stop: threading.Event) -> tuple[Report, int]:
     log = get_logger()
     log.info("import: started (bucket %s, prefix %r%s)", settings.s3_bucket_in, options.prefix,
              ", dry run" if options.dry_run else "")
     try:
-        report = run_import(settings, rules, options, progress)
+        report = run_import(settings, rules, options, progress, stop)
+    except KeyboardInterrupt as exc:
+        log.warning("import: interrupted; the batch in flight was rolled back")
+        report = getattr(exc, "report", None) or Report(
+            options.command, dry_run=options.dry_run, safe_run=options.safe_run,
+            prefix=options.prefix, run_key=options.run_key, status=RunStatus.ABORTED)
+        return report, int(ExitCode.INTERRUPTED)
     except MprError as exc:
         log.error("import: failed: %s", exc.one_line())
         report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
@@ -88,19 +94,26 @@ def _transcode_section(result: PoolResult | None, jobs_by_id: dict[int, dict[str
 
 def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
                 *, workers: int, progress: Progress, events: JobEvents,
-                jobs_seen: dict[int, dict[str, Any]]) -> NightlyOutcome:
-    """Both steps; never raises MprError (each step's failure is in the outcome)."""
+                jobs_seen: dict[int, dict[str, Any]],
+                stop: threading.Event | None = None) -> NightlyOutcome:
+    """Both steps; never raises MprError (each step's failure is in the outcome). A set
+    `stop` (Ctrl-C, SIGTERM) ends the step in progress cleanly and skips the rest."""
+    stop = stop or threading.Event()
     started = time.monotonic()
-    report, import_code = _import_step(settings, rules, options, progress)
+    report, import_code = _import_step(settings, rules, options, progress, stop)
     result, transcode_code, note = None, int(ExitCode.OK), ""
     if options.dry_run:
         note = "dry run: transcoding skipped"
     elif import_code == ExitCode.INFRASTRUCTURE:
         note = "transcoding skipped: the import could not reach S3 or the database"
+    elif stop.is_set():
+        note = "transcoding skipped: the run was interrupted"
     else:
         began = time.monotonic()
         result, transcode_code, note = _transcode_step(settings, rules, presets, options,
-                                                       workers, events, threading.Event())
+                                                       workers, events, stop)
+        if result is not None and result.count(JobStatus.CANCELLED) and stop.is_set():
+            transcode_code = int(ExitCode.INTERRUPTED)
         report.durations["transcode"] = time.monotonic() - began
     report.durations["total"] = time.monotonic() - started
     combined = report.to_dict()

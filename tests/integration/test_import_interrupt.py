@@ -7,6 +7,7 @@ The archive is larger (32 small assets) and the import inserts every 2 assets
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import defaultdict
 
@@ -56,7 +57,7 @@ def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
         wait_for_first_batch(proc, database_url)
         proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
         proc.send_signal(signal.SIGCONT)  # the paused run receives it as it resumes
-        _, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -64,7 +65,10 @@ def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
 
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
+    written = json.loads(stdout)  # --report - is written even for an interrupted run
+    assert (written["status"], written["command"]) == ("aborted", "import")
     [run] = runs(database_url)
+    assert written["run_id"] == run["id"]
     assert (run["status"], run["mode"]) == ("aborted", "normal")
     assert run["finished_at"] is not None
     assert run["report"]["message"].startswith("interrupted")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
+from mpr_cli.errors import MprError
 from mpr_cli.importer import ImportOptions, run_import, run_validate
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, to_junit, write_json
@@ -72,10 +74,6 @@ class LogPhases:
     def finish(self, phase: str) -> None:
         if not self.quiet:
             self.console.print(f"phase {phase}: done ({self.last})")
-
-
-def _raise_interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 def _rules(app: App, rules_file: Path | None) -> Rules:
@@ -139,9 +137,9 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
     rules = _rules(app, rules_file)
     console, _ = _consoles(report_path)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    with _phases(console, quiet) as progress:
-        report = run_import(settings, rules, options, progress)
+    with (graceful_stop() as stop, _phases(console, quiet) as progress,
+          _report_on_failure(report_path)):
+        report = run_import(settings, rules, options, progress, stop)
     _show(report, console, report_path, quiet, verbose)
     sys.exit(int(report.exit_code()))
 
@@ -171,6 +169,18 @@ def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None
         sys.stdout.write(to_junit(report) + "\n")
     _show(report, console, report_path, quiet or machine, verbose)
     sys.exit(int(report.exit_code()))
+
+
+@contextmanager
+def _report_on_failure(report_path: str | None) -> Iterator[None]:
+    """An interrupted or failed import still writes its --report (status aborted/failed)."""
+    try:
+        yield
+    except (MprError, KeyboardInterrupt) as exc:
+        report = getattr(exc, "report", None)
+        if report_path and report is not None:
+            write_json(report, report_path, sys.stdout)
+        raise
 
 
 def _show(report: Any, console: Console, report_path: str | None, quiet: bool,

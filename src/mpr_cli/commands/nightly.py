@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,8 +12,8 @@ import click
 from rich.console import Console
 
 from mpr_cli import db
-from mpr_cli.commands.context import App, handles_errors, pass_app
-from mpr_cli.commands.importing import _raise_interrupt, _rules
+from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
+from mpr_cli.commands.importing import _rules
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import UsageError
 from mpr_cli.ffmpeg.presets import load_presets
@@ -102,12 +101,13 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
                             batch_assets=settings.batch_assets, run_key=run_key,
                             dry_run=settings.dry_run if dry_run is None else dry_run,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     progress = LoggedProgress()
     log.info("nightly run %s started", run_key)
-    outcome = run_nightly(settings, _rules(app, None), load_presets(settings.presets_file),
-                          options, workers=workers or settings.transcode_workers,
-                          progress=progress, events=progress, jobs_seen=progress.jobs)
+    with graceful_stop() as stop:
+        outcome = run_nightly(settings, _rules(app, None), load_presets(settings.presets_file),
+                              options, workers=workers or settings.transcode_workers,
+                              progress=progress, events=progress, jobs_seen=progress.jobs,
+                              stop=stop)
     _deliver(outcome.report, outcome.exit_code, report_path, metrics_file, settings)
     if fmt is LogFormat.TEXT:
         print_summary(outcome.import_report, Console(stderr=report_path == "-",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 from datetime import datetime
@@ -15,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as RichProgress
 
 from mpr_cli import db
-from mpr_cli.commands.context import App, handles_errors, pass_app
-from mpr_cli.commands.importing import _raise_interrupt, _rules
+from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
+from mpr_cli.commands.importing import _rules
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
@@ -110,20 +109,20 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     runner = JobRunner(settings, _rules(app, None), _presets(app),
                        workers=workers if pending else 1,
                        options=JobSettings(full_verify=verify == "full"))
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     console = Console(highlight=False, soft_wrap=True)
     if pending:
-        with JobBars(console, 0) as bars:
+        with graceful_stop() as stop, JobBars(console, 0) as bars:
             result = run_pending(runner, workers=workers, prefix=prefix, limit=limit,
-                                 preset_name=preset_name, events=bars, on_created=bars.set_total)
+                                 preset_name=preset_name, events=bars, stop_all=stop,
+                                 on_created=bars.set_total)
     else:
         with db.connect(settings, autocommit=True) as conn:
             db.require_migrated_conn(conn)
             ids = _create_single(conn, runner, key or "", preset_name, output_key, force, console)
         if not ids:
             return
-        with JobBars(console, 1) as bars:
-            result = run_pool(runner, 1, threading.Event(), bars, only_ids=ids)
+        with graceful_stop() as stop, JobBars(console, 1) as bars:
+            result = run_pool(runner, 1, stop, bars, only_ids=ids)
     failed = result.count(JobStatus.FAILED)
     console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
                   f"{result.count(JobStatus.CANCELLED)} cancelled", markup=False)
