@@ -40,6 +40,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -628,7 +629,9 @@ def bench_single(env: dict[str, str], work: Path, master: Master,
                          "cores_busy": round(top["cpu_s"] / top["wall_s"], 2),
                          "utilisation": round(top["cpu_s"] / (top["wall_s"] * cores), 2),
                          "others_cores": top["others_cores"],
-                         "min_cpu_s": min(r["cpu_s"] for r in items)}
+                         "min_cpu_s": min(r["cpu_s"] for r in items),
+                         "median_wall_s": round(statistics.median(r["wall_s"] for r in items),
+                                                3)}
     mpr_best = summary["mpr"]["best_wall_s"]
     cpu_ratio = summary["mpr"]["min_cpu_s"] / summary["ffmpeg_same_argv"]["min_cpu_s"]
     return {"preset": PRESET, "master": master.describe(), "rounds": rounds,
@@ -645,6 +648,8 @@ def bench_single(env: dict[str, str], work: Path, master: Master,
             # CPU seconds (mpr + its ffmpeg/ffprobe, against ffmpeg alone): what mpr adds,
             # almost blind to other processes competing for the cores
             "cpu_ratio_mpr_vs_same_argv": round(cpu_ratio, 3),
+            "median_ratio_mpr_vs_same_argv": round(
+                summary["mpr"]["median_wall_s"] / summary["ffmpeg_same_argv"]["median_wall_s"], 3),
             "runs": runs}
 
 

@@ -205,17 +205,17 @@ def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules
     report.counts.accepted = len(crossed.new) + len(crossed.restored)
     report.extend(crossed.problems)
     assets = group_assets(crossed.new, crossed.known, existing)
-    planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)
     inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing),
                          settings.s3_bucket_in)
-    for candidate, catalogued_md5 in crossed.restored:
-        problem = planner.check_restored(candidate, catalogued_md5)
-        if problem is None:
-            inserter.restore(candidate)
-        else:
-            report.add(problem)
-    stop_point(stop)
-    _ingest(planner, assets, inserter, options, settings, report, progress, stop)
+    with AssetPlanner(storage, settings.s3_bucket_in, options.verify) as planner:
+        for candidate, catalogued_md5 in crossed.restored:
+            problem = planner.check_restored(candidate, catalogued_md5)
+            if problem is None:
+                inserter.restore(candidate)
+            else:
+                report.add(problem)
+        stop_point(stop)
+        _ingest(planner, assets, inserter, options, settings, report, progress, stop)
 
 
 def _record(conn: Any, report: Report) -> None:
@@ -240,9 +240,10 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
     found = _discover(storage, settings, rules, options, report, progress, None)
     report.counts.accepted = len(found.candidates)
     assets = group_assets(found.candidates, [], {})
-    planner = AssetPlanner(storage, settings.s3_bucket_in, options.verify)
     inserter = _Inserter(None, None, report, True, set())
-    _ingest(planner, assets, inserter, ImportOptions(prefix=options.prefix, verify=options.verify),
-            settings, report, progress)
+    with AssetPlanner(storage, settings.s3_bucket_in, options.verify) as planner:
+        _ingest(planner, assets, inserter,
+                ImportOptions(prefix=options.prefix, verify=options.verify),
+                settings, report, progress)
     report.sort_problems()
     return report
