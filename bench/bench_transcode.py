@@ -14,7 +14,8 @@ input bucket, then measures side by side:
                on the ~1 GB one, with a phase breakdown (download, probes, ffmpeg, upload).
   pool         `mpr transcode --pending` over 8 catalogued 10 s masters with --workers 2
                against --workers 1: wall time, speed-up, CPU seconds of the children and
-               utilisation = CPU / (wall x cores).
+               utilisation = CPU / (wall x cores); after each, the same ffmpeg argvs run
+               directly, as many at a time.
   memory       the peak RSS of the mpr process itself (VmRSS/VmHWM of its /proc status, sampled
                every 0.2 s; ffmpeg is another process and not counted) while it transcodes a
                ~1 GB uncompressed (v210) master with a tiny user preset (MPR_PRESETS).
@@ -22,7 +23,7 @@ input bucket, then measures side by side:
 and prints one JSON document with every figure, the targets and pass/fail per target.
 See bench/README.md (section `bench_transcode.py`).
 
-    .venv/bin/python bench/bench_transcode.py             # the full run (~12 minutes on 2 cores)
+    .venv/bin/python bench/bench_transcode.py             # the full run (~10 min on 2 quiet cores)
     .venv/bin/python bench/bench_transcode.py --save      # also bench/results/transcode-<date>.json
     .venv/bin/python bench/bench_transcode.py --master-seconds 10 --pool-seconds 3 \\
         --big-mb 200 --rounds 1                           # a quick run (figures not comparable)
