@@ -97,9 +97,11 @@ class Report:
         }
 
 
-def write_json(report: Report, target: str, stdout: IO[str]) -> None:
-    """`target` is a path, or `-` for stdout. Written atomically when a path."""
-    text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+def write_json(report: Report | dict[str, Any], target: str, stdout: IO[str]) -> None:
+    """A report (or an already built report dict, e.g. nightly's combined one) as JSON:
+    `target` is a path, or `-` for stdout. Written atomically when a path."""
+    data = report.to_dict() if isinstance(report, Report) else report
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if target == "-":
         stdout.write(text)
         return

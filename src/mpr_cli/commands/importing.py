@@ -103,10 +103,9 @@ def common_options(func: Any) -> Any:
     return func
 
 
-def _consoles(report_path: str | None) -> tuple[Console, Console]:
+def _human_console(report_path: str | None) -> Console:
     """Human output goes to stderr when the JSON report takes stdout."""
-    human = Console(stderr=report_path == "-", highlight=False, soft_wrap=True)
-    return human, human
+    return Console(stderr=report_path == "-", highlight=False, soft_wrap=True)
 
 
 def _phases(console: Console, quiet: bool) -> RichPhases | LogPhases:
@@ -136,7 +135,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
                             dry_run=settings.dry_run if dry_run is None else dry_run,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
     rules = _rules(app, rules_file)
-    console, _ = _consoles(report_path)
+    console = _human_console(report_path)
     with (graceful_stop() as stop, _phases(console, quiet) as progress,
           _report_on_failure(report_path)):
         report = run_import(settings, rules, options, progress, stop)

@@ -23,7 +23,7 @@ from mpr_cli.metrics import write_metrics
 from mpr_cli.nightly import run_nightly
 from mpr_cli.notify import send_digest
 from mpr_cli.phases.ingest import VerifyMode
-from mpr_cli.report import print_summary
+from mpr_cli.report import print_summary, write_json
 from mpr_cli.runlog import LogFormat, configure, get_logger, new_run_id
 
 
@@ -56,17 +56,6 @@ class LoggedProgress:
     def job_finished(self, job: dict[str, Any], status: JobStatus, message: str) -> None:
         level = self.log.warning if status is JobStatus.FAILED else self.log.info
         level("job %d %s: %s: %s", job["id"], status.value.lower(), job["source_key"], message)
-
-
-def _write_report(report: dict[str, Any], target: str) -> None:
-    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    path = Path(target)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 @click.command("nightly")
@@ -122,7 +111,7 @@ def _deliver(report: dict[str, Any], exit_code: int, report_path: str | None,
     log = get_logger()
     if report_path:
         try:
-            _write_report(report, report_path)
+            write_json(report, report_path, sys.stdout)
         except OSError as exc:
             log.error("report not written to %s: %s", report_path, exc.strerror)
     if metrics_file:

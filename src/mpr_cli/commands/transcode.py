@@ -152,7 +152,7 @@ def _create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | No
                          hint="check the key (mpr transcode takes a key of the input bucket)")
     asset = db.asset_by_code(conn, source.inventory_code)
     job_id = runner.create_job(conn, source, preset, out_key, asset["id"] if asset else None)
-    return [require_no_live_job(conn, job_id, source, preset)]
+    return [require_no_live_job(job_id, source, preset)]
 
 
 def _print_tails(settings: Any, job_ids: list[int], console: Console) -> None:

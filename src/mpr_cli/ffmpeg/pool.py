@@ -253,7 +253,7 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
     return result
 
 
-def require_no_live_job(conn: Any, job_id: int | None, source: Source, preset: Preset) -> int:
+def require_no_live_job(job_id: int | None, source: Source, preset: Preset) -> int:
     if job_id is None:
         raise UsageError(f"a job for {source.key} with preset {preset.name} is already pending "
                          "or running", hint="see `mpr jobs list`, or cancel it first")
