@@ -59,7 +59,14 @@ class ObjectInfo:
     @property
     def single_part_md5(self) -> str | None:
         """The ETag when it is the object's MD5 (single-part upload), else None."""
-        return self.etag.lower() if _MD5_HEX.fullmatch(self.etag) else None
+        return single_part_md5(self.etag)
+
+
+def single_part_md5(etag: str) -> str | None:
+    """An ETag (quoted or not) when it is a plain MD5, lower-case; None for a multipart
+    upload's `<md5>-<parts>` or anything else."""
+    etag = etag.strip('"')
+    return etag.lower() if _MD5_HEX.fullmatch(etag) else None
 
 
 @dataclass(frozen=True)

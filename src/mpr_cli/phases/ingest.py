@@ -19,7 +19,7 @@ from mpr_cli.errors import FfmpegError, MprError
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role
-from mpr_cli.storage import Storage
+from mpr_cli.storage import Storage, single_part_md5
 from mpr_cli.validation.containers import (
     MASTER_CONTAINERS,
     MediaInfo,
@@ -138,7 +138,7 @@ class AssetPlanner:
         streamed to get it."""
         if self.verify is VerifyMode.NONE:
             return expected, 0
-        etag_md5 = _single_part_md5(candidate.etag)
+        etag_md5 = single_part_md5(candidate.etag)
         if self.verify is VerifyMode.AUTO and etag_md5 is not None:
             return etag_md5, 0
         return self.storage.md5_of_object(self.bucket, candidate.key)
@@ -376,7 +376,7 @@ class _AssetCheck:
             for candidate in self.by_role[role]:
                 if candidate.key in self.new_keys:
                     self.plan.rows.append(self._row(
-                        candidate, md5=_single_part_md5(candidate.etag),
+                        candidate, md5=single_part_md5(candidate.etag),
                         mime=mime_for_sidecar(candidate.extension)))
 
     def _check_qc(self) -> None:
@@ -405,11 +405,6 @@ def _tape_name(info: MediaInfo | None, declared: dict[str, str]) -> str | None:
 
 def _is_master_name(name: str) -> bool:
     return "." in name and "." + name.rsplit(".", 1)[-1].lower() in MASTER_CONTAINERS
-
-
-def _single_part_md5(etag: str) -> str | None:
-    etag = etag.strip('"').lower()
-    return etag if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) else None
 
 
 def plan_assets(planner: AssetPlanner, assets: Iterable[AssetFiles], workers: int,
