@@ -25,6 +25,8 @@ See bench/README.md (section `bench_transcode.py`).
 
     .venv/bin/python bench/bench_transcode.py             # the full run (~10 min on 2 quiet cores)
     .venv/bin/python bench/bench_transcode.py --save      # also bench/results/transcode-<date>.json
+    .venv/bin/python bench/bench_transcode.py --only pool # one section (single, source_mode,
+                                                          # pool, memory; comma-separated)
     .venv/bin/python bench/bench_transcode.py --master-seconds 10 --pool-seconds 3 \\
         --big-mb 200 --rounds 1                           # a quick run (figures not comparable)
 """
@@ -109,6 +111,7 @@ SINGLE_MAX_RATIO = 1.10  # mpr transcode KEY <= 1.10 x the same ffmpeg argv run 
 POOL_MIN_UTILISATION = 0.90  # --workers 2: CPU / (wall x cores) "near 1.0"
 RSS_LIMIT_BYTES = 150 * 1000 * 1000  # peak RSS of the mpr process < 150 MB
 THREADS_MAX_RATIO = 1.25  # a check, not a target: mpr vs ffmpeg's own thread default
+SECTIONS = ("single", "source_mode", "pool", "memory")
 
 
 def log(message: str) -> None:
@@ -765,28 +768,35 @@ def bench_memory(env: dict[str, str], work: Path, big: Master,
             "ffmpeg_argv_mpr_ran": [_redacted(a) for a in child.ffmpeg_argvs]}
 
 
-def targets(single: dict[str, Any], pool: dict[str, Any], memory: dict[str, Any],
-            pool_workers: int) -> dict[str, Any]:
-    ratio = single["ratio_mpr_vs_same_argv"]
-    utilisation = pool[f"workers_{pool_workers}"]["utilisation"]
-    peak = memory["peak_rss_bytes"]
-    return {
-        "single_vs_same_ffmpeg_argv": {
+def targets(single: dict[str, Any] | None, pool: dict[str, Any] | None,
+            memory: dict[str, Any] | None, pool_workers: int) -> dict[str, Any]:
+    """The targets of the sections that ran (--only may leave some out)."""
+    found: dict[str, Any] = {}
+    if single is not None:
+        ratio = single["ratio_mpr_vs_same_argv"]
+        found["single_vs_same_ffmpeg_argv"] = {
             "mpr_s": single["best"]["mpr"]["best_wall_s"],
             "ffmpeg_s": single["best"]["ffmpeg_same_argv"]["best_wall_s"],
-            "ratio": ratio, "max_ratio": SINGLE_MAX_RATIO, "met": ratio <= SINGLE_MAX_RATIO},
-        "pool_utilisation": {
-            "workers": pool_workers, "utilisation": utilisation, "min": POOL_MIN_UTILISATION,
+            "ratio": ratio, "max_ratio": SINGLE_MAX_RATIO, "met": ratio <= SINGLE_MAX_RATIO}
+    if pool is not None:
+        found["pool_utilisation"] = pool_target(pool, pool_workers)
+    if memory is not None:
+        peak = memory["peak_rss_bytes"]
+        found["peak_rss"] = {"actual_mb": round(peak / 1e6, 1), "actual_mib": mib(peak),
+                             "limit_mb": RSS_LIMIT_BYTES / 1e6, "met": peak < RSS_LIMIT_BYTES}
+    return found
+
+
+def pool_target(pool: dict[str, Any], pool_workers: int) -> dict[str, Any]:
+    utilisation = pool[f"workers_{pool_workers}"]["utilisation"]
+    return {"workers": pool_workers, "utilisation": utilisation, "min": POOL_MIN_UTILISATION,
             "met": utilisation >= POOL_MIN_UTILISATION,
             "speedup": pool["speedup"], "direct_ffmpeg_speedup": pool["direct_ffmpeg_speedup"],
             "others_cores": pool[f"workers_{pool_workers}"]["others_cores"],
             "utilisation_of_cpu_left": pool[f"workers_{pool_workers}"]["utilisation_of_cpu_left"],
             "note": "utilisation = CPU s of mpr and its children / (wall x cores); when other "
                     "processes used cores meanwhile (others_cores), utilisation_of_cpu_left "
-                    "is the share of what they left that mpr used"},
-        "peak_rss": {"actual_mb": round(peak / 1e6, 1), "actual_mib": mib(peak),
-                     "limit_mb": RSS_LIMIT_BYTES / 1e6, "met": peak < RSS_LIMIT_BYTES},
-    }
+                    "is the share of what they left that mpr used"}
 
 
 def checks(single: dict[str, Any]) -> dict[str, Any]:
@@ -851,58 +861,75 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         client = plain_client(state)
         bucket = settings.s3_bucket_in
 
-        log(f"generating a {args.master_seconds:g} s {SIZE} master")
-        setup["generate_master_s"], master = timed(lambda: make_h264_master(
-            work / "master.mov", MASTER_KEY, args.master_seconds))
-        log(f"generating the pool master ({args.pool_seconds:g} s), copied under "
-            f"{POOL_MASTERS} codes")
+        only = args.only
+        masters = []
+        if only & {"single", "source_mode"}:
+            log(f"generating a {args.master_seconds:g} s {SIZE} master")
+            setup["generate_master_s"], master = timed(lambda: make_h264_master(
+                work / "master.mov", MASTER_KEY, args.master_seconds))
+            masters.append(master)
         pool_file = work / "pool.mov"
-        setup["generate_pool_s"], pool_master = timed(lambda: make_h264_master(
-            pool_file, f"{POOL_PREFIX}00001.mov", args.pool_seconds))
-        pool_masters = [Master(f"{POOL_PREFIX}{i + 1:05d}.mov", pool_file, pool_master.seconds,
-                               pool_master.size, pool_master.md5, pool_master.codecs)
-                        for i in range(POOL_MASTERS)]
-        log(f"generating a ~{args.big_mb} MB master (v210)")
-        setup["generate_big_s"], big = timed(lambda: make_big_master(
-            work / "big.mov", BIG_KEY, args.big_mb * 1000 * 1000))
-        log(f"  {mib(big.size)} MiB, {big.seconds:g} s")
+        pool_masters: list[Master] = []
+        if "pool" in only:
+            log(f"generating the pool master ({args.pool_seconds:g} s), copied under "
+                f"{POOL_MASTERS} codes")
+            setup["generate_pool_s"], pool_master = timed(lambda: make_h264_master(
+                pool_file, f"{POOL_PREFIX}00001.mov", args.pool_seconds))
+            pool_masters = [Master(f"{POOL_PREFIX}{i + 1:05d}.mov", pool_file,
+                                   pool_master.seconds, pool_master.size, pool_master.md5,
+                                   pool_master.codecs) for i in range(POOL_MASTERS)]
+        if only & {"memory", "source_mode"}:
+            log(f"generating a ~{args.big_mb} MB master (v210)")
+            setup["generate_big_s"], big = timed(lambda: make_big_master(
+                work / "big.mov", BIG_KEY, args.big_mb * 1000 * 1000))
+            log(f"  {mib(big.size)} MiB, {big.seconds:g} s")
+            masters.append(big)
 
         def seed() -> None:
-            for m in (master, *pool_masters, big):
+            for m in (*masters, *pool_masters):
                 upload(client, bucket, m.path, m.key)
-            catalogue_masters(settings, client, pool_masters)
+            if pool_masters:
+                catalogue_masters(settings, client, pool_masters)
 
         log("uploading the masters; cataloguing the pool's")
         setup["seed_s"], _ = timed(seed)
         presets_file = work / "bench-presets.toml"
         presets_file.write_text(BIG_PRESETS_TOML)
-        big_preset = load_presets(presets_file).get(BIG_PRESET)
         single_threads = threads_per_job(1)  # what one job alone on this machine should get
 
-        quiet_start = wait_for_quiet(args.wait_quiet, "before the single-master runs")
-        single = bench_single(env, work, master, args.rounds)
-        single["quiet_before"] = quiet_start
-        modes = {"single_master": bench_source_modes(settings, master.key,
-                                                  load_presets().get(PRESET),
-                                                  min(args.rounds, 2), single_threads)}
-        pool = bench_pool(env, work, settings, client, pool_file, [1, args.pool_workers],
-                          args.wait_quiet)
-        memory = bench_memory(env, work, big, presets_file)
-        modes["big_master"] = bench_source_modes(settings, big.key, big_preset, 1,
-                                                 single_threads)
+        single = pool = memory = None
+        modes: dict[str, Any] = {}
+        if "single" in only:
+            quiet_start = wait_for_quiet(args.wait_quiet, "before the single-master runs")
+            single = bench_single(env, work, master, args.rounds)
+            single["quiet_before"] = quiet_start
+        if "source_mode" in only:
+            modes["single_master"] = bench_source_modes(settings, master.key,
+                                                        load_presets().get(PRESET),
+                                                        min(args.rounds, 2), single_threads)
+        if "pool" in only:
+            pool = bench_pool(env, work, settings, client, pool_file, [1, args.pool_workers],
+                              args.wait_quiet)
+        if "memory" in only:
+            memory = bench_memory(env, work, big, presets_file)
+        if "source_mode" in only:
+            modes["big_master"] = bench_source_modes(settings, big.key,
+                                                     load_presets(presets_file).get(BIG_PRESET),
+                                                     1, single_threads)
         return {
             "benchmark": "mpr transcode",
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sections": sorted(only),
             "machine": machine,
             "mpr_source": {**source_at_start,
                            "changed_during_run": source_facts() != source_at_start},
             "setup_s": {k: round(v, 3) for k, v in setup.items()},
             "single": single,
-            "source_mode": modes,
+            "source_mode": modes or None,
             "pool": pool,
             "memory": memory,
             "targets": targets(single, pool, memory, args.pool_workers),
-            "checks": checks(single),
+            "checks": checks(single) if single is not None else None,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
     finally:
@@ -914,8 +941,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--save", action="store_true",
-                        help="also write bench/results/transcode-<date>.json")
+    parser.add_argument("--save", nargs="?", const="", metavar="NAME",
+                        help="also write bench/results/transcode-<date>[-NAME].json (never "
+                             "over an existing file)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating rounds of the single-master runs; best of each (3)")
     parser.add_argument("--master-seconds", type=float, default=60.0,
@@ -929,18 +957,36 @@ def main(argv: list[str] | None = None) -> int:
                              "processes to leave the CPUs alone (60)")
     parser.add_argument("--big-mb", type=int, default=1000,
                         help="size of the memory run's master in MB (1000)")
+    parser.add_argument("--only", type=sections, default=set(SECTIONS), metavar="LIST",
+                        help=f"run only these sections, comma-separated ({','.join(SECTIONS)}; "
+                             "default all)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.pool_workers < 2 or args.big_mb < 10:
         parser.error("--rounds >= 1, --pool-workers >= 2, --big-mb >= 10")
+    path = None
+    if args.save is not None:
+        suffix = f"-{args.save}" if args.save else ""
+        path = RESULTS / f"transcode-{dt.date.today().isoformat()}{suffix}.json"
+        if path.exists():
+            parser.error(f"{path} exists: give --save NAME for another file name")
     result = bench(args)
     text = json.dumps(result, indent=2)
     print(text)
-    if args.save:
+    if path is not None:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"transcode-{dt.date.today().isoformat()}.json"
         path.write_text(text + "\n")
         log(f"saved {path}")
     return 0
+
+
+def sections(text: str) -> set[str]:
+    """--only: "single,pool" -> {"single", "pool"}; an unknown name is an error."""
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = chosen - set(SECTIONS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; "
+                                         f"not {', '.join(sorted(unknown)) or 'empty'}")
+    return chosen
 
 
 if __name__ == "__main__":
