@@ -164,6 +164,15 @@ UPDATE transcode_jobs SET status = 'CANCELLED', finished_at = now(),
 WHERE id = %(id)s AND status IN ('PENDING', 'PROCESSING')
 RETURNING id
 
+-- name: release_job
+-- A job this worker claimed ahead and never started (its run is stopping): PENDING again for
+-- the next run, with the attempt its claim counted given back.
+UPDATE transcode_jobs
+SET status = 'PENDING', attempts = greatest(attempts - 1, 0), started_at = NULL,
+    heartbeat_at = NULL, progress = 0, worker = NULL
+WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
+RETURNING id
+
 -- name: retry_job
 UPDATE transcode_jobs
 SET status = 'PENDING', finished_at = NULL, started_at = NULL, heartbeat_at = NULL,

@@ -1,10 +1,14 @@
 """One transcode: master in the input bucket -> verified streaming copy in the output bucket,
 with its `.md5` and mediainfo `.json` sidecars, recorded in the catalogue.
 
-The master is streamed to a private temp folder (MD5 on the fly); ffmpeg writes to a temp
-file there; the output is probed and checked against the preset before anything is uploaded;
-the temp folder is removed on success, failure and cancel. An upload that is not followed by
-its catalogue record is deleted again, so a cancel never leaves a partial object behind.
+Three stages, which `Transcoder.run` chains and the job pool (ffmpeg/pool.py) overlaps across
+jobs: `prepare` streams the master to a private temp folder (MD5 on the fly) and probes it;
+`encode` runs ffmpeg into a temp file there (and, with full verification, decodes the whole
+output); `finish` describes the output with mediainfo (the .json sidecar), checks it against
+the preset, takes its MD5 and uploads it with both sidecars. `Prepared.discard` removes the temp
+folder; `run` does so on success, failure and cancel, and so does the pool at every stage. An
+upload that is not followed by its catalogue record is deleted again, so a cancel never leaves
+a partial object behind.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from typing import Any
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import FfmpegError, StorageError, UsageError
+from mpr_cli.errors import (
+    ConfigError,
+    DatabaseError,
+    FfmpegError,
+    StorageError,
+    UsageError,
+)
 from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
@@ -34,6 +44,7 @@ from mpr_cli.storage import Download, Storage
 from mpr_cli.validation.containers import Container, MediaInfo
 from mpr_cli.validation.inventory import Candidate, classify_key
 from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
+from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
 
 OnProgress = Callable[[ProgressUpdate], None]
 
@@ -76,16 +87,47 @@ def default_output_key(source: Source, preset: Preset) -> str:
     return f"{source.folder}/{source.inventory_code}{preset.extension}"
 
 
-@contextlib.contextmanager
-def _workdir(settings: Settings) -> Iterator[Path]:
+def _new_workdir(settings: Settings) -> Path:
     root = settings.temp_dir
-    if root is not None:
-        root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="mpr-transcode-", dir=root))
     try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="mpr-transcode-", dir=root))
+    except OSError as exc:
+        raise ConfigError(f"cannot make a temp folder in {root or tempfile.gettempdir()}: "
+                          f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
+                                                         "with free space") from None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A transcode between its stages: the private temp folder, where ffmpeg reads the master
+    (a local copy or a URL), the master's download facts and probe."""
+
+    source: Source
+    preset: Preset
+    output_key: str
+    work: Path
+    location: str
+    download: Download
+    master: MediaInfo
+    started: float
+
+    @property
+    def output(self) -> Path:
+        return self.work / f"out{self.preset.extension}"
+
+    def discard(self) -> None:
+        """Remove the temp folder (the master's copy and the output); safe to call twice."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _described(document: dict[str, Any], name: str) -> MediaInfo:
+    """The output as its mediainfo document (the .json sidecar) describes it."""
+    try:
+        return media_info_from_json(document)
+    except InvalidMetadata as exc:
+        raise FfmpegError(f"mediainfo cannot describe the output {name}: {exc}") from None
 
 
 def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
@@ -165,42 +207,69 @@ class Transcoder:
             on_progress: OnProgress | None = None,
             cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
         """Transcode and upload; returns the outcome and what to record (not yet recorded)."""
+        prepared = self.prepare(source, preset, output_key)
+        try:
+            self.encode(prepared, on_progress=on_progress, cancel=cancel)
+            return self.finish(prepared, cancel=cancel)
+        finally:
+            prepared.discard()
+
+    def prepare(self, source: Source, preset: Preset, output_key: str) -> Prepared:
+        """Stage 1: the master downloaded (or its URL) and probed, in a new temp folder that the
+        caller must `discard` (removed here when this stage fails)."""
         started = time.monotonic()
-        with _workdir(self.settings) as work, _named_by_key(work, source, self.settings):
-            location, download = self._source(source, work)
-            master = probe(location)
-            output = work / f"out{preset.extension}"
-            argv = build_transcode_argv(location, output, preset, master, threads=self.threads)
-            run_ffmpeg(argv, duration_s=master.duration_s, on_progress=on_progress,
+        work = _new_workdir(self.settings)
+        try:
+            with _named_by_key(work, source, self.settings):
+                location, download = self._source(source, work)
+                master = probe(location)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return Prepared(source, preset, output_key, work, location, download, master, started)
+
+    def encode(self, prepared: Prepared, *, on_progress: OnProgress | None = None,
+               cancel: threading.Event | None = None) -> None:
+        """Stage 2: ffmpeg writes the output into the temp folder; with full verification the
+        whole output is decoded too (both are the CPU-heavy part of a job)."""
+        with _named_by_key(prepared.work, prepared.source, self.settings):
+            argv = build_transcode_argv(prepared.location, prepared.output, prepared.preset,
+                                        prepared.master, threads=self.threads)
+            run_ffmpeg(argv, duration_s=prepared.master.duration_s, on_progress=on_progress,
                        cancel=cancel)
-            made = probe(output)
-            verify_output(made, master, preset)
             if self.full_verify:
-                run_ffmpeg(build_decode_check_argv(str(output)), duration_s=None, cancel=cancel)
-            record = self._upload(output, output_key, made, cancel)
-            record["master"] = (download, master)
-        outcome = Outcome(output_key, record["size"], record["md5"], made.duration_s,
-                          time.monotonic() - started)
+                run_ffmpeg(build_decode_check_argv(str(prepared.output)), duration_s=None,
+                           cancel=cancel)
+
+    def finish(self, prepared: Prepared, *,
+               cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
+        """Stage 3: describe and check the output, upload it with its sidecars; returns the
+        outcome and what to record (not yet recorded). The temp folder stays for `discard`."""
+        name = PurePosixPath(prepared.output_key).name
+        with _named_by_key(prepared.work, prepared.source, self.settings):
+            meta = mediainfo_json(prepared.output, ref=name)
+            made = _described(meta, name)
+            verify_output(made, prepared.master, prepared.preset)
+            record = self._upload(prepared.output, prepared.output_key, made, meta, cancel)
+        record["master"] = (prepared.download, prepared.master)
+        outcome = Outcome(prepared.output_key, record["size"], record["md5"], made.duration_s,
+                          time.monotonic() - prepared.started)
         return outcome, record
 
-    def _upload(self, output: Path, key: str, info: MediaInfo,
+    def _upload(self, output: Path, key: str, info: MediaInfo, meta: dict[str, Any],
                 cancel: threading.Event | None) -> dict[str, Any]:
-        digest = hashlib.md5(usedforsecurity=False)
         with output.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        md5 = digest.hexdigest()
-        name = PurePosixPath(key).name
-        meta = mediainfo_json(output, ref=name)
+            md5 = hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False))
+        md5_hex, name = md5.hexdigest(), PurePosixPath(key).name
         bucket = self.settings.s3_bucket_out
         uploaded: list[str] = []
         try:
             if cancel is not None and cancel.is_set():
-                raise KeyboardInterrupt
+                raise TranscodeCancelled("transcode cancelled before its upload")
             obj = self.storage.upload_file(output, bucket, key,
                                            content_type=mime_for_media(info))
             uploaded.append(key)
-            md5_obj = self.storage.upload_bytes(f"{md5}  {name}\n".encode(), bucket,
+            md5_obj = self.storage.upload_bytes(f"{md5_hex}  {name}\n".encode(), bucket,
                                                 key + ".md5", content_type="text/plain")
             uploaded.append(key + ".md5")
             json_obj = self.storage.upload_bytes(json.dumps(meta, indent=2).encode(), bucket,
@@ -209,7 +278,7 @@ class Transcoder:
         except BaseException:
             self.remove_outputs(uploaded)
             raise
-        return {"size": obj.size, "etag": obj.etag, "md5": md5, "mime": mime_for_media(info),
+        return {"size": obj.size, "etag": obj.etag, "md5": md5_hex, "mime": mime_for_media(info),
                 "tech": meta, "key": key, "sidecars": [(md5_obj, "checksum"),
                                                         (json_obj, "metadata")]}
 
@@ -234,10 +303,12 @@ def record_output(conn: Any, asset_id: int, preset: Preset, record: dict[str, An
 
 
 def register_master(conn: Any, source: Source, bucket: str, download: Any,
-                    info: MediaInfo, etag: str) -> int:
+                    info: MediaInfo, etag: str | None) -> int:
     """Catalogue an asset that was never imported, from its master's own probe."""
     row = db.FileRow(source.inventory_code, bucket, source.key, Role.MASTER.value, True,
                      download.size, etag, download.md5, mime_for_media(info), info.raw)
     db.insert_files(conn, None, [(source.inventory_code, source.media_type.value)], [row])
     asset = db.asset_by_code(conn, source.inventory_code)
+    if asset is None:  # insert_files made it in this transaction
+        raise DatabaseError(f"asset {source.inventory_code} vanished while it was registered")
     return int(asset["id"])

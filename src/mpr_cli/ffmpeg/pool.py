@@ -2,13 +2,17 @@
 ffmpeg processes, heartbeats, cancel and the job lifecycle in the catalogue.
 
 PENDING -> PROCESSING -> COMPLETED | FAILED; PENDING | PROCESSING -> CANCELLED;
-FAILED -> PENDING (`mpr jobs retry`, while attempts < max_attempts). A PROCESSING job whose
-heartbeat is older than the lease (its process died) can be claimed again.
+FAILED -> PENDING (`mpr jobs retry`, while attempts < max_attempts); PROCESSING -> PENDING for a
+job claimed ahead that never started when its run stops (`release_job`, the attempt given back).
+A PROCESSING job whose heartbeat is older than the lease (its process died) can be claimed
+again. The pool is a pipeline (`_Pipeline`): jobs are claimed and prepared ahead, encoded in
+`workers` ffmpeg slots and finished (checked, uploaded, recorded) beside them.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 from collections.abc import Callable
@@ -25,6 +29,7 @@ from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
 from mpr_cli.transcode import (
+    Prepared,
     Source,
     Transcoder,
     default_output_key,
@@ -57,6 +62,7 @@ class PoolResult:
     finished: dict[JobStatus, list[int]] = field(default_factory=dict)
     messages: dict[int, str] = field(default_factory=dict)
     errors: list[MprError] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)  # claimed ahead, PENDING again on a stop
 
     def count(self, status: JobStatus) -> int:
         return len(self.finished.get(status, []))
@@ -74,34 +80,92 @@ def worker_name(n: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{n}"
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps the job's lease alive and notices a cancel (global or `mpr jobs cancel`)."""
+@dataclass
+class _Lease:
+    """A claimed job's lease as the keeper sees it: its cancel event and last progress."""
 
-    def __init__(self, settings: Settings, job_id: int, worker: str, every: float,
-                 stop_all: threading.Event, cancel: threading.Event) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
-        self.settings, self.job_id, self.worker, self.every = settings, job_id, worker, every
-        self.stop_all, self.cancel = stop_all, cancel
-        self.done = threading.Event()
-        self.progress = 0.0
+    worker: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    progress: float = 0.0
+
+
+class _Leases(threading.Thread):
+    """Keeps the lease of every claimed job alive, from its claim to its last status write (also
+    while it waits, prepared, for a free ffmpeg slot and while it is finished), on one
+    connection for the whole pool. Sets a job's cancel event when the catalogue says it is no
+    longer ours (`mpr jobs cancel`, a lost lease) and every job's when the pool stops."""
+
+    def __init__(self, settings: Settings, every: float, stop_all: threading.Event,
+                 on_error: Callable[[MprError], None]) -> None:
+        super().__init__(daemon=True, name="job-leases")
+        self.settings, self.every, self.stop_all, self.on_error = (settings, every, stop_all,
+                                                                   on_error)
+        self.live: dict[int, _Lease] = {}
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+
+    def hold(self, job_id: int, worker: str) -> _Lease:
+        lease = _Lease(worker)
+        with self.lock:
+            self.live[job_id] = lease
+        return lease
+
+    def drop(self, job_id: int) -> None:
+        with self.lock:
+            self.live.pop(job_id, None)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.join()
 
     def run(self) -> None:
-        with db.connect(self.settings, autocommit=True) as conn:
-            waited = 0.0
-            while not self.done.wait(0.2):
-                if self.stop_all.is_set():
-                    self.cancel.set()
-                waited += 0.2
-                if waited >= self.every:
-                    waited = 0.0
-                    alive = db.job_update(conn, "heartbeat_job", id=self.job_id,
-                                          worker=self.worker, progress=self.progress)
-                    if not alive:
-                        self.cancel.set()
+        try:
+            with db.connect(self.settings, autocommit=True) as conn:
+                self._keep(conn)
+        except MprError as exc:  # stop the pool; go on cancelling its jobs without the catalogue
+            self.on_error(exc)
+            self._keep(None)
+
+    def _keep(self, conn: Any) -> None:
+        waited = 0.0
+        while not self.closed.wait(0.2):
+            with self.lock:
+                leases = list(self.live.items())
+            if self.stop_all.is_set():
+                for _, lease in leases:
+                    lease.cancel.set()
+            waited += 0.2
+            if waited >= self.every and conn is not None:
+                waited = 0.0
+                for job_id, lease in leases:
+                    if not db.job_update(conn, "heartbeat_job", id=job_id, worker=lease.worker,
+                                         progress=lease.progress):
+                        lease.cancel.set()
+
+
+@dataclass
+class _Claimed:
+    """A claimed job on its way through the pipeline: prepared (or the error that stopped its
+    preparation), then encoded or not, then settled by the finisher."""
+
+    job: dict[str, Any]
+    lease: _Lease
+    prepared: Prepared | None = None
+    error: MprError | None = None
+    started: bool = False
+
+    @property
+    def id(self) -> int:
+        return int(self.job["id"])
+
+    def discard(self) -> None:
+        if self.prepared is not None:
+            self.prepared.discard()
 
 
 class JobRunner:
-    """Executes claimed jobs; one instance per process, shared by the worker threads."""
+    """The stages of a claimed job and its status writes; one instance per process, shared by
+    the pool's threads."""
 
     def __init__(self, settings: Settings, rules: Rules, presets: PresetBook, *,
                  workers: int = 1, options: JobSettings | None = None) -> None:
@@ -113,55 +177,65 @@ class JobRunner:
 
     # -- one job ------------------------------------------------------------------------
 
-    def execute(self, conn: Any, job: dict[str, Any], worker: str, stop_all: threading.Event,
-                events: JobEvents) -> tuple[JobStatus, str]:
-        cancel = threading.Event()
-        beat = _Heartbeat(self.settings, job["id"], worker, self.options.heartbeat_s,
-                          stop_all, cancel)
-        beat.start()
-        events.job_started(job)
+    def prepare(self, job: dict[str, Any]) -> Prepared:
+        preset = self.presets.get(job["preset"])
+        source = parse_source(job["source_key"], self.rules)
+        return self.transcoder.prepare(source, preset, job["output_key"])
 
-        def progress(update: ProgressUpdate) -> None:
-            beat.progress = min(100.0, max(0.0, update.percent or 0.0))
-            events.job_progress(job["id"], update)
-
+    def settle(self, conn: Any, claimed: _Claimed, *,
+               stopping: bool) -> tuple[JobStatus | None, str]:
+        """The job's last step: finish and record it, or write why not. None: a job claimed
+        ahead that never started because the pool stops is PENDING again (its attempt given
+        back), to be claimed by the next run."""
+        if claimed.error is not None:
+            return self._settle_error(conn, claimed, claimed.error)
+        if not claimed.started and stopping:
+            db.job_update(conn, "release_job", id=claimed.id, worker=claimed.lease.worker)
+            return None, "not started; pending again"
+        if not claimed.started:  # cancelled (`mpr jobs cancel`) while it waited for a slot
+            db.job_update(conn, "cancel_job", id=claimed.id, reason="cancelled before it started")
+            return JobStatus.CANCELLED, "cancelled before it started"
+        assert claimed.prepared is not None  # started: it was prepared
         try:
-            status, message = self._transcode(conn, job, worker, cancel, progress)
-        finally:
-            beat.done.set()
-            beat.join()
-        events.job_finished(job, status, message)
-        return status, message
-
-    def _transcode(self, conn: Any, job: dict[str, Any], worker: str, cancel: threading.Event,
-                   progress: Callable[[ProgressUpdate], None]) -> tuple[JobStatus, str]:
-        try:
-            preset = self.presets.get(job["preset"])
-            source = parse_source(job["source_key"], self.rules)
-            _, record = self.transcoder.run(source, preset, job["output_key"],
-                                            on_progress=progress, cancel=cancel)
-        except (TranscodeCancelled, KeyboardInterrupt):
-            db.job_update(conn, "cancel_job", id=job["id"], reason="cancelled while running")
-            return JobStatus.CANCELLED, "cancelled"
+            _, record = self.transcoder.finish(claimed.prepared, cancel=claimed.lease.cancel)
         except MprError as exc:
-            tail = getattr(exc, "stderr_tail", "") or None
-            db.job_update(conn, "fail_job", id=job["id"], worker=worker,
-                          error=exc.one_line(), stderr_tail=tail)
-            return JobStatus.FAILED, exc.one_line()
-        if not self._record(conn, job, worker, source, preset, record):
-            self.transcoder.remove_outputs([record["key"]] + [o.key for o, _ in
-                                                               record["sidecars"]])
+            return self._settle_error(conn, claimed, exc)
+        return self._complete(conn, claimed, claimed.prepared, record)
+
+    def _settle_error(self, conn: Any, claimed: _Claimed,
+                      exc: MprError) -> tuple[JobStatus, str]:
+        if isinstance(exc, TranscodeCancelled):
+            db.job_update(conn, "cancel_job", id=claimed.id, reason="cancelled while running")
+            return JobStatus.CANCELLED, "cancelled"
+        tail = getattr(exc, "stderr_tail", "") or None
+        db.job_update(conn, "fail_job", id=claimed.id, worker=claimed.lease.worker,
+                      error=exc.one_line(), stderr_tail=tail)
+        return JobStatus.FAILED, exc.one_line()
+
+    def _complete(self, conn: Any, claimed: _Claimed, prepared: Prepared,
+                  record: dict[str, Any]) -> tuple[JobStatus, str]:
+        """Record the uploaded output; an output that is not recorded is deleted again."""
+        outputs = [record["key"]] + [obj.key for obj, _ in record["sidecars"]]
+        try:
+            recorded = self._record(conn, claimed, prepared, record)
+        except BaseException:
+            self.transcoder.remove_outputs(outputs)
+            raise
+        if not recorded:
+            self.transcoder.remove_outputs(outputs)
             return JobStatus.CANCELLED, "cancelled before it was recorded; output removed"
         return JobStatus.COMPLETED, record["key"]
 
-    def _record(self, conn: Any, job: dict[str, Any], worker: str, source: Source,
-                preset: Preset, record: dict[str, Any]) -> bool:
+    def _record(self, conn: Any, claimed: _Claimed, prepared: Prepared,
+                record: dict[str, Any]) -> bool:
         try:
             with conn.transaction():
-                asset_id = job["asset_id"] or self._register(conn, source, record)
-                record_output(conn, asset_id, preset, record, self.settings.s3_bucket_out)
-                if not db.job_update(conn, "complete_job", id=job["id"], worker=worker,
-                                     asset_id=asset_id):
+                asset_id = claimed.job["asset_id"] or self._register(conn, prepared.source,
+                                                                     record)
+                record_output(conn, asset_id, prepared.preset, record,
+                              self.settings.s3_bucket_out)
+                if not db.job_update(conn, "complete_job", id=claimed.id,
+                                     worker=claimed.lease.worker, asset_id=asset_id):
                     raise _Rollback
         except _Rollback:
             return False
@@ -206,51 +280,162 @@ class _Rollback(Exception):
     pass
 
 
-def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events: JobEvents,
-             only_ids: list[int] | None = None) -> PoolResult:
-    """Claim and run jobs on `workers` threads (each drives one ffmpeg) until none is left."""
-    result = PoolResult()
-    lock = threading.Lock()
+class _Pipeline:
+    """Prefetch, encode, finish, so that the `workers` ffmpeg slots never wait on downloads,
+    probes, uploads or the catalogue.
 
-    finished = [threading.Event() for _ in range(workers)]
+    `workers` preparer threads claim jobs ahead and prepare them (download + probe of the
+    master); at most `workers` claimed jobs wait for a slot. `workers` encoder threads run one
+    ffmpeg each and hand the encoded job to one finisher thread, which checks, uploads and
+    records it (or writes why not) and removes its temp folder while the slot encodes the next
+    job. On a stop (Ctrl-C, SIGTERM, a database failure) the running and finishing jobs are
+    cancelled and the prepared ones that never started are PENDING again.
+    """
 
-    def work(n: int) -> None:
+    def __init__(self, runner: JobRunner, workers: int, stop_all: threading.Event,
+                 events: JobEvents, only_ids: list[int] | None) -> None:
+        self.runner, self.workers, self.stop_all = runner, workers, stop_all
+        self.events, self.only_ids = events, only_ids
+        self.result = PoolResult()
+        self.lock = threading.Lock()
+        self.ahead = threading.Semaphore(workers)
+        self.ready: queue.Queue[_Claimed | None] = queue.Queue()
+        self.encoded: queue.Queue[_Claimed | None] = queue.Queue(maxsize=workers)
+        self.encoders_left = workers
+        self.leases = _Leases(runner.settings, runner.options.heartbeat_s, stop_all, self.fail)
+        self.done = threading.Event()
+
+    def fail(self, exc: MprError) -> None:
+        """The catalogue went away: stop every thread, report it."""
+        with self.lock:
+            self.result.errors.append(exc)
+        self.stop_all.set()
+
+    def run(self) -> PoolResult:
+        self.leases.start()
+        loops = ([(self._prepare_loop, f"prepare-{n}", (n,)) for n in range(self.workers)]
+                 + [(self._encode_loop, f"transcode-{n}", ()) for n in range(self.workers)]
+                 + [(self._finish_loop, "finish", ())])
+        for target, name, args in loops:
+            threading.Thread(target=target, args=args, name=name, daemon=True).start()
+        # Wait on an event, not Thread.join: a KeyboardInterrupt inside join() can mark a
+        # running thread as stopped (CPython gh-90882) and the process would exit under a job.
+        try:
+            while not self.done.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            self.stop_all.set()
+            self.done.wait()
+            raise
+        if self.result.errors:
+            raise self.result.errors[0]
+        return self.result
+
+    # -- preparers ------------------------------------------------------------------------
+
+    def _prepare_loop(self, n: int) -> None:
         worker = worker_name(n)
         try:
-            with db.connect(runner.settings, autocommit=True) as conn:
-                while not stop_all.is_set():
-                    job = db.claim_job(conn, worker, runner.options.lease_s, only_ids)
+            with db.connect(self.runner.settings, autocommit=True) as conn:
+                while self._wait_turn():
+                    job = db.claim_job(conn, worker, self.runner.options.lease_s, self.only_ids)
                     if job is None:
+                        self.ahead.release()
                         return
-                    status, message = runner.execute(conn, job, worker, stop_all, events)
-                    with lock:
-                        result.finished.setdefault(status, []).append(job["id"])
-                        result.messages[job["id"]] = message
-        except MprError as exc:  # the catalogue went away: stop every worker, report it
-            with lock:
-                result.errors.append(exc)
-            stop_all.set()
+                    self.ready.put(self._prepare(job, worker))
+        except MprError as exc:
+            self.fail(exc)
         finally:
-            finished[n].set()
+            self.ready.put(None)  # one end mark per preparer, one per encoder
 
-    threads = [threading.Thread(target=work, args=(n,), name=f"transcode-{n}", daemon=True)
-               for n in range(workers)]
-    for thread in threads:
-        thread.start()
-    # Wait on events, not Thread.join: a KeyboardInterrupt inside join() can mark a running
-    # thread as stopped (CPython gh-90882) and the process would exit under a working job.
-    try:
-        for done in finished:
-            while not done.wait(0.2):
-                pass
-    except KeyboardInterrupt:
-        stop_all.set()
-        for done in finished:
-            done.wait()
-        raise
-    if result.errors:
-        raise result.errors[0]
-    return result
+    def _wait_turn(self) -> bool:
+        """Block until fewer than `workers` claimed jobs wait to start; False on a stop."""
+        while not self.ahead.acquire(timeout=0.2):
+            if self.stop_all.is_set():
+                return False
+        if self.stop_all.is_set():
+            self.ahead.release()
+            return False
+        return True
+
+    def _prepare(self, job: dict[str, Any], worker: str) -> _Claimed:
+        claimed = _Claimed(job, self.leases.hold(job["id"], worker))
+        try:
+            claimed.prepared = self.runner.prepare(job)
+        except MprError as exc:  # a missing or unreadable master fails its own job
+            claimed.error = exc
+        return claimed
+
+    # -- encoders -------------------------------------------------------------------------
+
+    def _encode_loop(self) -> None:
+        try:
+            while (claimed := self.ready.get()) is not None:
+                self.ahead.release()
+                self._encode(claimed)
+                self.encoded.put(claimed)
+        finally:
+            self.encoded.put(None)
+
+    def _encode(self, claimed: _Claimed) -> None:
+        lease, prepared = claimed.lease, claimed.prepared
+        if prepared is None or self.stop_all.is_set() or lease.cancel.is_set():
+            return
+        self.events.job_started(claimed.job)
+        claimed.started = True
+
+        def progress(update: ProgressUpdate) -> None:
+            lease.progress = min(100.0, max(0.0, update.percent or 0.0))
+            self.events.job_progress(claimed.id, update)
+
+        try:
+            self.runner.transcoder.encode(prepared, on_progress=progress, cancel=lease.cancel)
+        except MprError as exc:
+            claimed.error = exc
+
+    # -- the finisher ---------------------------------------------------------------------
+
+    def _finish_loop(self) -> None:
+        try:
+            with db.connect(self.runner.settings, autocommit=True) as conn:
+                self._drain(conn)
+        except MprError as exc:
+            self.fail(exc)
+            self._drain(None)  # no catalogue: only remove the temp folders
+        finally:
+            self.leases.close()
+            self.done.set()
+
+    def _drain(self, conn: Any) -> None:
+        while self.encoders_left:
+            claimed = self.encoded.get()
+            if claimed is None:
+                self.encoders_left -= 1
+                continue
+            try:
+                if conn is not None:
+                    self._settle(conn, claimed)
+            finally:
+                claimed.discard()
+                self.leases.drop(claimed.id)
+
+    def _settle(self, conn: Any, claimed: _Claimed) -> None:
+        status, message = self.runner.settle(conn, claimed, stopping=self.stop_all.is_set())
+        with self.lock:
+            if status is None:
+                self.result.released.append(claimed.id)
+                return
+            self.result.finished.setdefault(status, []).append(claimed.id)
+            self.result.messages[claimed.id] = message
+        if not claimed.started:
+            self.events.job_started(claimed.job)
+        self.events.job_finished(claimed.job, status, message)
+
+
+def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events: JobEvents,
+             only_ids: list[int] | None = None) -> PoolResult:
+    """Claim and run jobs with `workers` ffmpeg processes at a time until none is left."""
+    return _Pipeline(runner, workers, stop_all, events, only_ids).run()
 
 
 def require_no_live_job(job_id: int | None, source: Source, preset: Preset) -> int:
