@@ -194,6 +194,8 @@ def test_pending_transcodes_every_catalogued_master(archive, run_mpr, cat, servi
     assert {(j["status"], j["attempts"], j["progress"]) for j in listed} == {
         ("COMPLETED", 1, 100)}
     assert sorted(completed_ids(done.stdout)) == sorted(j["id"] for j in listed)
+    started = [int(n) for n in re.findall(r"^job (\d+) started", done.stdout, re.MULTILINE)]
+    assert sorted(started) == sorted(j["id"] for j in listed)  # each one started exactly once
     assert {j["preset"] for j in listed if j["media_type"] == "video"} == {"web-720p"}
     assert {j["preset"] for j in listed if j["media_type"] == "audio"} == {"audio-mp3-192"}
     assert cat.streaming_per_asset() == dict.fromkeys(PENDING_CODES, 1)
@@ -360,6 +362,108 @@ def test_jobs_cancel_from_another_process_stops_the_running_ffmpeg(long_master, 
     assert f"job {job['id']} cancelled: {LONG_KEY}: cancelled" in " ".join(out.split())
     assert cat.job(job["id"])["error"] == "cancelled by a user"
     assert_nothing_left(cat, service_env, job["id"], proc)
+
+
+# -- a job claimed ahead -------------------------------------------------------------------------
+
+AHEAD_CODES = [LONG_CODE, "VO-LNG-00002"]  # claimed in this order (created in code order)
+
+
+def start_with_one_ahead(long_master: Path, cat: Catalogue, popen_mpr,
+                         service_env: dict[str, str]) -> tuple[subprocess.Popen[str],
+                                                                dict[str, Any], dict[str, Any]]:
+    """`mpr transcode --pending --workers 1` over two catalogued long masters, once the first
+    job encodes (PROCESSING, progress > 0) while the second, claimed ahead, waits with its
+    master downloaded into its temp folder."""
+    data = long_master.read_bytes()
+    for code in AHEAD_CODES:
+        register_master(cat, code, f"FILE/{code}.mov", data)
+    proc = popen_mpr("transcode", "--pending", "--workers", "1")
+
+    def running() -> list[dict[str, Any]] | None:
+        rows = cat.rows("SELECT * FROM transcode_jobs WHERE status = 'PROCESSING' ORDER BY id")
+        return rows if len(rows) == 2 and rows[0]["progress"] > 0 else None
+
+    first, ahead = wait_for(running, 60, "one job encoding and one claimed ahead", proc)
+    temp = Path(service_env["MPR_TEMP_DIR"])
+    wait_for(lambda: list(temp.glob(f"mpr-transcode-*/in/{ahead['source_key']}")), 30,
+             "the job claimed ahead to have its master downloaded", proc)
+    assert (first["source_key"], ahead["source_key"]) == tuple(master_key(c) for c in AHEAD_CODES)
+    assert ahead["progress"] == 0 and "ffmpeg" in group_members(proc.pid)
+    return proc, first, ahead
+
+
+def test_ctrl_c_cancels_the_running_job_and_puts_the_one_claimed_ahead_back(
+        long_master, cat, popen_mpr, run_mpr, service_env):
+    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+
+    assert proc.returncode == 130, (out, err)
+    assert "0 completed, 0 failed, 1 cancelled; 1 not started, pending again" in " ".join(
+        out.split()), out
+    assert f"job {ahead['id']} " not in out  # never announced: it never started
+    cancelled, back = cat.job(first["id"]), cat.job(ahead["id"])
+    assert (cancelled["status"], cancelled["attempts"]) == ("CANCELLED", 1)
+    assert (back["status"], back["attempts"], back["worker"], back["started_at"],
+            back["heartbeat_at"], back["progress"]) == ("PENDING", 0, None, None, None, 0)
+    assert cat.output_keys() == set() and leftover_workdirs(service_env) == []
+    assert group_members(proc.pid) == []
+
+    again = run_mpr("transcode", "--pending")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 completed, 0 failed, 0 cancelled" in again.stdout
+    jobs = cat.jobs()
+    assert [(j["id"], j["status"]) for j in jobs[:2]] == [(first["id"], "CANCELLED"),
+                                                          (ahead["id"], "COMPLETED")]
+    assert [(j["source_key"], j["status"], j["attempts"]) for j in jobs[2:]] == [
+        (first["source_key"], "COMPLETED", 1)]  # a new job for the cancelled one's master
+    assert cat.job(ahead["id"])["attempts"] == 1
+    assert sorted(completed_ids(again.stdout)) == [ahead["id"], jobs[2]["id"]]
+    assert cat.streaming_per_asset() == dict.fromkeys(AHEAD_CODES, 1)
+    assert cat.output_keys() == {output_key(c) + suffix for c in AHEAD_CODES
+                                 for suffix in ("", ".md5", ".json")}
+    assert leftover_workdirs(service_env) == []
+
+
+def test_jobs_cancel_of_the_job_claimed_ahead_while_the_other_completes(
+        long_master, cat, popen_mpr, run_mpr, service_env):
+    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+
+    cancelled = run_mpr("jobs", "cancel", str(ahead["id"]))
+    out, err = proc.communicate(timeout=120)
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert proc.returncode == 130, (out, err)
+    assert "1 completed, 0 failed, 1 cancelled" in out, out
+    assert completed_ids(out) == [first["id"]]
+    job = cat.job(ahead["id"])
+    assert (job["status"], job["error"]) == ("CANCELLED", "cancelled by a user")
+    assert cat.output_keys() == {output_key(LONG_CODE) + suffix
+                                 for suffix in ("", ".md5", ".json")}
+    assert cat.streaming_per_asset() == {LONG_CODE: 1, AHEAD_CODES[1]: 0}
+    assert leftover_workdirs(service_env) == [] and group_members(proc.pid) == []
+
+
+def test_lost_database_stops_every_worker_leaving_no_temp_folder_or_output(
+        long_master, cat, popen_mpr, service_env):
+    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+
+    with psycopg.connect(cat.url, autocommit=True) as conn:  # the catalogue goes away
+        conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                        WHERE datname = current_database() AND application_name = 'mpr'""")
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 4, (out, err)
+    assert "database connection lost" in " ".join(err.split()), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert cat.output_keys() == set() and leftover_workdirs(service_env) == []
+    assert group_members(proc.pid) == []
+    # nothing could be written: both stay PROCESSING until their lease runs out, then the
+    # next run takes them again (test_processing_job_with_a_stale_heartbeat_is_claimed_again)
+    assert {j["status"] for j in cat.jobs()} == {"PROCESSING"}
 
 
 # -- concurrency and leases ----------------------------------------------------------------------

@@ -124,11 +124,12 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
         with graceful_stop() as stop, JobBars(console, 1) as bars:
             result = run_pool(runner, 1, stop, bars, only_ids=ids)
     failed = result.count(JobStatus.FAILED)
+    released = f"; {len(result.released)} not started, pending again" if result.released else ""
     console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
-                  f"{result.count(JobStatus.CANCELLED)} cancelled", markup=False)
+                  f"{result.count(JobStatus.CANCELLED)} cancelled{released}", markup=False)
     if verbose and failed:
         _print_tails(settings, result.finished[JobStatus.FAILED], console)
-    if result.count(JobStatus.CANCELLED):
+    if result.count(JobStatus.CANCELLED) or result.released:
         sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(ExitCode.FILE_ERRORS if failed else ExitCode.OK))
 
