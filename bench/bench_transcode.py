@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,8 @@ def job_counts(settings: Settings, prefix: str) -> dict[str, int]:
 
 
 def job_timeline(settings: Settings, prefix: str, child: Child) -> dict[str, Any]:
-    """When each job ran (from the catalogue), against the process's start and end."""
+    """When each job was claimed and finished (from the catalogue), against the process's
+    start and end. A job claimed ahead waits for a slot: its duration includes that wait."""
     with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT id, worker, extract(epoch FROM started_at)::float8, "
@@ -262,6 +263,21 @@ def job_timeline(settings: Settings, prefix: str, child: Child) -> dict[str, Any
             "workers_seen": workers,
             "worker_busy_share": round(busy / ((last - first) * workers), 3),
             "jobs": jobs}
+
+
+def slots_busy(child: Child, workers: int) -> dict[str, Any]:
+    """How full the `workers` ffmpeg slots were, from the ffmpeg children sampled every
+    SAMPLE_EVERY_S: over the whole run, and from the first ffmpeg seen to the last."""
+    counts = [min(n, workers) for _, n in child.ffmpeg_counts]
+    seen = [i for i, n in enumerate(counts) if n]
+    if not seen:
+        return {}
+    inner = counts[seen[0]:seen[-1] + 1]
+    return {"samples": len(counts), "every_s": SAMPLE_EVERY_S,
+            "first_ffmpeg_s": child.ffmpeg_counts[seen[0]][0],
+            "last_ffmpeg_s": child.ffmpeg_counts[seen[-1]][0],
+            "busy_share": round(sum(counts) / (len(counts) * workers), 3),
+            "busy_share_first_to_last": round(sum(inner) / (len(inner) * workers), 3)}
 
 
 def streaming_rows(settings: Settings, prefix: str) -> int:
@@ -336,6 +352,7 @@ class Child:
     machine_busy_s: float = 0.0  # non-idle CPU seconds of the whole machine meanwhile
     started_epoch: float = 0.0
     ended_epoch: float = 0.0
+    ffmpeg_counts: list[tuple[float, int]] = field(default_factory=list)  # (s, ffmpegs running)
 
     def figures(self) -> dict[str, Any]:
         return {"wall_s": round(self.wall_s, 3), "exit_code": self.exit_code,
@@ -375,6 +392,7 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
     hwm: list[int] = []
     timeline: list[tuple[float, float | None]] = []
     ffmpegs: list[list[str]] = []
+    counts: list[tuple[float, int]] = []
     self_cpu: list[float] = []
     stop = threading.Event()
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -397,10 +415,14 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
                 cpu = _self_cpu_s(proc.pid)
                 if cpu is not None:
                     self_cpu.append(cpu)
+                running = 0
                 for pid in _children(proc.pid):
                     cmd = _cmdline(pid)
-                    if cmd[:1] and Path(cmd[0]).name == "ffmpeg" and cmd not in ffmpegs:
-                        ffmpegs.append(cmd)
+                    if cmd[:1] and Path(cmd[0]).name == "ffmpeg":
+                        running += 1
+                        if cmd not in ffmpegs:
+                            ffmpegs.append(cmd)
+                counts.append((round(now, 2), running))
                 stop.wait(SAMPLE_EVERY_S)
 
         def kill() -> None:
@@ -423,7 +445,7 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
                  max(rss) if rss else None, max(hwm) if hwm else None, len(rss), timeline,
                  ffmpegs, out_path.read_text(errors="replace"),
                  err_path.read_text(errors="replace"), busy, started_epoch,
-                 started_epoch + wall)
+                 started_epoch + wall, counts)
 
 
 def run_mpr(args: list[str], env: dict[str, str], work: Path, what: str) -> Child:
@@ -724,6 +746,7 @@ def bench_pool(env: dict[str, str], work: Path, settings: Settings, client: Any,
         threads = sorted({",".join(threads_in(a)) for a in child.ffmpeg_argvs})
         figures.update({"workers": workers, "jobs": counts, "quiet_before": quiet,
                         "timeline": job_timeline(settings, POOL_PREFIX, child),
+                        "ffmpeg_slots": slots_busy(child, workers),
                         "threads_in_ffmpeg_argv": threads,
                         "cores_busy": round(child.cpu_s / child.wall_s, 2),
                         "utilisation": round(child.cpu_s / (child.wall_s * cores), 3),
