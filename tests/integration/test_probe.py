@@ -72,6 +72,42 @@ def test_mediainfo_json_agrees_with_probe(media: Path, name: str) -> None:
         live.container, live.video_codecs, live.audio_codecs)
 
 
+@pytest.mark.parametrize("name", list(MEDIA))
+def test_probe_stream_reads_a_file_object_like_ffprobe(media: Path, name: str) -> None:
+    # the streaming copies (.mp4, .mp3) go through libmediainfo's named parser, the others
+    # through its format detection: both must say what ffprobe says
+    with (media / name).open("rb") as handle:
+        info = probe.probe_stream(handle, name)
+    live = probe.probe(media / name)
+    assert info.raw["media"]["@ref"] == name
+    assert (info.container, info.video_codecs, info.audio_codecs) == (
+        live.container, live.video_codecs, live.audio_codecs)
+    assert info.duration_s == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize(("content", "named", "container"), [
+    ("AO-TST-00008.mp3", "VO-TST-00009.mp4", Container.MPEG_AUDIO),
+    ("VO-TST-00005.mp4", "AO-TST-00009.mp3", Container.MPEG4),
+    ("VO-TST-00002.mkv", "VO-TST-00009.mp4", Container.MATROSKA),
+])
+def test_probe_stream_says_what_a_mislabelled_file_really_is(media: Path, content: str,
+                                                            named: str,
+                                                            container: Container) -> None:
+    # the parser named after the extension does not recognise it: the probe falls back to
+    # format detection, so a container_mismatch can name the real container
+    with (media / content).open("rb") as handle:
+        assert probe.probe_stream(handle, named).container is container
+
+
+def test_probe_stream_on_bytes_that_are_not_media_raises_one_line(tmp_path: Path) -> None:
+    fake = tmp_path / "VO-TST-00010.mp4"
+    fake.write_bytes(b"this is not a movie\n" * 200)
+    with fake.open("rb") as handle, pytest.raises(FfmpegError) as caught:
+        probe.probe_stream(handle, fake.name)
+    assert "VO-TST-00010.mp4 is not a media file" in caught.value.one_line()
+    assert "\n" not in caught.value.one_line()
+
+
 def test_probe_on_a_non_media_file_raises_one_line(tmp_path: Path) -> None:
     text = tmp_path / "notes.mov"
     text.write_text("this is not a video\n" * 50)
