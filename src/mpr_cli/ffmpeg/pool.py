@@ -24,6 +24,7 @@ from mpr_cli.config import Settings
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import MprError, UsageError
 from mpr_cli.ffmpeg.command import threads_per_job
+from mpr_cli.ffmpeg.leases import Lease, Leases
 from mpr_cli.ffmpeg.presets import Preset, PresetBook
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled
 from mpr_cli.rules import Rules
@@ -81,75 +82,12 @@ def worker_name(n: int) -> str:
 
 
 @dataclass
-class _Lease:
-    """A claimed job's lease as the keeper sees it: its cancel event and last progress."""
-
-    worker: str
-    cancel: threading.Event = field(default_factory=threading.Event)
-    progress: float = 0.0
-
-
-class _Leases(threading.Thread):
-    """Keeps the lease of every claimed job alive, from its claim to its last status write (also
-    while it waits, prepared, for a free ffmpeg slot and while it is finished), on one
-    connection for the whole pool. Sets a job's cancel event when the catalogue says it is no
-    longer ours (`mpr jobs cancel`, a lost lease) and every job's when the pool stops."""
-
-    def __init__(self, settings: Settings, every: float, stop_all: threading.Event,
-                 on_error: Callable[[MprError], None]) -> None:
-        super().__init__(daemon=True, name="job-leases")
-        self.settings, self.every, self.stop_all, self.on_error = (settings, every, stop_all,
-                                                                   on_error)
-        self.live: dict[int, _Lease] = {}
-        self.lock = threading.Lock()
-        self.closed = threading.Event()
-
-    def hold(self, job_id: int, worker: str) -> _Lease:
-        lease = _Lease(worker)
-        with self.lock:
-            self.live[job_id] = lease
-        return lease
-
-    def drop(self, job_id: int) -> None:
-        with self.lock:
-            self.live.pop(job_id, None)
-
-    def close(self) -> None:
-        self.closed.set()
-        self.join()
-
-    def run(self) -> None:
-        try:
-            with db.connect(self.settings, autocommit=True) as conn:
-                self._keep(conn)
-        except MprError as exc:  # stop the pool; go on cancelling its jobs without the catalogue
-            self.on_error(exc)
-            self._keep(None)
-
-    def _keep(self, conn: Any) -> None:
-        waited = 0.0
-        while not self.closed.wait(0.2):
-            with self.lock:
-                leases = list(self.live.items())
-            if self.stop_all.is_set():
-                for _, lease in leases:
-                    lease.cancel.set()
-            waited += 0.2
-            if waited >= self.every and conn is not None:
-                waited = 0.0
-                for job_id, lease in leases:
-                    if not db.job_update(conn, "heartbeat_job", id=job_id, worker=lease.worker,
-                                         progress=lease.progress):
-                        lease.cancel.set()
-
-
-@dataclass
 class _Claimed:
     """A claimed job on its way through the pipeline: prepared (or the error that stopped its
     preparation), then encoded or not, then settled by the finisher."""
 
     job: dict[str, Any]
-    lease: _Lease
+    lease: Lease
     prepared: Prepared | None = None
     error: MprError | None = None
     started: bool = False
@@ -302,7 +240,7 @@ class _Pipeline:
         self.ready: queue.Queue[_Claimed | None] = queue.Queue()
         self.encoded: queue.Queue[_Claimed | None] = queue.Queue(maxsize=workers)
         self.encoders_left = workers
-        self.leases = _Leases(runner.settings, runner.options.heartbeat_s, stop_all, self.fail)
+        self.leases = Leases(runner.settings, runner.options.heartbeat_s, stop_all, self.fail)
         self.done = threading.Event()
 
     def fail(self, exc: MprError) -> None:
