@@ -489,6 +489,9 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 
+PROFILE_MODE = "--idle"  # py-spy: every thread, waiting ones too; "--gil": CPU in Python only
+
+
 def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
             servers: ServerCpu) -> dict[str, Any]:
     report_path = work / f"{name}.report.json"
@@ -497,7 +500,7 @@ def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
     if profile is not None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         profile.mkdir(parents=True, exist_ok=True)
-        argv = [py_spy, "record", "--idle", "--rate", "50", "--format", "raw", "--output",
+        argv = [py_spy, "record", PROFILE_MODE, "--rate", "50", "--format", "raw", "--output",
                 str(profile / f"{name}.txt"), "--", *argv]
     before = servers()
     child = run_child(argv, env, work, MPR_TIMEOUT_S)
@@ -714,7 +717,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run mpr under `py-spy record --idle` (raw stacks into DIR); "
                              "timings and RSS are then not comparable")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="with --profile: sample only the thread holding the GIL (where "
+                             "mpr's Python code spends CPU) instead of every thread")
     args = parser.parse_args(argv)
+    global PROFILE_MODE
+    PROFILE_MODE = "--gil" if args.profile_gil else PROFILE_MODE
     if args.keys < 120:
         parser.error("--keys must be at least 120")
     result = bench(args.keys, args.profile, args.ffprobe_baseline)

@@ -127,11 +127,45 @@ class _Inserter:
         self.batch.clear()
 
 
+class _BytesMeter:
+    """Bytes streamed through MD5 by the planner's threads -> the "verify" progress bar."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress, self.lock, self.done, self.total = progress, threading.Lock(), 0, 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if total:
+            self.progress.start("verify", total=total)
+
+    def add(self, size: int) -> None:
+        with self.lock:
+            self.done += size
+            self.progress.update("verify", self.done)
+
+    def finish(self) -> None:
+        if self.total:
+            self.progress.finish("verify")
+
+
+@contextmanager
+def _planner(storage: Storage, settings: Settings, options: ImportOptions, progress: Progress,
+             to_verify: list[Candidate]) -> Iterator[AssetPlanner]:
+    """The phase-3 planner, with a "verify" bar when checksums need objects streamed."""
+    meter = _BytesMeter(progress)
+    with AssetPlanner(storage, settings.s3_bucket_in, options.verify,
+                      on_bytes=meter.add) as planner:
+        meter.start(planner.bytes_to_verify(to_verify))
+        yield planner
+    meter.finish()
+
+
 def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, options: ImportOptions,
             settings: Settings, report: Report, progress: Progress,
             stop: threading.Event | None = None) -> None:
     progress.start("ingest", total=len(assets))
-    done = 0
+    progress.start("sidecars")
+    done = fetched = 0
     with _timed(report, "ingest"):
         for plan in plan_assets(planner, assets, settings.io_workers):
             stop_point(stop)
@@ -139,10 +173,13 @@ def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, optio
             report.counts.bytes_verified += plan.bytes_verified
             inserter.add(plan)
             done += 1
+            fetched += plan.sidecars_fetched
             progress.update("ingest", done)
+            progress.update("sidecars", fetched)
             if not options.safe_run and len(inserter.batch) >= options.batch_assets:
                 inserter.flush()
     progress.finish("ingest")
+    progress.finish("sidecars")
     if options.safe_run and any(p.phase is Phase.INGEST for p in report.problems):
         inserter.batch.clear()
         inserter.restored.clear()
@@ -207,7 +244,8 @@ def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules
     assets = group_assets(crossed.new, crossed.known, existing)
     inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing),
                          settings.s3_bucket_in)
-    with AssetPlanner(storage, settings.s3_bucket_in, options.verify) as planner:
+    restored = [candidate for candidate, _ in crossed.restored]
+    with _planner(storage, settings, options, progress, crossed.new + restored) as planner:
         for candidate, catalogued_md5 in crossed.restored:
             problem = planner.check_restored(candidate, catalogued_md5)
             if problem is None:
@@ -241,7 +279,7 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
     report.counts.accepted = len(found.candidates)
     assets = group_assets(found.candidates, [], {})
     inserter = _Inserter(None, None, report, True, set())
-    with AssetPlanner(storage, settings.s3_bucket_in, options.verify) as planner:
+    with _planner(storage, settings, options, progress, found.candidates) as planner:
         _ingest(planner, assets, inserter,
                 ImportOptions(prefix=options.prefix, verify=options.verify),
                 settings, report, progress)

@@ -12,6 +12,7 @@ import subprocess
 from collections import defaultdict
 
 import pytest
+from rich import filesize
 
 from mpr_cli.sample import Expect, SampleArchive, generate_media
 from tests.integration.archive import (
@@ -348,6 +349,11 @@ def test_verify_full_streams_every_media_object_and_catches_a_mismatch(sample_ar
     assert reasons_by_key(out) == {"BRD/VO-BAD-00002.mp4": {"checksum_mismatch"}}
     assert "d41d8cd98f00b204e9800998ecf8427e" in out.report["problems"][0]["message"]
     assert out.counts["bytes_verified"] == media_bytes(sample_archive, keys) > 0
+    # not a terminal: the progress is logged, a line as each bar starts and ends
+    shown = filesize.decimal(out.counts["bytes_verified"])
+    assert f"3 bytes verified: started ({shown} to do)" in out.stderr
+    assert f"3 bytes verified: {shown} done" in out.stderr
+    assert re.search(r"^3 sidecars fetched: [1-9][\d,]* done$", out.stderr, re.MULTILINE)
     codes = set(clean_codes(sample_archive))
     assert set(catalogue(database_url)) == expected_keys(sample_archive, codes)
     assert_rows_match_files(database_url, sample_archive, codes)
@@ -403,6 +409,7 @@ def test_verify_none_reads_no_object_and_trusts_the_sidecar(long_audio_archive, 
     assert out.returncode == 0, out.stderr
     assert out.report["problems"] == []  # the damage goes unnoticed: nothing was read
     assert out.counts["bytes_verified"] == 0
+    assert "bytes verified" not in out.stderr  # no bar for bytes nobody reads
     row = catalogue(database_url)[LONG_MASTER]
     assert row["md5"] == md5_of(archive.root / LONG_MASTER)  # what the sidecar declares
     assert row["md5"] != hashlib.md5(damaged(data)).hexdigest()

@@ -1,4 +1,5 @@
-"""safe_local_path: an S3 key never becomes a path outside the folder it is written under."""
+"""safe_local_path: an S3 key never becomes a path outside the folder it is written under;
+and S3 timestamps parse to the right instant."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mpr_cli import storage
 from mpr_cli.errors import StorageError, UnsafeKeyError
 from mpr_cli.storage import ObjectInfo, safe_local_path
 
@@ -111,3 +113,15 @@ def test_root_reached_through_a_symlink_is_fine(tmp_path: Path) -> None:
 def test_single_part_md5(etag: str, expected: str | None) -> None:
     info = ObjectInfo(key="k", size=1, etag=etag, last_modified=datetime.now(UTC))
     assert info.single_part_md5 == expected
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-23T08:43:00.000Z",        # ListObjectsV2
+    "2026-11-23T08:43:00+00:00",
+    "Mon, 23 Nov 2026 08:43:00 GMT",  # Last-Modified of a GET or HEAD
+    "2026-11-23 08:43:00",            # no zone: UTC
+    "1795423380",                     # epoch seconds (botocore's own parser)
+])
+def test_s3_timestamps_parse_to_the_same_utc_instant(text: str) -> None:
+    parsed = storage._parse_timestamp(text)
+    assert parsed == datetime(2026, 11, 23, 8, 43, tzinfo=UTC)

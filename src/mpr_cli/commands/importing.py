@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import filesize
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+from rich.progress import BarColumn, ProgressColumn, Task, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
 from mpr_cli.errors import MprError
@@ -22,14 +24,27 @@ from mpr_cli.rules import Rules, load_rules
 from mpr_cli.runlog import new_run_id
 
 PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
-                "ingest": "3 assets checked"}
+                "ingest": "3 assets checked", "sidecars": "3 sidecars fetched",
+                "verify": "3 bytes verified"}
+BYTE_PHASES = {"verify"}
+
+
+class _Count(ProgressColumn):
+    """"done/total" as counts, or as sizes (MB, GB) for a bar of bytes."""
+
+    def render(self, task: Task) -> Text:
+        if not task.fields.get("bytes"):
+            return Text(f"{task.completed:,.0f}/" + (f"{task.total:,.0f}"
+                                                    if task.total is not None else "?"))
+        total = filesize.decimal(int(task.total)) if task.total is not None else "?"
+        return Text(f"{filesize.decimal(int(task.completed))}/{total}")
 
 
 class RichPhases:
     """Progress bars per phase on a terminal."""
 
     def __init__(self, console: Console) -> None:
-        self.bars = RichProgress("{task.description}", BarColumn(), MofNCompleteColumn(),
+        self.bars = RichProgress("{task.description}", BarColumn(), _Count(),
                                  TimeElapsedColumn(), console=console, transient=False)
         self.tasks: dict[str, Any] = {}
 
@@ -41,7 +56,8 @@ class RichPhases:
         self.bars.stop()
 
     def start(self, phase: str, total: int | None = None) -> None:
-        self.tasks[phase] = self.bars.add_task(PHASE_LABELS.get(phase, phase), total=total)
+        self.tasks[phase] = self.bars.add_task(PHASE_LABELS.get(phase, phase), total=total,
+                                               bytes=phase in BYTE_PHASES)
 
     def update(self, phase: str, completed: int) -> None:
         self.bars.update(self.tasks[phase], completed=completed)
@@ -55,7 +71,8 @@ class LogPhases:
     """Plain log lines (cron, CI): one at the start and end of each phase."""
 
     def __init__(self, console: Console, quiet: bool) -> None:
-        self.console, self.quiet, self.last = console, quiet, 0
+        self.console, self.quiet = console, quiet
+        self.last: dict[str, int] = {}
 
     def __enter__(self) -> LogPhases:
         return self
@@ -64,16 +81,22 @@ class LogPhases:
         pass
 
     def start(self, phase: str, total: int | None = None) -> None:
-        self.last = 0
+        self.last[phase] = 0
         if not self.quiet:
-            self.console.print(f"phase {phase}: started" + (f" ({total})" if total else ""))
+            self.console.print(f"{PHASE_LABELS.get(phase, phase)}: started"
+                               + (f" ({self._shown(phase, total)} to do)" if total else ""))
 
     def update(self, phase: str, completed: int) -> None:
-        self.last = completed
+        self.last[phase] = completed
 
     def finish(self, phase: str) -> None:
         if not self.quiet:
-            self.console.print(f"phase {phase}: done ({self.last})")
+            self.console.print(f"{PHASE_LABELS.get(phase, phase)}: "
+                               f"{self._shown(phase, self.last.get(phase, 0))} done")
+
+    @staticmethod
+    def _shown(phase: str, value: int) -> str:
+        return filesize.decimal(value) if phase in BYTE_PHASES else f"{value:,}"
 
 
 def _rules(app: App, rules_file: Path | None) -> Rules:

@@ -81,8 +81,8 @@ def mediainfo_json(path: Path, *, ref: str | None = None) -> dict[str, Any]:
 # The libmediainfo parser for a streaming copy's extension. Naming it skips the format
 # detection, which otherwise tries dozens of parsers on the first bytes: on the 0.4 s clips of
 # bench/bench_import.py it cut the CPU of `probe_stream` from 2.9 to 1.6 ms (MP4) and from 2.2
-# to 0.7 ms (MP3), measured side by side. When the named parser does not recognise the bytes, the probe runs again
-# without it, so the error can say what the file really is.
+# to 0.7 ms (MP3), measured side by side. When the named parser does not recognise the
+# bytes, the probe runs again without it, so the error can say what the file really is.
 PARSER_FOR_EXTENSION = {".mp4": "Mpeg4", ".mp3": "Mpega"}
 
 

@@ -68,6 +68,7 @@ class AssetPlan:
     rows: list[FileRow] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     bytes_verified: int = 0
+    sidecars_fetched: int = 0
 
     @property
     def ok(self) -> bool:
@@ -91,10 +92,12 @@ class AssetPlanner:
     """Plans one asset at a time; safe to use from many threads (no shared mutable state)."""
 
     def __init__(self, storage: Storage, bucket: str, verify: VerifyMode,
-                 probe_workers: int | None = None) -> None:
+                 probe_workers: int | None = None,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self.storage = storage
         self.bucket = bucket
         self.verify = verify
+        self.on_bytes = on_bytes  # told each chunk streamed through MD5 (progress)
         # libmediainfo costs a few MB per thread that ever runs it: probes get a small pool
         # of their own (CPU-bound, ~10 ms each) instead of running on every I/O thread
         self.probers = ThreadPoolExecutor(
@@ -133,15 +136,24 @@ class AssetPlanner:
         with self.storage.open_ranged(self.bucket, candidate.key, candidate.size) as stream:
             return probe_stream(stream, candidate.name)
 
+    def streams(self, candidate: Candidate) -> bool:
+        """Does verifying this object's MD5 read the whole object?"""
+        return self.verify is VerifyMode.FULL or (
+            self.verify is VerifyMode.AUTO and single_part_md5(candidate.etag) is None)
+
+    def bytes_to_verify(self, candidates: Iterable[Candidate]) -> int:
+        """What verifying these media files will stream at most (a progress bar's total)."""
+        return sum(c.size for c in candidates
+                   if c.role in (Role.MASTER, Role.STREAMING) and self.streams(c))
+
     def object_md5(self, candidate: Candidate, expected: str) -> tuple[str, int]:
         """The object's MD5 as `verify` decides (ETag, streamed, or trusted), and the bytes
         streamed to get it."""
         if self.verify is VerifyMode.NONE:
             return expected, 0
-        etag_md5 = single_part_md5(candidate.etag)
-        if self.verify is VerifyMode.AUTO and etag_md5 is not None:
-            return etag_md5, 0
-        return self.storage.md5_of_object(self.bucket, candidate.key)
+        if not self.streams(candidate):
+            return str(single_part_md5(candidate.etag)), 0
+        return self.storage.md5_of_object(self.bucket, candidate.key, self.on_bytes)
 
     def check_restored(self, candidate: Candidate, catalogued: str | None) -> Problem | None:
         """A master catalogued as on tape, now in the bucket: is it the same file?"""
@@ -169,6 +181,10 @@ class _AssetCheck:
         for candidate in asset.all:
             by_role[candidate.role].append(candidate)
         self.by_role = by_role
+
+    def read(self, sidecar: Candidate) -> bytes:
+        self.plan.sidecars_fetched += 1
+        return self.p.read(sidecar)
 
     def problem(self, reason: Reason, key: str, message: str) -> None:
         self.plan.problems.append(Problem.make(reason, key, message,
@@ -252,7 +268,7 @@ class _AssetCheck:
                              f"no technical metadata for the master of {self.asset.code}: add "
                              f"{self.asset.code}.json (mediainfo or ffprobe JSON output)")
             return None
-        parsed = parse_metadata_sidecar(sidecar.name, self.p.read(sidecar), key=sidecar.key,
+        parsed = parse_metadata_sidecar(sidecar.name, self.read(sidecar), key=sidecar.key,
                                         inventory_code=self.asset.code)
         if isinstance(parsed, Problem):
             self.plan.problems.append(parsed)
@@ -288,7 +304,7 @@ class _AssetCheck:
                    master_info: MediaInfo | None) -> dict[str, str] | None:
         declared: dict[str, str] = {}
         for sidecar in self.by_role[Role.CHECKSUM]:
-            parsed = parse_checksum_sidecar(sidecar.name, self.p.read(sidecar), key=sidecar.key,
+            parsed = parse_checksum_sidecar(sidecar.name, self.read(sidecar), key=sidecar.key,
                                             inventory_code=self.asset.code)
             if isinstance(parsed, Problem):
                 self.plan.problems.append(parsed)
@@ -383,6 +399,7 @@ class _AssetCheck:
         reports = self.by_role[Role.QC_REPORT]
         for report in reports:
             if report.key in self.new_keys:
+                self.plan.sidecars_fetched += 1 if report.size else 0
                 head = (self.p.storage.read_head(self.p.bucket, report.key, QC_HEAD_BYTES)
                         if report.size else b"")
                 problem = check_qc_report(report.name, head, key=report.key,
