@@ -489,7 +489,10 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 
-PROFILE_MODE = "--idle"  # py-spy: every thread, waiting ones too; "--gil": CPU in Python only
+# py-spy's sampling: every thread, waiting ones too ("idle"); threads on a CPU, in Python or
+# in native code ("cpu"); only the thread holding the GIL ("gil")
+PROFILE_FLAGS = {"idle": ["--idle"], "cpu": [], "gil": ["--gil"]}
+PROFILE_MODE = "idle"
 
 
 def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
@@ -500,8 +503,8 @@ def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
     if profile is not None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         profile.mkdir(parents=True, exist_ok=True)
-        argv = [py_spy, "record", PROFILE_MODE, "--rate", "50", "--format", "raw", "--output",
-                str(profile / f"{name}.txt"), "--", *argv]
+        argv = [py_spy, "record", *PROFILE_FLAGS[PROFILE_MODE], "--rate", "50", "--format",
+                "raw", "--output", str(profile / f"{name}.txt"), "--", *argv]
     before = servers()
     child = run_child(argv, env, work, MPR_TIMEOUT_S)
     after = servers()
@@ -707,6 +710,7 @@ def bench(keys: int, profile: Path | None, ffprobe_baseline: bool = False) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PROFILE_MODE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=20_000, help="keys in the bucket (20000)")
     parser.add_argument("--save", action="store_true",
@@ -717,12 +721,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="run mpr under `py-spy record --idle` (raw stacks into DIR); "
                              "timings and RSS are then not comparable")
-    parser.add_argument("--profile-gil", action="store_true",
-                        help="with --profile: sample only the thread holding the GIL (where "
-                             "mpr's Python code spends CPU) instead of every thread")
+    parser.add_argument("--profile-mode", choices=sorted(PROFILE_FLAGS), default=PROFILE_MODE,
+                        help="with --profile: sample every thread (idle, the default), the "
+                             "threads on a CPU (cpu) or the one holding the GIL (gil)")
     args = parser.parse_args(argv)
-    global PROFILE_MODE
-    PROFILE_MODE = "--gil" if args.profile_gil else PROFILE_MODE
+    PROFILE_MODE = args.profile_mode
     if args.keys < 120:
         parser.error("--keys must be at least 120")
     result = bench(args.keys, args.profile, args.ffprobe_baseline)
