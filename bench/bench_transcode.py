@@ -273,11 +273,14 @@ def slots_busy(child: Child, workers: int) -> dict[str, Any]:
     if not seen:
         return {}
     inner = counts[seen[0]:seen[-1] + 1]
+    short = [child.ffmpeg_counts[i][0] for i in range(seen[0], seen[-1] + 1)
+             if counts[i] < workers]
     return {"samples": len(counts), "every_s": SAMPLE_EVERY_S,
             "first_ffmpeg_s": child.ffmpeg_counts[seen[0]][0],
             "last_ffmpeg_s": child.ffmpeg_counts[seen[-1]][0],
             "busy_share": round(sum(counts) / (len(counts) * workers), 3),
-            "busy_share_first_to_last": round(sum(inner) / (len(inner) * workers), 3)}
+            "busy_share_first_to_last": round(sum(inner) / (len(inner) * workers), 3),
+            "samples_short_of_workers_s": short}
 
 
 def streaming_rows(settings: Settings, prefix: str) -> int:

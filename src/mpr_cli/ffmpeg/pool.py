@@ -127,11 +127,11 @@ class JobRunner:
         back), to be claimed by the next run."""
         if claimed.error is not None:
             return self._settle_error(conn, claimed, claimed.error)
-        if not claimed.started and stopping:
-            db.job_update(conn, "release_job", id=claimed.id, worker=claimed.lease.worker)
-            return None, "not started; pending again"
-        if not claimed.started:  # cancelled (`mpr jobs cancel`) while it waited for a slot
-            db.job_update(conn, "cancel_job", id=claimed.id, reason="cancelled before it started")
+        if not claimed.started:
+            if stopping and db.job_update(conn, "release_job", id=claimed.id,
+                                          worker=claimed.lease.worker):
+                return None, "not started; pending again"
+            # no longer ours (`mpr jobs cancel` while it waited for a slot): nothing to write
             return JobStatus.CANCELLED, "cancelled before it started"
         assert claimed.prepared is not None  # started: it was prepared
         try:
