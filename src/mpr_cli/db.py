@@ -51,6 +51,15 @@ def query(name: str) -> str:
         raise KeyError(f"no query named {name!r} in queries.sql") from None
 
 
+def _one(cursor: Any) -> Any:
+    """The row of a query that always returns one (a RETURNING insert, a SELECT of a fact)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise DatabaseError("the catalogue returned no row where one was expected",
+                            hint="run `mpr db status`; the schema may have been changed by hand")
+    return row
+
+
 @contextmanager
 def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
     """A connection with dict rows; psycopg errors become DatabaseError (no secrets)."""
@@ -227,8 +236,8 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
 
 def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: str,
               run_key: str | None = None) -> int:
-    row = conn.execute(query("start_run"), (command, mode, prefix, socket.gethostname(),
-                                            os.getpid(), run_key)).fetchone()
+    row = _one(conn.execute(query("start_run"), (command, mode, prefix, socket.gethostname(),
+                                                 os.getpid(), run_key)))
     conn.execute(query("abandon_stale_runs"), (row["id"],))
     return int(row["id"])
 
@@ -258,7 +267,7 @@ def import_lock(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     A second import gets a DatabaseError naming the run that holds it.
     """
     with connect(settings, autocommit=True) as conn:
-        if not conn.execute(query("try_lock"), (IMPORT_LOCK,)).fetchone()["locked"]:
+        if not _one(conn.execute(query("try_lock"), (IMPORT_LOCK,)))["locked"]:
             running = conn.execute(query("running_run")).fetchone()
             holder = (f"run {running['id']} started {running['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"on {running['host']} (pid {running['pid']})") if running else "another run"
@@ -276,7 +285,7 @@ class ImportLocked(DatabaseError):
 
 def require_migrated_conn(conn: psycopg.Connection[Any]) -> None:
     """Raise unless every migration is applied. Reads only (safe in a dry run)."""
-    tracked = conn.execute(query("migrations_table_exists")).fetchone()["present"]
+    tracked = _one(conn.execute(query("migrations_table_exists")))["present"]
     done = set()
     if tracked:
         done = {r["version"] for r in conn.execute(query("applied_migrations")).fetchall()}
@@ -347,4 +356,4 @@ def recorded_output(conn: psycopg.Connection[Any], bucket: str, key: str,
 def upsert_output_file(conn: psycopg.Connection[Any], **row: Any) -> int:
     tech = row.get("tech_metadata")
     row["tech_metadata"] = None if tech is None else Jsonb(tech)
-    return int(conn.execute(query("upsert_output_file"), row).fetchone()["id"])
+    return int(_one(conn.execute(query("upsert_output_file"), row))["id"])

@@ -255,7 +255,8 @@ class _AssetCheck:
         specific = [c for c in sidecars if c.describes is not None
                     and (c.describes == name if name else _is_master_name(c.describes))]
         general = [c for c in sidecars if c.describes is None]
-        return (specific or general or [None])[0] if name else (general or specific or [None])[0]
+        found = (specific or general) if name else (general or specific)
+        return found[0] if found else None
 
     def _master_metadata(self, master: Candidate | None) -> MediaInfo | None:
         sidecar = self._metadata_for(master.name if master else None)
