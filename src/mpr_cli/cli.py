@@ -7,12 +7,36 @@ errors; 2 usage or configuration error; 3 aborted by --safe-run; 4 infrastructur
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from mpr_cli import __version__
-from mpr_cli.commands import context, db, dev, importing, info, nightly, transcode
+from mpr_cli.commands import context
+
+# command -> (module under mpr_cli.commands, attribute). A module is imported only when its
+# command runs (or for --help): `mpr import` does not pay for the transcode modules' imports.
+COMMANDS = {
+    "import": ("importing", "import_command"), "validate": ("importing", "validate_command"),
+    "transcode": ("transcode", "transcode_command"), "presets": ("transcode", "presets"),
+    "jobs": ("transcode", "jobs"), "nightly": ("nightly", "nightly_command"),
+    "runs": ("nightly", "runs"), "dev": ("dev", "dev"), "db": ("db", "db"),
+    "config": ("info", "config_command"), "doctor": ("info", "doctor"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"mpr_cli.commands.{module}"), attribute)
+        assert isinstance(command, click.Command) and command.name == cmd_name
+        return command
 
 EPILOG = """\b
 Exit codes:
@@ -24,7 +48,8 @@ Exit codes:
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mpr")
 @click.option("--env-file", default=".env", show_default=True,
               help="Environment file read before the process environment's defaults.")
@@ -36,13 +61,6 @@ def main(ctx: click.Context, env_file: str) -> None:
     in a PostgreSQL catalogue and transcodes masters into streaming copies.
     """
     ctx.obj = context.App(env_file=env_file)
-
-
-for group in (importing.import_command, importing.validate_command,
-              transcode.transcode_command, transcode.presets, transcode.jobs,
-              nightly.nightly_command, nightly.runs, dev.dev, db.db,
-              info.config_command, info.doctor):
-    main.add_command(group)
 
 
 if __name__ == "__main__":  # pragma: no cover
