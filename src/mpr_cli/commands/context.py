@@ -8,6 +8,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.errors import ExitCode, MprError
+from mpr_cli.rules import Rules, load_rules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,6 +33,14 @@ class App:
         if self._settings is None:
             self._settings = load_settings(self.env_file)
         return self._settings
+
+    def rules(self, rules_file: Path | None = None) -> Rules:
+        """--rules FILE, else MPR_RULES, else the packaged rules; MPR_EXCLUDE_PREFIXES, when
+        set, replaces the file's excluded prefixes."""
+        settings = self.settings
+        override = (settings.exclude_prefixes if "exclude_prefixes" in settings.model_fields_set
+                    else None)
+        return load_rules(rules_file or settings.rules_file, exclude_prefixes=override)
 
 
 def fail(error: MprError) -> None:

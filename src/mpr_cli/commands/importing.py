@@ -20,7 +20,6 @@ from mpr_cli.errors import MprError
 from mpr_cli.importer import ImportOptions, run_import, run_validate
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, to_junit, write_json
-from mpr_cli.rules import Rules, load_rules
 from mpr_cli.runlog import new_run_id
 
 PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
@@ -99,14 +98,6 @@ class LogPhases:
         return filesize.decimal(value) if phase in BYTE_PHASES else f"{value:,}"
 
 
-def _rules(app: App, rules_file: Path | None) -> Rules:
-    settings = app.settings
-    path = rules_file or settings.rules_file
-    override = settings.exclude_prefixes if "exclude_prefixes" in settings.model_fields_set \
-        else None
-    return load_rules(path, exclude_prefixes=override)
-
-
 def common_options(func: Any) -> Any:
     options = [
         click.option("--prefix", default="", help="Only keys under this prefix."),
@@ -157,7 +148,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
                             batch_assets=settings.batch_assets, run_key=new_run_id(),
                             dry_run=settings.dry_run if dry_run is None else dry_run,
                             safe_run=settings.safe_run if safe_run is None else safe_run)
-    rules = _rules(app, rules_file)
+    rules = app.rules(rules_file)
     console = _human_console(report_path)
     with (graceful_stop() as stop, _phases(console, quiet) as progress,
           _report_on_failure(report_path)):
@@ -180,7 +171,7 @@ def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None
     """
     settings = app.settings
     options = ImportOptions(prefix=prefix, verify=VerifyMode(verify))
-    rules = _rules(app, rules_file)
+    rules = app.rules(rules_file)
     machine = fmt != "table"
     console = Console(stderr=machine or report_path == "-", highlight=False, soft_wrap=True)
     with _phases(console, quiet or machine) as progress:

@@ -13,7 +13,6 @@ from rich.console import Console
 
 from mpr_cli import db
 from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
-from mpr_cli.commands.importing import _rules
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import UsageError
 from mpr_cli.ffmpeg.presets import load_presets
@@ -93,7 +92,7 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     progress = LoggedProgress()
     log.info("nightly run %s started", run_key)
     with graceful_stop() as stop:
-        outcome = run_nightly(settings, _rules(app, None), load_presets(settings.presets_file),
+        outcome = run_nightly(settings, app.rules(), load_presets(settings.presets_file),
                               options, workers=workers or settings.transcode_workers,
                               progress=progress, events=progress, jobs_seen=progress.jobs,
                               stop=stop)

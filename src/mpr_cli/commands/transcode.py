@@ -15,7 +15,6 @@ from rich.progress import Progress as RichProgress
 
 from mpr_cli import db
 from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
-from mpr_cli.commands.importing import _rules
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
@@ -106,7 +105,7 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
         raise UsageError("give either a master KEY or --pending", hint="see mpr transcode --help")
     settings = app.settings
     workers = workers or settings.transcode_workers
-    runner = JobRunner(settings, _rules(app, None), _presets(app),
+    runner = JobRunner(settings, app.rules(), _presets(app),
                        workers=workers if pending else 1,
                        options=JobSettings(full_verify=verify == "full"))
     console = Console(highlight=False, soft_wrap=True)
