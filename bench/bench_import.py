@@ -713,8 +713,9 @@ def main(argv: list[str] | None = None) -> int:
     global PROFILE_MODE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=20_000, help="keys in the bucket (20000)")
-    parser.add_argument("--save", action="store_true",
-                        help="also write bench/results/import-<date>.json")
+    parser.add_argument("--save", nargs="?", const="", metavar="NAME",
+                        help="also write bench/results/import-<date>[-NAME].json (never over "
+                             "an existing file)")
     parser.add_argument("--ffprobe-baseline", action="store_true",
                         help="also time a plain ffprobe of every streaming copy (what phase 3 "
                              "did before it probed in-process with libmediainfo)")
@@ -728,12 +729,17 @@ def main(argv: list[str] | None = None) -> int:
     PROFILE_MODE = args.profile_mode
     if args.keys < 120:
         parser.error("--keys must be at least 120")
+    path = None
+    if args.save is not None:
+        suffix = f"-{args.save}" if args.save else ""
+        path = RESULTS / f"import-{dt.date.today().isoformat()}{suffix}.json"
+        if path.exists():
+            parser.error(f"{path} exists: give --save NAME for another file name")
     result = bench(args.keys, args.profile, args.ffprobe_baseline)
     text = json.dumps(result, indent=2)
     print(text)
-    if args.save:
+    if path is not None:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"import-{dt.date.today().isoformat()}.json"
         path.write_text(text + "\n")
         log(f"saved {path}")
     return 1 if result["count_mismatches"] else 0
