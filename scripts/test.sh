@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 .venv/bin/ruff check src tests bench
+.venv/bin/mypy src
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
