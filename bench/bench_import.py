@@ -47,12 +47,12 @@ from typing import Any
 import boto3
 import psycopg
 from botocore.config import Config
+from results_file import add_save_option, emit, save_path
 
 from mpr_cli import db, devservices, sample
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 KIB, MIB = 1024, 1024 * 1024
 
 BAD_SHARE = 0.05  # share of keys with bad names (rejected in phase 1)
@@ -713,9 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     global PROFILE_MODE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=20_000, help="keys in the bucket (20000)")
-    parser.add_argument("--save", nargs="?", const="", metavar="NAME",
-                        help="also write bench/results/import-<date>[-NAME].json (never over "
-                             "an existing file)")
+    add_save_option(parser, "import")
     parser.add_argument("--ffprobe-baseline", action="store_true",
                         help="also time a plain ffprobe of every streaming copy (what phase 3 "
                              "did before it probed in-process with libmediainfo)")
@@ -729,19 +727,9 @@ def main(argv: list[str] | None = None) -> int:
     PROFILE_MODE = args.profile_mode
     if args.keys < 120:
         parser.error("--keys must be at least 120")
-    path = None
-    if args.save is not None:
-        suffix = f"-{args.save}" if args.save else ""
-        path = RESULTS / f"import-{dt.date.today().isoformat()}{suffix}.json"
-        if path.exists():
-            parser.error(f"{path} exists: give --save NAME for another file name")
+    path = save_path(parser, "import", args.save)
     result = bench(args.keys, args.profile, args.ffprobe_baseline)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if path is not None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        log(f"saved {path}")
+    emit(result, path)
     return 1 if result["count_mismatches"] else 0
 
 

@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import os
 import platform
 import resource
@@ -58,6 +57,7 @@ from typing import Any
 import boto3
 import psycopg
 from botocore.config import Config
+from results_file import add_save_option, emit, save_path
 
 import mpr_cli.transcode as transcode_module
 from mpr_cli import db, devservices, sample
@@ -71,7 +71,6 @@ from mpr_cli.transcode import SourceMode, Transcoder, parse_source
 from mpr_cli.validation.mime import mime_for_media
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
 KIB, MIB = 1024, 1024 * 1024
 
 PRESET = "web-720p"
@@ -977,9 +976,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--save", nargs="?", const="", metavar="NAME",
-                        help="also write bench/results/transcode-<date>[-NAME].json (never "
-                             "over an existing file)")
+    add_save_option(parser, "transcode")
     parser.add_argument("--rounds", type=int, default=3,
                         help="alternating rounds of the single-master runs (3; an even number "
                              "cancels a drift of the machine's speed best)")
@@ -1000,19 +997,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.pool_workers < 2 or args.big_mb < 10:
         parser.error("--rounds >= 1, --pool-workers >= 2, --big-mb >= 10")
-    path = None
-    if args.save is not None:
-        suffix = f"-{args.save}" if args.save else ""
-        path = RESULTS / f"transcode-{dt.date.today().isoformat()}{suffix}.json"
-        if path.exists():
-            parser.error(f"{path} exists: give --save NAME for another file name")
+    path = save_path(parser, "transcode", args.save)
     result = bench(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if path is not None:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-        log(f"saved {path}")
+    emit(result, path)
     return 0
 
 
