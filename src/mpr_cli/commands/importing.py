@@ -28,15 +28,19 @@ PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
 BYTE_PHASES = {"verify"}
 
 
+def _amount(phase: str, value: float | None) -> str:
+    """A phase's count ("1,234"), or a size ("1.2 GB") for a phase that counts bytes."""
+    if value is None:
+        return "?"
+    return filesize.decimal(int(value)) if phase in BYTE_PHASES else f"{value:,.0f}"
+
+
 class _Count(ProgressColumn):
-    """"done/total" as counts, or as sizes (MB, GB) for a bar of bytes."""
+    """"done/total" of a phase's bar."""
 
     def render(self, task: Task) -> Text:
-        if not task.fields.get("bytes"):
-            return Text(f"{task.completed:,.0f}/" + (f"{task.total:,.0f}"
-                                                    if task.total is not None else "?"))
-        total = filesize.decimal(int(task.total)) if task.total is not None else "?"
-        return Text(f"{filesize.decimal(int(task.completed))}/{total}")
+        phase = task.fields["phase"]
+        return Text(f"{_amount(phase, task.completed)}/{_amount(phase, task.total)}")
 
 
 class RichPhases:
@@ -56,7 +60,7 @@ class RichPhases:
 
     def start(self, phase: str, total: int | None = None) -> None:
         self.tasks[phase] = self.bars.add_task(PHASE_LABELS.get(phase, phase), total=total,
-                                               bytes=phase in BYTE_PHASES)
+                                               phase=phase)
 
     def update(self, phase: str, completed: int) -> None:
         self.bars.update(self.tasks[phase], completed=completed)
@@ -83,7 +87,7 @@ class LogPhases:
         self.last[phase] = 0
         if not self.quiet:
             self.console.print(f"{PHASE_LABELS.get(phase, phase)}: started"
-                               + (f" ({self._shown(phase, total)} to do)" if total else ""))
+                               + (f" ({_amount(phase, total)} to do)" if total else ""))
 
     def update(self, phase: str, completed: int) -> None:
         self.last[phase] = completed
@@ -91,11 +95,7 @@ class LogPhases:
     def finish(self, phase: str) -> None:
         if not self.quiet:
             self.console.print(f"{PHASE_LABELS.get(phase, phase)}: "
-                               f"{self._shown(phase, self.last.get(phase, 0))} done")
-
-    @staticmethod
-    def _shown(phase: str, value: int) -> str:
-        return filesize.decimal(value) if phase in BYTE_PHASES else f"{value:,}"
+                               f"{_amount(phase, self.last.get(phase, 0))} done")
 
 
 def common_options(func: Any) -> Any:
