@@ -24,6 +24,24 @@ from mpr_cli import devservices
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
 
 TEMPLATE_DB = "mpr_template"
+UNIT, INTEGRATION = Path(__file__).parent / "unit", Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every integration test carries the `integration` marker (so `-m "not integration"` runs
+    without any server), and no unit test starts the services."""
+    wrong = []
+    for item in items:
+        path = Path(str(item.path))
+        marked = item.get_closest_marker("integration") is not None
+        if path.is_relative_to(INTEGRATION) and not marked:
+            wrong.append(f"{item.nodeid}: an integration test without the integration marker "
+                         "(add pytestmark = pytest.mark.integration to its module)")
+        if path.is_relative_to(UNIT) and "services" in getattr(item, "fixturenames", ()):
+            wrong.append(f"{item.nodeid}: a unit test that starts the services "
+                         "(move it to tests/integration)")
+    if wrong:
+        raise pytest.UsageError("\n".join(wrong))
 
 
 @pytest.fixture(scope="session")

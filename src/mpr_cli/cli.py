@@ -45,6 +45,7 @@ Exit codes:
   2  usage or configuration error
   3  aborted by --safe-run
   4  infrastructure failure (S3 or database unreachable after retries)
+130  interrupted (Ctrl-C, SIGTERM)
 """
 
 

@@ -10,12 +10,12 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,15 +203,48 @@ def start_import(service_env: dict[str, str], cwd: Path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_first_batch(proc: subprocess.Popen[str], database_url: str,
-                         timeout: float = 120) -> None:
-    """Poll the catalogue until the import has committed a batch, then pause the import
-    (SIGSTOP: it keeps its connections and its lock) so the test acts on a run still in
-    progress however fast the machine is. Resume it with `proc.send_signal(SIGCONT)`."""
+def middle_code(archive: SampleArchive) -> str:
+    """The code of an asset that an import plans and inserts in the middle of the archive."""
+    codes = sorted(archive.assets_ok)
+    return codes[len(codes) // 2]
+
+
+@contextmanager
+def held_asset(database_url: str, code: str) -> Iterator[None]:
+    """Insert the asset `code` in a transaction that stays open until the block ends (then
+    rolled back): an import whose batch holds that asset waits for it on the unique inventory
+    code, however fast the machine is, with its earlier batches committed.
+
+    Phase 3 plans assets in code order with at most 4 x MPR_IO_WORKERS in flight and inserts
+    them in that order, so with `middle_code` and the SLOW settings (2 workers, batches of 2)
+    at least 4 batches are committed before the import waits, and at least 8 assets are not
+    yet planned when it does."""
+    with held_transaction(database_url, "INSERT INTO assets (inventory_code, media_type) "
+                          "VALUES (%s, %s)", (code, "video" if code.startswith("V") else "audio")):
+        yield
+
+
+@contextmanager
+def held_transaction(database_url: str, statement: str, params: Any = None) -> Iterator[None]:
+    """Run `statement` in a transaction left open (holding its locks) until the block ends,
+    then rolled back."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(statement, params)
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def wait_until_waiting_on_a_lock(proc: subprocess.Popen[str], database_url: str,
+                                 timeout: float = 120) -> None:
+    """Until mpr waits on a lock of `held_transaction` (pg_stat_activity: a lock wait)."""
+    sql = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+             AND application_name = 'mpr' AND wait_event_type = 'Lock'"""
     deadline = time.monotonic() + timeout
-    while row_counts(database_url)["asset_files"] == 0:
-        assert proc.poll() is None, f"import ended before its first batch: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no batch inserted in time"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGSTOP)
-    assert proc.poll() is None, "import finished before it could be paused"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while conn.execute(sql).fetchone()[0] == 0:
+            assert proc.poll() is None, f"mpr ended before it reached the held lock: " \
+                                        f"{proc.stderr.read() if proc.stderr else ''}"
+            assert time.monotonic() < deadline, "mpr never reached the held lock"
+            time.sleep(0.05)

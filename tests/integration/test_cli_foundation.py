@@ -1,36 +1,16 @@
-"""The foundation commands, run as a user runs them: the real `mpr` script in a subprocess."""
+"""The foundation commands against the real services, run as a user runs them: the real
+`mpr` script in a subprocess. What needs no server (help, usage and configuration errors, the
+masked config) is in tests/unit/test_cli.py."""
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from mpr_cli.devservices import free_port
 
-
-def test_help_documents_exit_codes(run_mpr):
-    result = run_mpr("--help")
-    assert result.returncode == 0
-    for line in ("0  completed", "2  usage or configuration", "3  aborted by --safe-run",
-                 "4  infrastructure failure"):
-        assert line in result.stdout
-
-
-def test_config_masks_secrets(run_mpr, services):
-    result = run_mpr("config", "--json")
-    assert result.returncode == 0
-    shown = json.loads(result.stdout)
-    assert shown["AWS_SECRET_ACCESS_KEY"] == "********"
-    assert services.s3_secret_key not in result.stdout
-    assert services.pg_password not in result.stdout
-    assert ":****@" in shown["DATABASE_URL"]
-
-
-def test_bad_setting_exits_2_naming_the_variable(run_mpr, service_env):
-    result = run_mpr("config", env={**service_env, "DB_PORT": "not-a-port"})
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("error: DB_PORT:")
-    assert len(result.stderr.strip().splitlines()) == 1
+pytestmark = pytest.mark.integration
 
 
 def test_db_migrate_and_status_via_cli(run_mpr, service_env, empty_database_url):

@@ -7,6 +7,8 @@ from mpr_cli import db
 from mpr_cli.config import load_settings
 from mpr_cli.errors import DatabaseError
 
+pytestmark = pytest.mark.integration
+
 
 def test_migrations_apply_once_then_nothing(empty_database_url):
     settings = load_settings(env_file=None, database_url=empty_database_url)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import signal
 import subprocess
 from collections import defaultdict
 
@@ -24,8 +23,10 @@ from tests.integration.archive import (
     clean_codes,
     duplicate_keys,
     expected_keys,
+    held_asset,
     keys_of,
     md5_of,
+    middle_code,
     mpr_argv,
     mpr_env,
     parse_run,
@@ -34,7 +35,7 @@ from tests.integration.archive import (
     runs,
     start_import,
     upload_multipart,
-    wait_for_first_batch,
+    wait_until_waiting_on_a_lock,
 )
 
 pytestmark = pytest.mark.integration
@@ -581,10 +582,10 @@ def test_import_while_another_runs_is_refused_in_one_line(big_archive, upload, s
     upload(big_archive.root)
     first = start_import(service_env, tmp_path / "first")
     try:
-        wait_for_first_batch(first, database_url)  # paused, holding the import lock
-        [running] = runs(database_url)
-        second = run_mpr("import", "--report", "-")
-        first.send_signal(signal.SIGCONT)
+        with held_asset(database_url, middle_code(big_archive)):
+            wait_until_waiting_on_a_lock(first, database_url)  # it holds the import lock
+            [running] = runs(database_url)
+            second = run_mpr("import", "--report", "-")
         _, first_stderr = first.communicate(timeout=180)
     finally:
         if first.poll() is None:

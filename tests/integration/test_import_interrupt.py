@@ -2,7 +2,9 @@
 catalogue, records the run as aborted, and a re-run completes the work without duplicates.
 
 The archive is larger (32 small assets) and the import inserts every 2 assets
-(MPR_BATCH_ASSETS) on 2 workers, so phase 3 is still running when the first batch is in.
+(MPR_BATCH_ASSETS) on 2 workers. The test holds one asset in the middle of the archive in an
+open transaction (`held_asset`), so the import waits there with its earlier batches committed
+and its later assets not inserted, however fast the machine is, until the test acts.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from tests.integration.archive import (
     assert_rows_match_files,
     duplicate_keys,
     expected_keys,
+    held_asset,
     keys_of,
+    middle_code,
     parse_run,
     query,
     row_counts,
     runs,
     start_import,
-    wait_for_first_batch,
+    wait_until_waiting_on_a_lock,
 )
 
 pytestmark = pytest.mark.integration
@@ -54,9 +58,10 @@ def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
     upload(big_archive.root)
     proc = start_import(service_env, tmp_path / "cwd")
     try:
-        wait_for_first_batch(proc, database_url)
-        proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
-        proc.send_signal(signal.SIGCONT)  # the paused run receives it as it resumes
+        with held_asset(database_url, middle_code(big_archive)):
+            wait_until_waiting_on_a_lock(proc, database_url)
+            proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
+        # released: the batch waiting on the held asset ends, then the import stops
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -92,9 +97,10 @@ def test_killed_import_is_marked_aborted_by_the_next_run(big_archive, upload, se
     upload(big_archive.root)
     proc = start_import(service_env, tmp_path / "cwd")
     try:
-        wait_for_first_batch(proc, database_url)
-        proc.kill()
-        proc.communicate(timeout=60)
+        with held_asset(database_url, middle_code(big_archive)):
+            wait_until_waiting_on_a_lock(proc, database_url)
+            proc.kill()
+            proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,4 +1,6 @@
 """cron/mpr-nightly.sh: two launches at once, the second skipped by the flock, the first done.
+The first launcher's mpr is held on a table lock the test takes, so the runs overlap on any
+machine.
 
 The launcher runs the venv's real `mpr` with a generated settings file for this test's
 PostgreSQL database and SeaweedFS buckets; its own environment carries none of those settings.
@@ -9,13 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.integration.archive import query, runs
+from tests.integration.archive import (
+    held_transaction,
+    query,
+    runs,
+    wait_until_waiting_on_a_lock,
+)
 from tests.integration.test_nightly import clean_keys, nightly_sample
 
 pytestmark = pytest.mark.integration
@@ -48,13 +53,6 @@ def logs(tmp_path: Path) -> str:
     return "".join(p.read_text() for p in sorted((tmp_path / "logs").glob("nightly-*.log")))
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_second_launcher_skips_while_first_runs(tmp_path_factory, upload, service_env,
                                                 database_url, tmp_path) -> None:
     archive = nightly_sample(tmp_path_factory)
@@ -65,12 +63,14 @@ def test_second_launcher_skips_while_first_runs(tmp_path_factory, upload, servic
 
     first = launch(env, cwd)
     try:
-        # the first holds the lock from here until its mpr exits
-        wait_for(lambda: f"started (pid {first.pid})" in logs(tmp_path), 60,
-                 "the first launcher to take the lock")
-        second = launch(env, cwd)
-        out2, err2 = second.communicate(timeout=60)
-        first_still_running = first.poll() is None
+        # the first launcher's mpr waits on the catalogue until the test lets it go on, so the
+        # second launches while the first holds the flock however fast the machine is
+        with held_transaction(database_url, "LOCK TABLE import_runs IN ACCESS EXCLUSIVE MODE"):
+            wait_until_waiting_on_a_lock(first, database_url)
+            assert f"started (pid {first.pid})" in logs(tmp_path)
+            second = launch(env, cwd)
+            out2, err2 = second.communicate(timeout=60)
+            first_still_running = first.poll() is None
         out1, err1 = first.communicate(timeout=300)
     finally:
         if first.poll() is None:

@@ -30,7 +30,6 @@ pytestmark = pytest.mark.integration
 
 VIDEO_CODE, AUDIO_CODE = "VO-NEW-00001", "AO-NEW-00002"
 VIDEO_MASTER, AUDIO_MASTER = f"FILE/{VIDEO_CODE}.mov", f"CD/{AUDIO_CODE}.wav"
-BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -299,33 +298,7 @@ def test_video_master_with_an_audio_preset_is_refused(archive, run_mpr, cat):
     assert cat.output_keys() == set()
 
 
-# -- presets -------------------------------------------------------------------------------------
-
-
-def test_presets_list_json_has_the_four_builtins(run_mpr):
-    done = run_mpr("presets", "list", "--json")
-
-    assert done.returncode == 0, done.stderr
-    book = json.loads(done.stdout)
-    by_name = {p["name"]: p for p in book["presets"]}
-    assert set(by_name) >= BUILTIN_PRESETS
-    assert {by_name[n]["origin"] for n in BUILTIN_PRESETS} == {"built-in"}
-    assert book["defaults"] == {"video": "web-720p", "audio": "audio-mp3-192"}
-    assert by_name["web-720p"]["extension"] == ".mp4"
-    assert by_name["audio-mp3-320"]["extension"] == ".mp3"
-
-
-def test_presets_show_prints_the_ffmpeg_command(run_mpr):
-    done = run_mpr("presets", "show", "web-720p")
-
-    assert done.returncode == 0, done.stderr
-    command = done.stdout.strip()
-    assert command.startswith("ffmpeg ")
-    words = command.split()
-    assert words[words.index("-c:v") + 1] == "libx264"
-    assert words[words.index("-movflags") + 1] == "+faststart"
-    assert "INPUT" in words and "OUTPUT" in words
-
+# -- presets (list and show need no server: tests/unit/test_cli.py) ------------------------------
 
 BAD_PRESETS = {  # case -> (file, preset named, field named, the command that reads it)
     "bad-codec": ("[presets.tiny]\nmedia = \"video\"\nvideo_codec = \"h265x\"\n"

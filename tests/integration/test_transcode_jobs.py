@@ -4,8 +4,9 @@ concurrent runs and a stale lease. The real script runs in subprocesses against 
 PostgreSQL, SeaweedFS and ffmpeg.
 
 Short masters come from the sample archive (2 s, 320x240); the cancel tests use a 60 s
-640x360 master made at test time, long enough to be caught mid-job (the heartbeat that
-records progress comes every 5 s).
+640x360 master made at test time and hold its ffmpeg with SIGSTOP (tests/integration/
+processes.py), so they act mid-encode however fast the machine is (the heartbeat that records
+progress comes every 5 s).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import pytest
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive, generate_media
 from tests.integration.archive import mpr_argv, mpr_env, upload_tree
+from tests.integration.processes import GROUPS_SEEN, HeldFfmpeg, group_members, wait_for
 from tests.integration.test_transcode import (
     AUDIO_CODE,
     VIDEO_CODE,
@@ -87,54 +88,13 @@ def popen_mpr(service_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[
     yield start
     for proc in started:  # never leave mpr (or an ffmpeg it started) behind a failed test
         group_members(proc.pid)
-        for group in _GROUPS_SEEN.get(proc.pid, {proc.pid}):
+        for group in GROUPS_SEEN.get(proc.pid, {proc.pid}):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
         proc.wait(timeout=30)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
-
-
-def _process_table() -> dict[int, tuple[str, int, int, str]]:
-    """pid -> (command name, parent pid, process group, state), from /proc."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
-        state, ppid, group = rest.split()[:3]
-        table[int(stat.parent.name)] = (name, int(ppid), int(group), state)
-    return table
-
-
-_GROUPS_SEEN: dict[int, set[int]] = {}
-
-
-def group_members(pgid: int) -> list[str]:
-    """The live processes of mpr (process group `pgid`) and of the groups its children lead:
-    ffmpeg runs in a group of its own, so that a terminal's Ctrl-C reaches mpr only. Groups
-    once seen are remembered, so an ffmpeg orphaned by a dead mpr is still found."""
-    table = _process_table()
-    seen = _GROUPS_SEEN.setdefault(pgid, {pgid})
-    seen.update(group for _, ppid, group, _ in table.values() if ppid == pgid)
-    return [name for name, _, group, state in table.values() if group in seen and state != "Z"]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             proc: subprocess.Popen[str] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"mpr ended (exit {proc.returncode}) before {what}:\n{out}\n{err}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 MASTER_MIME = {".mov": "video/quicktime", ".wav": "audio/wav"}
@@ -295,20 +255,23 @@ def test_cancel_a_pending_job_and_list_jobs(archive, run_mpr, cat, settings):
 # -- cancelling a running job --------------------------------------------------------------------
 
 
-def start_long_job(long_master: Path, cat: Catalogue, popen_mpr) -> tuple[subprocess.Popen[str],
-                                                                            dict[str, Any]]:
-    """`mpr transcode` of the long master, once its job is PROCESSING with progress > 0."""
+def processing(cat: Catalogue, key: str) -> dict[str, Any] | None:
+    rows = cat.rows("""SELECT * FROM transcode_jobs WHERE source_key = %s
+                       AND status = 'PROCESSING' AND progress > 0""", (key,))
+    return rows[0] if rows else None
+
+
+def start_long_job(long_master: Path, cat: Catalogue,
+                   popen_mpr) -> tuple[subprocess.Popen[str], dict[str, Any], HeldFfmpeg]:
+    """`mpr transcode` of the long master, its ffmpeg held (SIGSTOP) once the job is
+    PROCESSING with progress > 0: mid-encode however fast the machine is."""
     cat.s3.upload_file(str(long_master), cat.bucket_in, LONG_KEY)
     proc = popen_mpr("transcode", LONG_KEY)
-
-    def running() -> dict[str, Any] | None:
-        rows = cat.rows("""SELECT * FROM transcode_jobs WHERE source_key = %s
-                           AND status = 'PROCESSING' AND progress > 0""", (LONG_KEY,))
-        return rows[0] if rows else None
-
-    job = wait_for(running, 60, "the job to be PROCESSING with progress > 0", proc)
+    held = HeldFfmpeg(proc).catch()
+    job = held.advance_until(lambda: processing(cat, LONG_KEY),
+                             "the job to be PROCESSING with progress > 0")
     assert "ffmpeg" in group_members(proc.pid)
-    return proc, job
+    return proc, job, held
 
 
 def assert_nothing_left(cat: Catalogue, service_env: dict[str, str], job_id: int,
@@ -335,13 +298,14 @@ def assert_nothing_left(cat: Catalogue, service_env: dict[str, str], job_id: int
 ])
 def test_interrupt_mid_job_cancels_it_and_leaves_nothing(signum, long_master, cat, popen_mpr,
                                                          service_env):
-    proc, job = start_long_job(long_master, cat, popen_mpr)
+    proc, job, held = start_long_job(long_master, cat, popen_mpr)
 
     if signum == signal.SIGINT:
         os.killpg(proc.pid, signum)
     else:
         os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=30)
+    held.resume_once_signalled()
+    out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, (out, err)
     assert_nothing_left(cat, service_env, job["id"], proc)
@@ -349,14 +313,15 @@ def test_interrupt_mid_job_cancels_it_and_leaves_nothing(signum, long_master, ca
 
 def test_jobs_cancel_from_another_process_stops_the_running_ffmpeg(long_master, cat, popen_mpr,
                                                                    run_mpr, service_env):
-    proc, job = start_long_job(long_master, cat, popen_mpr)
+    proc, job, held = start_long_job(long_master, cat, popen_mpr)
 
     cancelled = run_mpr("jobs", "cancel", str(job["id"]))
 
     assert cancelled.returncode == 0, cancelled.stderr
+    held.resume_once_signalled(timeout=4 * HEARTBEAT_S)  # mpr sees it at its next heartbeat
     wait_for(lambda: "ffmpeg" not in group_members(proc.pid), 4 * HEARTBEAT_S,
              "ffmpeg to stop after `mpr jobs cancel`")
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
     # stopped mid-encode (not finished, uploaded and then removed again)
     assert f"job {job['id']} cancelled: {LONG_KEY}: cancelled" in " ".join(out.split())
@@ -371,34 +336,37 @@ AHEAD_CODES = [LONG_CODE, "VO-LNG-00002"]  # claimed in this order (created in c
 
 def start_with_one_ahead(long_master: Path, cat: Catalogue, popen_mpr,
                          service_env: dict[str, str]) -> tuple[subprocess.Popen[str],
-                                                                dict[str, Any], dict[str, Any]]:
+                                                                dict[str, Any], dict[str, Any],
+                                                                HeldFfmpeg]:
     """`mpr transcode --pending --workers 1` over two catalogued long masters, once the first
-    job encodes (PROCESSING, progress > 0) while the second, claimed ahead, waits with its
-    master downloaded into its temp folder."""
+    job encodes (PROCESSING, progress > 0; its ffmpeg held with SIGSTOP) while the second,
+    claimed ahead, waits with its master downloaded into its temp folder."""
     data = long_master.read_bytes()
     for code in AHEAD_CODES:
         register_master(cat, code, f"FILE/{code}.mov", data)
     proc = popen_mpr("transcode", "--pending", "--workers", "1")
+    held = HeldFfmpeg(proc).catch()
 
     def running() -> list[dict[str, Any]] | None:
         rows = cat.rows("SELECT * FROM transcode_jobs WHERE status = 'PROCESSING' ORDER BY id")
         return rows if len(rows) == 2 and rows[0]["progress"] > 0 else None
 
-    first, ahead = wait_for(running, 60, "one job encoding and one claimed ahead", proc)
+    first, ahead = held.advance_until(running, "one job encoding and one claimed ahead")
     temp = Path(service_env["MPR_TEMP_DIR"])
-    wait_for(lambda: list(temp.glob(f"mpr-transcode-*/in/{ahead['source_key']}")), 30,
+    wait_for(lambda: list(temp.glob(f"mpr-transcode-*/in/{ahead['source_key']}")), 60,
              "the job claimed ahead to have its master downloaded", proc)
     assert (first["source_key"], ahead["source_key"]) == tuple(master_key(c) for c in AHEAD_CODES)
     assert ahead["progress"] == 0 and "ffmpeg" in group_members(proc.pid)
-    return proc, first, ahead
+    return proc, first, ahead, held
 
 
 def test_ctrl_c_cancels_the_running_job_and_puts_the_one_claimed_ahead_back(
         long_master, cat, popen_mpr, run_mpr, service_env):
-    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+    proc, first, ahead, held = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
 
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    held.resume_once_signalled()
+    out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 130, (out, err)
     assert "0 completed, 0 failed, 1 cancelled; 1 not started, pending again" in " ".join(
@@ -428,12 +396,32 @@ def test_ctrl_c_cancels_the_running_job_and_puts_the_one_claimed_ahead_back(
     assert leftover_workdirs(service_env) == []
 
 
+def wait_for_heartbeats_after_cancel(cat: Catalogue, running_id: int, cancelled_id: int) -> None:
+    """Until the lease keeper has heartbeaten the running job twice since `cancelled_id` was
+    cancelled: the keeper heartbeats every lease of the pool in turn, in one thread, so by
+    then it has also found `cancelled_id` no longer its own, whatever their order."""
+    [cancelled_at] = [r["finished_at"] for r in cat.rows(
+        "SELECT finished_at FROM transcode_jobs WHERE id = %s", (cancelled_id,))]
+    seen: list[Any] = []
+
+    def beats() -> bool:
+        [beat] = [r["heartbeat_at"] for r in cat.rows(
+            "SELECT heartbeat_at FROM transcode_jobs WHERE id = %s", (running_id,))]
+        if beat > cancelled_at and beat not in seen:
+            seen.append(beat)
+        return len(seen) >= 2
+
+    wait_for(beats, 6 * HEARTBEAT_S, "two heartbeats after the cancel")
+
+
 def test_jobs_cancel_of_the_job_claimed_ahead_while_the_other_completes(
         long_master, cat, popen_mpr, run_mpr, service_env):
-    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+    proc, first, ahead, held = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
 
     cancelled = run_mpr("jobs", "cancel", str(ahead["id"]))
-    out, err = proc.communicate(timeout=120)
+    wait_for_heartbeats_after_cancel(cat, first["id"], ahead["id"])
+    held.resume()
+    out, err = proc.communicate(timeout=240)
 
     assert cancelled.returncode == 0, cancelled.stderr
     assert proc.returncode == 130, (out, err)
@@ -449,11 +437,12 @@ def test_jobs_cancel_of_the_job_claimed_ahead_while_the_other_completes(
 
 def test_lost_database_stops_every_worker_leaving_no_temp_folder_or_output(
         long_master, cat, popen_mpr, service_env):
-    proc, first, ahead = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
+    proc, first, ahead, held = start_with_one_ahead(long_master, cat, popen_mpr, service_env)
 
     with psycopg.connect(cat.url, autocommit=True) as conn:  # the catalogue goes away
         conn.execute("""SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                         WHERE datname = current_database() AND application_name = 'mpr'""")
+    held.resume_once_signalled()
     out, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 4, (out, err)

@@ -1,0 +1,191 @@
+"""The command line without any server: help, version, usage and configuration errors.
+
+Click's CliRunner calls the real `mpr` group in this process, in an empty folder (no .env) and
+with none of the caller's settings in the environment, so nothing here needs PostgreSQL,
+SeaweedFS or ffmpeg. The exact text and exit code a user sees are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mpr_cli import __version__, cli
+from mpr_cli.config import FIELD_BY_ENV
+
+SETTING_PREFIXES = ("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_")
+BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}
+
+
+@pytest.fixture()
+def mpr(tmp_path, monkeypatch) -> Callable[..., Result]:
+    """mpr(*args, **env): run `mpr` with only `env` as its settings, in an empty folder."""
+    runner = CliRunner()
+    cleared: dict[str, str | None] = {k: None for k in os.environ
+                                      if k.startswith(SETTING_PREFIXES)}
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, **env: str) -> Result:
+        return runner.invoke(cli.main, list(args), prog_name="mpr", env={**cleared, **env},
+                             catch_exceptions=False)
+
+    return run
+
+
+def one_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+# -- help and version ---------------------------------------------------------------------------
+
+
+def test_help_documents_exit_codes(mpr):
+    result = mpr("--help")
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: mpr [OPTIONS] COMMAND [ARGS]...")
+    for line in ("0  completed", "2  usage or configuration", "3  aborted by --safe-run",
+                 "4  infrastructure failure", "130  interrupted"):
+        assert line in result.stdout
+    commands = result.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    listed = {line.split()[0] for line in commands.splitlines()}
+    assert listed == set(cli.COMMANDS)
+
+
+def test_version(mpr):
+    result = mpr("--version")
+
+    assert (result.exit_code, result.stdout) == (0, f"mpr, version {__version__}\n")
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_command_has_help(mpr, command):
+    result = mpr(command, "--help")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: mpr {command} ")
+    assert result.stderr == ""
+
+
+# -- usage errors: exit 2, the option named -----------------------------------------------------
+
+
+def test_unknown_command_is_a_usage_error(mpr):
+    result = mpr("improt")
+
+    assert result.exit_code == 2
+    assert "Error: No such command 'improt'." in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("import", "--verify", "bogus"), "'--verify': 'bogus' is not one of 'auto', 'full', 'none'"),
+    (("transcode", "--pending", "--workers", "0"), "'--workers': 0 is not in the range"),
+    (("jobs", "retry", "abc"), "'JOB_ID': 'abc' is not a valid integer"),
+    (("import", "--no-such-option"), "No such option '--no-such-option'"),
+])
+def test_bad_option_exits_2_naming_it(mpr, args, named):
+    result = mpr(*args)
+
+    assert result.exit_code == 2, result.output
+    assert named in result.stderr
+    assert result.stdout == ""
+
+
+def test_transcode_needs_a_key_or_pending(mpr):
+    result = mpr("transcode")
+
+    assert result.exit_code == 2
+    assert one_line(result) == ("error: give either a master KEY or --pending "
+                                "(see mpr transcode --help)")
+
+
+# -- configuration errors: exit 2, one line naming the variable ---------------------------------
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("DB_PORT", "not-a-port"), ("DB_PORT", "70000"), ("MPR_IO_WORKERS", "0"),
+    ("MPR_BATCH_ASSETS", "many"), ("MPR_DRY_RUN", "perhaps"), ("S3_BUCKET_IN", "x"),
+])
+def test_bad_setting_exits_2_naming_the_variable(mpr, name, value):
+    assert name in FIELD_BY_ENV
+    result = mpr("config", **{name: value})
+
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert line.startswith(f"error: {name}:"), line
+    assert f"fix {name} in the environment or in .env" in line
+    assert result.stdout == ""
+
+
+def test_bad_setting_in_the_env_file_is_named_too(mpr):
+    with open("settings.env", "w", encoding="utf-8") as f:
+        f.write("MPR_TRANSCODE_WORKERS=lots\n")
+
+    result = mpr("--env-file", "settings.env", "config")
+
+    assert result.exit_code == 2
+    assert one_line(result).startswith("error: MPR_TRANSCODE_WORKERS:")
+
+
+def test_missing_rules_file_exits_2_naming_it(mpr):
+    result = mpr("validate", MPR_RULES="/nonexistent/rules.toml")
+
+    assert result.exit_code == 2
+    assert one_line(result) == ("error: rules file /nonexistent/rules.toml: not found "
+                                "(check --rules or MPR_RULES)")
+
+
+def test_config_masks_secrets(mpr):
+    secrets = {"AWS_SECRET_ACCESS_KEY": "aws-s3cr3t-value", "DB_PASSWORD": "db-s3cr3t-value",
+               "SMTP_PASSWORD": "smtp-s3cr3t-value"}
+    result = mpr("config", "--json", **secrets,
+                 DATABASE_URL="postgresql://mpr:url-s3cr3t-value@127.0.0.1:5432/mpr")
+
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["AWS_SECRET_ACCESS_KEY"] == "********"
+    assert ":****@" in shown["DATABASE_URL"]
+    for secret in [*secrets.values(), "url-s3cr3t-value"]:
+        assert secret not in result.stdout + result.stderr
+
+
+# -- presets: no server either ------------------------------------------------------------------
+
+
+def test_presets_list_json_has_the_four_builtins(mpr):
+    done = mpr("presets", "list", "--json")
+
+    assert done.exit_code == 0, done.stderr
+    book = json.loads(done.stdout)
+    by_name = {p["name"]: p for p in book["presets"]}
+    assert set(by_name) >= BUILTIN_PRESETS
+    assert {by_name[n]["origin"] for n in BUILTIN_PRESETS} == {"built-in"}
+    assert book["defaults"] == {"video": "web-720p", "audio": "audio-mp3-192"}
+    assert by_name["web-720p"]["extension"] == ".mp4"
+    assert by_name["audio-mp3-320"]["extension"] == ".mp3"
+
+
+def test_presets_show_prints_the_ffmpeg_command(mpr):
+    done = mpr("presets", "show", "web-720p")
+
+    assert done.exit_code == 0, done.stderr
+    command = done.stdout.strip()
+    assert command.startswith("ffmpeg ")
+    words = command.split()
+    assert words[words.index("-c:v") + 1] == "libx264"
+    assert words[words.index("-movflags") + 1] == "+faststart"
+    assert "INPUT" in words and "OUTPUT" in words
+
+
+def test_unknown_preset_exits_2_naming_it(mpr):
+    done = mpr("presets", "show", "web-4k")
+
+    assert done.exit_code == 2
+    assert "web-4k" in one_line(done)
