@@ -88,6 +88,7 @@ def test_unknown_command_is_a_usage_error(mpr):
     (("import", "--verify", "bogus"), "'--verify': 'bogus' is not one of 'auto', 'full', 'none'"),
     (("transcode", "--pending", "--workers", "0"), "'--workers': 0 is not in the range"),
     (("jobs", "retry", "abc"), "'JOB_ID': 'abc' is not a valid integer"),
+    (("jobs", "list", "--limit", "-1"), "'--limit': -1 is not in the range x>=1"),
     (("import", "--no-such-option"), "No such option '--no-such-option'"),
 ])
 def test_bad_option_exits_2_naming_it(mpr, args, named):

@@ -212,7 +212,8 @@ def _job_json(job: dict[str, Any]) -> dict[str, Any]:
 
 @jobs.command("list")
 @click.option("--status", type=click.Choice([s.value for s in JobStatus], case_sensitive=False))
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="At most N jobs.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handles_errors
