@@ -308,10 +308,14 @@ class JobStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching the keys that start with `prefix` (its wildcards escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def assets_needing_streaming(conn: psycopg.Connection[Any], bucket: str, prefix: str,
                              limit: int | None) -> list[dict[str, Any]]:
-    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    params = {"bucket": bucket, "prefix": like, "limit": limit}
+    params = {"bucket": bucket, "prefix": like_prefix(prefix), "limit": limit}
     return list(conn.execute(query("assets_needing_streaming"), params).fetchall())
 
 
@@ -321,9 +325,24 @@ def create_job(conn: psycopg.Connection[Any], **job: Any) -> int | None:
     return None if row is None else int(row["id"])
 
 
+@dataclass(frozen=True)
+class ClaimScope:
+    """Which jobs a process may claim: those of its own buckets, optionally only some ids or
+    only sources under a prefix."""
+
+    source_bucket: str
+    output_bucket: str
+    only_ids: list[int] | None = None
+    prefix: str = ""
+
+
 def claim_job(conn: psycopg.Connection[Any], worker: str, lease_s: float,
-              only_ids: list[int] | None = None) -> dict[str, Any] | None:
-    params = {"worker": worker, "lease": lease_s, "only_ids": only_ids}
+              scope: ClaimScope) -> dict[str, Any] | None:
+    """One job claimed for `worker`; first, stale jobs without an attempt left are FAILED."""
+    params = {"worker": worker, "lease": lease_s, "source_bucket": scope.source_bucket,
+              "output_bucket": scope.output_bucket, "only_ids": scope.only_ids,
+              "prefix": like_prefix(scope.prefix)}
+    conn.execute(query("fail_exhausted_jobs"), params)
     return conn.execute(query("claim_job"), params).fetchone()
 
 

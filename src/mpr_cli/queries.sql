@@ -126,9 +126,22 @@ ON CONFLICT (source_bucket, source_key, preset) WHERE status IN ('PENDING', 'PRO
 DO NOTHING
 RETURNING id
 
+-- name: fail_exhausted_jobs
+-- PROCESSING jobs whose heartbeat is older than the lease (their process died) and that have
+-- used every attempt: FAILED, never claimed as attempt max_attempts + 1.
+UPDATE transcode_jobs
+SET status = 'FAILED', finished_at = now(),
+    error = format('its worker (%%s) died during attempt %%s of %%s', worker, attempts,
+                   max_attempts)
+WHERE status = 'PROCESSING' AND attempts >= max_attempts
+  AND heartbeat_at < now() - make_interval(secs => %(lease)s)
+  AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+RETURNING id
+
 -- name: claim_job
--- One claimable job: PENDING, or PROCESSING with a heartbeat older than the lease (its
--- process died). SKIP LOCKED: concurrent claimers, even on other machines, never share a job.
+-- One claimable job of this process's buckets: PENDING, or PROCESSING with a heartbeat older
+-- than the lease (its process died) and an attempt left. SKIP LOCKED: concurrent claimers,
+-- even on other machines, never share a job. only_ids / prefix narrow the selection.
 UPDATE transcode_jobs j
 SET status = 'PROCESSING', attempts = j.attempts + 1, started_at = now(),
     heartbeat_at = now(), worker = %(worker)s, progress = 0, error = NULL, stderr_tail = NULL
@@ -136,6 +149,9 @@ WHERE j.id = (
     SELECT id FROM transcode_jobs
     WHERE (status = 'PENDING'
            OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
+      AND attempts < max_attempts
+      AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+      AND source_key LIKE %(prefix)s
       AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
     ORDER BY created_at, id
     FOR UPDATE SKIP LOCKED

@@ -112,6 +112,8 @@ class Prepared:
     download: Download
     master: MediaInfo
     started: float
+    source_bucket: str
+    output_bucket: str
 
     @property
     def output(self) -> Path:
@@ -149,14 +151,14 @@ def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
 
 
 @contextlib.contextmanager
-def _named_by_key(work: Path, source: Source, settings: Settings) -> Iterator[None]:
+def _named_by_key(work: Path, source: Source, bucket: str) -> Iterator[None]:
     """Errors name s3://bucket/key, never the temp folder the user never sees."""
     try:
         yield
     except TranscodeCancelled:
         raise
     except FfmpegError as exc:
-        where = f"s3://{settings.s3_bucket_in}/{source.key}"
+        where = f"s3://{bucket}/{source.key}"
         temp = str(work / "in" / source.key)
         message = exc.message.replace(temp, where).replace(str(work), "<temp>")
         if where not in message:
@@ -192,8 +194,7 @@ class Transcoder:
         self.full_verify = full_verify
         self.source_mode = source_mode
 
-    def _source(self, source: Source, work: Path) -> tuple[str, Download]:
-        bucket = self.settings.s3_bucket_in
+    def _source(self, source: Source, work: Path, bucket: str) -> tuple[str, Download]:
         if self.source_mode is SourceMode.URL:
             head = self.storage.head(bucket, source.key)
             if head is None:
@@ -214,25 +215,30 @@ class Transcoder:
         finally:
             prepared.discard()
 
-    def prepare(self, source: Source, preset: Preset, output_key: str) -> Prepared:
+    def prepare(self, source: Source, preset: Preset, output_key: str, *,
+                source_bucket: str | None = None, output_bucket: str | None = None) -> Prepared:
         """Stage 1: the master downloaded (or its URL) and probed, in a new temp folder that the
-        caller must `discard` (removed here when this stage fails)."""
+        caller must `discard` (removed here when this stage fails). A job passes the buckets
+        recorded on it; without them the settings' buckets are used."""
         started = time.monotonic()
+        bucket_in = source_bucket or self.settings.s3_bucket_in
+        bucket_out = output_bucket or self.settings.s3_bucket_out
         work = _new_workdir(self.settings)
         try:
-            with _named_by_key(work, source, self.settings):
-                location, download = self._source(source, work)
+            with _named_by_key(work, source, bucket_in):
+                location, download = self._source(source, work, bucket_in)
                 master = probe(location)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        return Prepared(source, preset, output_key, work, location, download, master, started)
+        return Prepared(source, preset, output_key, work, location, download, master, started,
+                        bucket_in, bucket_out)
 
     def encode(self, prepared: Prepared, *, on_progress: OnProgress | None = None,
                cancel: threading.Event | None = None) -> None:
         """Stage 2: ffmpeg writes the output into the temp folder; with full verification the
         whole output is decoded too (both are the CPU-heavy part of a job)."""
-        with _named_by_key(prepared.work, prepared.source, self.settings):
+        with _named_by_key(prepared.work, prepared.source, prepared.source_bucket):
             argv = build_transcode_argv(prepared.location, prepared.output, prepared.preset,
                                         prepared.master, threads=self.threads)
             run_ffmpeg(argv, duration_s=prepared.master.duration_s, on_progress=on_progress,
@@ -246,22 +252,22 @@ class Transcoder:
         """Stage 3: describe and check the output, upload it with its sidecars; returns the
         outcome and what to record (not yet recorded). The temp folder stays for `discard`."""
         name = PurePosixPath(prepared.output_key).name
-        with _named_by_key(prepared.work, prepared.source, self.settings):
+        with _named_by_key(prepared.work, prepared.source, prepared.source_bucket):
             meta = mediainfo_json(prepared.output, ref=name)
             made = _described(meta, name)
             verify_output(made, prepared.master, prepared.preset)
-            record = self._upload(prepared.output, prepared.output_key, made, meta, cancel)
+            record = self._upload(prepared.output, prepared.output_bucket, prepared.output_key,
+                                  made, meta, cancel)
         record["master"] = (prepared.download, prepared.master)
         outcome = Outcome(prepared.output_key, record["size"], record["md5"], made.duration_s,
                           time.monotonic() - prepared.started)
         return outcome, record
 
-    def _upload(self, output: Path, key: str, info: MediaInfo, meta: dict[str, Any],
-                cancel: threading.Event | None) -> dict[str, Any]:
+    def _upload(self, output: Path, bucket: str, key: str, info: MediaInfo,
+                meta: dict[str, Any], cancel: threading.Event | None) -> dict[str, Any]:
         with output.open("rb") as handle:
             md5 = hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False))
         md5_hex, name = md5.hexdigest(), PurePosixPath(key).name
-        bucket = self.settings.s3_bucket_out
         uploaded: list[str] = []
         try:
             if cancel is not None and cancel.is_set():
@@ -276,16 +282,16 @@ class Transcoder:
                                                  key + ".json", content_type="application/json")
             uploaded.append(key + ".json")
         except BaseException:
-            self.remove_outputs(uploaded)
+            self.remove_outputs(uploaded, bucket)
             raise
         return {"size": obj.size, "etag": obj.etag, "md5": md5_hex, "mime": mime_for_media(info),
                 "tech": meta, "key": key, "sidecars": [(md5_obj, "checksum"),
                                                         (json_obj, "metadata")]}
 
-    def remove_outputs(self, keys: list[str]) -> None:
+    def remove_outputs(self, keys: list[str], bucket: str | None = None) -> None:
         for key in keys:
             with contextlib.suppress(StorageError):
-                self.storage.delete(self.settings.s3_bucket_out, key)
+                self.storage.delete(bucket or self.settings.s3_bucket_out, key)
 
 
 def record_output(conn: Any, asset_id: int, preset: Preset, record: dict[str, Any],

@@ -118,7 +118,9 @@ class JobRunner:
     def prepare(self, job: dict[str, Any]) -> Prepared:
         preset = self.presets.get(job["preset"])
         source = parse_source(job["source_key"], self.rules)
-        return self.transcoder.prepare(source, preset, job["output_key"])
+        return self.transcoder.prepare(source, preset, job["output_key"],
+                                       source_bucket=job["source_bucket"],
+                                       output_bucket=job["output_bucket"])
 
     def settle(self, conn: Any, claimed: _Claimed, *,
                stopping: bool) -> tuple[JobStatus | None, str]:
@@ -157,10 +159,10 @@ class JobRunner:
         try:
             recorded = self._record(conn, claimed, prepared, record)
         except BaseException:
-            self.transcoder.remove_outputs(outputs)
+            self.transcoder.remove_outputs(outputs, prepared.output_bucket)
             raise
         if not recorded:
-            self.transcoder.remove_outputs(outputs)
+            self.transcoder.remove_outputs(outputs, prepared.output_bucket)
             return JobStatus.CANCELLED, "cancelled before it was recorded; output removed"
         return JobStatus.COMPLETED, record["key"]
 
@@ -168,10 +170,8 @@ class JobRunner:
                 record: dict[str, Any]) -> bool:
         try:
             with conn.transaction():
-                asset_id = claimed.job["asset_id"] or self._register(conn, prepared.source,
-                                                                     record)
-                record_output(conn, asset_id, prepared.preset, record,
-                              self.settings.s3_bucket_out)
+                asset_id = claimed.job["asset_id"] or self._register(conn, prepared, record)
+                record_output(conn, asset_id, prepared.preset, record, prepared.output_bucket)
                 if not db.job_update(conn, "complete_job", id=claimed.id,
                                      worker=claimed.lease.worker, asset_id=asset_id):
                     raise _Rollback
@@ -179,11 +179,12 @@ class JobRunner:
             return False
         return True
 
-    def _register(self, conn: Any, source: Source, record: dict[str, Any]) -> int:
+    def _register(self, conn: Any, prepared: Prepared, record: dict[str, Any]) -> int:
         download, info = record["master"]
-        head = self.storage.head(self.settings.s3_bucket_in, source.key)
+        head = self.storage.head(prepared.source_bucket, prepared.source.key)
         etag = head.etag if head is not None else None
-        return register_master(conn, source, self.settings.s3_bucket_in, download, info, etag)
+        return register_master(conn, prepared.source, prepared.source_bucket, download, info,
+                               etag)
 
     # -- job creation ---------------------------------------------------------------------
 
@@ -231,9 +232,9 @@ class _Pipeline:
     """
 
     def __init__(self, runner: JobRunner, workers: int, stop_all: threading.Event,
-                 events: JobEvents, only_ids: list[int] | None) -> None:
+                 events: JobEvents, scope: db.ClaimScope) -> None:
         self.runner, self.workers, self.stop_all = runner, workers, stop_all
-        self.events, self.only_ids = events, only_ids
+        self.events, self.scope = events, scope
         self.result = PoolResult()
         self.lock = threading.Lock()
         self.ahead = threading.Semaphore(workers)
@@ -276,7 +277,7 @@ class _Pipeline:
         try:
             with db.connect(self.runner.settings, autocommit=True) as conn:
                 while self._wait_turn():
-                    job = db.claim_job(conn, worker, self.runner.options.lease_s, self.only_ids)
+                    job = db.claim_job(conn, worker, self.runner.options.lease_s, self.scope)
                     if job is None:
                         self.ahead.release()
                         return
@@ -371,9 +372,12 @@ class _Pipeline:
 
 
 def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events: JobEvents,
-             only_ids: list[int] | None = None) -> PoolResult:
-    """Claim and run jobs with `workers` ffmpeg processes at a time until none is left."""
-    return _Pipeline(runner, workers, stop_all, events, only_ids).run()
+             only_ids: list[int] | None = None, prefix: str = "") -> PoolResult:
+    """Claim and run jobs of this process's buckets (S3_BUCKET_IN -> S3_BUCKET_OUT) with
+    `workers` ffmpeg processes at a time until none is left."""
+    scope = db.ClaimScope(runner.settings.s3_bucket_in, runner.settings.s3_bucket_out,
+                          only_ids, prefix)
+    return _Pipeline(runner, workers, stop_all, events, scope).run()
 
 
 def require_no_live_job(job_id: int | None, source: Source, preset: Preset) -> int:
