@@ -7,15 +7,17 @@ shown masked (`mpr config`).
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mpr_cli.errors import ConfigError
+from mpr_cli.secrets import mask_url, scrub
 
 DEFAULT_EXCLUDES = ("TEST-FOLDER-DEV/", "DOCUMENTAZIONE_FOTOGRAFICA/", "UMT/")
 
@@ -104,8 +106,42 @@ class Settings(BaseSettings):
     @field_validator("s3_endpoint_url")
     @classmethod
     def _endpoint_is_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if re.search(r"\s", value):
+            raise ValueError("must not contain spaces (percent-encode them as %20)")
+        parts = urlsplit(value)
+        if not parts.hostname:
+            raise ValueError("has no host: write http://HOST:PORT, e.g. http://localhost:8333")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            raise ValueError("has a bad port: write http://HOST:PORT with PORT 1-65535") from None
+        return value
+
+    @field_validator("db_host")
+    @classmethod
+    def _host_is_a_name(cls, value: str) -> str:
+        if not value or re.search(r"[\s/@?#]", value):
+            raise ValueError("must be a host name or IP address (no spaces, /, @, ? or #); "
+                             "for anything else set DATABASE_URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _dsn_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_dsn(value.get_secret_value())
+        return value
+
+    @field_validator("notify_from", "notify_to")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        if any(v and ("\r" in v or "\n" in v) for v in values):
+            raise ValueError("contains a line break (CR or LF): give plain e-mail addresses only")
         return value
 
     def conninfo(self) -> str:
@@ -116,20 +152,51 @@ class Settings(BaseSettings):
         auth = quote(self.db_user, safe="")
         if password:
             auth += ":" + quote(password, safe="")
-        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+        host = f"[{self.db_host}]" if ":" in self.db_host else self.db_host  # IPv6
+        return f"postgresql://{auth}@{host}:{self.db_port}/{quote(self.db_name, safe='')}"
 
     def secret_values(self) -> list[str]:
         """Every secret this process knows, to scrub from anything shown to a user."""
         secrets = [self.aws_secret_access_key, self.db_password, self.database_url,
                    self.smtp_password]
-        values = [s.get_secret_value() for s in secrets if s is not None]
+        values: list[str | None] = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:
-            from urllib.parse import urlsplit
-
-            password = urlsplit(self.database_url.get_secret_value()).password
-            if password:
-                values.append(password)
+            values.append(_dsn_password(self.database_url.get_secret_value()))
+        for url in (self.s3_endpoint_url, self.smtp_host):
+            values.append(urlsplit(url).password if url and "://" in url else None)
         return [v for v in values if v]
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise ValueError (never quoting the DSN: it holds the password) unless libpq can
+    parse `dsn`, a postgresql:// or postgres:// URL or a key=value string."""
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", dsn)
+    if scheme is None and "=" not in dsn:
+        raise ValueError("has no scheme: write postgresql://USER:PASSWORD@HOST:PORT/DBNAME "
+                         "(or a libpq key=value string)")
+    if scheme is not None and scheme[1] not in ("postgresql", "postgres"):
+        raise ValueError(f"has the scheme {scheme[1][:20]}://: write postgresql://")
+    if scheme is not None and _BAD_ESCAPE.search(dsn):
+        raise ValueError("has a % that is not a %XX escape: percent-encode the password's "
+                         "special characters (% as %25, @ as %40, : as %3A, / as %2F)")
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = re.sub(r'"[^"]*"', '"…"', str(exc).strip().splitlines()[0])
+        raise ValueError(f"libpq cannot parse it: {scrub(reason, [dsn])}") from None
+
+
+def _dsn_password(dsn: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    password = conninfo_to_dict(dsn).get("password")  # parsed once by check_dsn already
+    return str(password) if password else None
 
 
 ENV_NAMES: dict[str, str] = {
@@ -149,8 +216,9 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         first = exc.errors()[0]
         loc = str(first["loc"][0]) if first["loc"] else "settings"
         variable = ENV_NAMES.get(loc, loc.upper())
+        message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(
-            f"{variable}: {first['msg']}",
+            f"{variable}: {message}",
             hint=f"fix {variable} in the environment or in .env (see .env.example)",
         ) from None
 
@@ -158,6 +226,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
 def masked(settings: Settings) -> dict[str, str]:
     """The effective settings by environment variable name, secrets masked."""
     shown: dict[str, str] = {}
+    secrets = settings.secret_values()
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
@@ -168,18 +237,9 @@ def masked(settings: Settings) -> dict[str, str]:
             text = ",".join(value)
         else:
             text = str(value)
-        shown[ENV_NAMES[name]] = text
-    if settings.database_url is not None:
-        shown["DATABASE_URL"] = redact_url(settings.database_url.get_secret_value())
+        shown[ENV_NAMES[name]] = scrub(text, secrets)
+    for name, url in (("DATABASE_URL", settings.database_url), ("S3_ENDPOINT_URL",
+                                                               settings.s3_endpoint_url)):
+        if url is not None:
+            shown[name] = mask_url(url.get_secret_value() if isinstance(url, SecretStr) else url)
     return shown
-
-
-def redact_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:****@host/db."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(":" + parts.password + "@", ":****@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

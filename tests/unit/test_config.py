@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli.config import load_settings, masked, redact_url
+from mpr_cli.config import load_settings, masked
 from mpr_cli.errors import ConfigError, ExitCode
 
 
@@ -13,7 +13,7 @@ def clean_env(monkeypatch):
     import os
 
     for name in list(os.environ):
-        if name.startswith(("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_")):
+        if name.startswith(("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_")):
             monkeypatch.delenv(name)
 
 
@@ -61,7 +61,9 @@ def test_settings_are_frozen():
 @pytest.mark.parametrize(
     ("name", "value"),
     [("MPR_IO_WORKERS", "many"), ("DB_PORT", "99999"), ("S3_ENDPOINT_URL", "minio:9000"),
-     ("MPR_DRY_RUN", "perhaps")],
+     ("MPR_DRY_RUN", "perhaps"), ("S3_ENDPOINT_URL", "http://"), ("S3_ENDPOINT_URL", "http://h:x"),
+     ("DB_HOST", "bad host"), ("MPR_NOTIFY_FROM", "a@b\r\nBcc: c@d"),
+     ("MPR_NOTIFY_TO", "a@b,c@d\nBcc: e@f")],
 )
 def test_bad_setting_names_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -90,5 +92,46 @@ def test_masked_settings_never_show_secrets(monkeypatch):
     assert shown["AWS_SECRET_ACCESS_KEY"] == "********"
 
 
-def test_redact_url_without_password_is_unchanged():
-    assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
+@pytest.mark.parametrize(("url", "reason"), [
+    ("mpr:s3cret-pw@localhost/mpr", "has no scheme: write postgresql://"),
+    ("postgresql://mpr:s3cret%zzpw@localhost/mpr", "has a % that is not a %XX escape"),
+    ("mysql://mpr:s3cret-pw@localhost/mpr", "has the scheme mysql://: write postgresql://"),
+    ("host=db password='s3cret-pw dbname=mpr", "libpq cannot parse it: unterminated quoted"),
+    ("postgresql://db/mpr?pasword=s3cret-pw", 'libpq cannot parse it: invalid URI query parameter'),
+])
+def test_bad_database_url_is_named_without_its_password(monkeypatch, url, reason):
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    line = info.value.one_line()
+    assert line.startswith(f"DATABASE_URL: {reason}"), line
+    assert "s3cret" not in line
+    assert info.value.exit_code == ExitCode.USAGE
+
+
+@pytest.mark.parametrize(("url", "shown", "password"), [
+    ("postgresql://u:pw-s3cret@h:5432/d", "postgresql://u:****@h:5432/d", "pw-s3cret"),
+    ("postgres://u:pw%40s3cret@h/d", "postgres://u:****@h/d", "pw@s3cret"),
+    ("host=h password='pw s3cret' dbname=d", "host=h password=**** dbname=d", "pw s3cret"),
+    ("postgresql://u@h/d?password=pw-s3cret", "postgresql://u@h/d?password=****", "pw-s3cret"),
+])
+def test_every_form_of_database_url_is_masked_and_its_password_known(monkeypatch, url, shown,
+                                                                      password):
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings = load_settings(env_file=None)
+
+    assert masked(settings)["DATABASE_URL"] == shown
+    assert password in settings.secret_values()
+
+
+def test_credentials_in_the_s3_endpoint_are_masked(monkeypatch):
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://KEY:ep-s3cret@seaweed:8333")
+    settings = load_settings(env_file=None)
+
+    assert masked(settings)["S3_ENDPOINT_URL"] == "http://KEY:****@seaweed:8333"
+    assert "ep-s3cret" in settings.secret_values()
+
+
+def test_conninfo_brackets_an_ipv6_host(monkeypatch):
+    monkeypatch.setenv("DB_HOST", "::1")
+    assert load_settings(env_file=None).conninfo() == "postgresql://mpr@[::1]:5432/mpr"
