@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import DatabaseError
+from mpr_cli.secrets import scrub
 
 MIGRATION_LOCK = 7_230_001  # pg_advisory_lock keys, one per purpose
 IMPORT_LOCK = 7_230_002
@@ -82,9 +83,7 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
 
 def _scrub(text: str, settings: Settings) -> str:
     first = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    for secret in settings.secret_values():
-        first = first.replace(secret, "****")
-    return first
+    return scrub(first, settings.secret_values())
 
 
 # ---------------------------------------------------------------- migrations

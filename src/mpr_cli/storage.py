@@ -36,6 +36,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import StorageError, UnsafeKeyError
+from mpr_cli.secrets import mask_url, scrub
 
 MIB = 1024 * 1024
 PAGE_SIZE = 1000
@@ -176,12 +177,11 @@ class Storage:
 
     @property
     def endpoint(self) -> str:
-        return self.settings.s3_endpoint_url or str(self.client.meta.endpoint_url)
+        """The endpoint as it may be shown (credentials in it masked)."""
+        return mask_url(self.settings.s3_endpoint_url or str(self.client.meta.endpoint_url))
 
     def _scrub(self, text: str) -> str:
-        for secret in self.settings.secret_values():
-            text = text.replace(secret, "****")
-        return text
+        return scrub(text, self.settings.secret_values())
 
     def _bucket_hint(self, bucket: str) -> str:
         variable = {self.bucket_in: "S3_BUCKET_IN", self.bucket_out: "S3_BUCKET_OUT"}.get(bucket)
