@@ -365,13 +365,30 @@ def asset_by_code(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | 
     return conn.execute(query("asset_by_code"), {"code": code}).fetchone()
 
 
-def recorded_output(conn: psycopg.Connection[Any], bucket: str, key: str,
-                    preset: str) -> dict[str, Any] | None:
-    params = {"bucket": bucket, "key": key, "preset": preset}
-    return conn.execute(query("recorded_output"), params).fetchone()
+def recorded_output(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | None:
+    """The asset's streaming copy (bucket, key, etag, preset; preset None when delivered)."""
+    return conn.execute(query("recorded_output"), {"code": code}).fetchone()
 
 
-def upsert_output_file(conn: psycopg.Connection[Any], **row: Any) -> int:
+def catalogued_files(conn: psycopg.Connection[Any], bucket: str,
+                     keys: list[str]) -> dict[str, dict[str, Any]]:
+    """key -> what the catalogue records there (role, preset, the asset's inventory code)."""
+    rows = conn.execute(query("catalogued_files"), {"bucket": bucket, "keys": keys}).fetchall()
+    return {r["key"]: r for r in rows}
+
+
+def upsert_output_file(conn: psycopg.Connection[Any], **row: Any) -> int | None:
+    """An output row in the caller's transaction: a streaming row replaces the asset's one
+    streaming row; None when the key is catalogued for another asset or in another role (the
+    transaction is then aborted: the caller must roll it back)."""
     tech = row.get("tech_metadata")
     row["tech_metadata"] = None if tech is None else Jsonb(tech)
-    return int(_one(conn.execute(query("upsert_output_file"), row))["id"])
+    try:
+        if row["role"] == "streaming":
+            replaced = conn.execute(query("replace_streaming_file"), row).fetchone()
+            if replaced is not None:
+                return int(replaced["id"])
+        found = conn.execute(query("upsert_output_file"), row).fetchone()
+    except psycopg.errors.UniqueViolation:
+        return None
+    return None if found is None else int(found["id"])

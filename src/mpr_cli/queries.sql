@@ -209,19 +209,41 @@ LIMIT %(limit)s
 SELECT id, inventory_code, media_type FROM assets WHERE inventory_code = %(code)s
 
 -- name: recorded_output
-SELECT f.id, f.size, f.etag FROM asset_files f
-WHERE f.bucket = %(bucket)s AND f.key = %(key)s AND f.role = 'streaming'
-  AND f.preset = %(preset)s
+-- The asset's streaming copy as the catalogue records it (delivered: preset NULL; made by mpr:
+-- its preset), or no row.
+SELECT f.id, f.bucket, f.key, f.size, f.etag, f.preset FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE a.inventory_code = %(code)s AND f.role = 'streaming'
+
+-- name: catalogued_files
+-- Whose file, in which role, the catalogue records at these keys of a bucket: the keys an
+-- output is about to be written to.
+SELECT f.key, f.role, f.preset, a.inventory_code FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE f.bucket = %(bucket)s AND f.key = ANY(%(keys)s)
+
+-- name: replace_streaming_file
+-- The asset's one streaming row now describes the new copy (a --force run, or a lost copy made
+-- again): updated in place, never a second row (asset_files_one_streaming).
+UPDATE asset_files
+SET bucket = %(bucket)s, key = %(key)s, in_bucket = true, size = %(size)s, etag = %(etag)s,
+    md5 = %(md5)s, mime_type = %(mime_type)s, tech_metadata = %(tech_metadata)s,
+    preset = %(preset)s
+WHERE asset_id = %(asset_id)s AND role = 'streaming'
+RETURNING id
 
 -- name: upsert_output_file
+-- An output row; a row already at its bucket and key is updated only when it is the same
+-- asset's file in the same role (no row returned otherwise: the caller refuses).
 INSERT INTO asset_files (asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type,
                          tech_metadata, preset)
 VALUES (%(asset_id)s, %(bucket)s, %(key)s, %(role)s, true, %(size)s, %(etag)s, %(md5)s,
         %(mime_type)s, %(tech_metadata)s, %(preset)s)
 ON CONFLICT (bucket, key) DO UPDATE
-SET size = EXCLUDED.size, etag = EXCLUDED.etag, md5 = EXCLUDED.md5,
+SET size = EXCLUDED.size, etag = EXCLUDED.etag, md5 = EXCLUDED.md5, in_bucket = true,
     mime_type = EXCLUDED.mime_type, tech_metadata = EXCLUDED.tech_metadata,
     preset = EXCLUDED.preset
+WHERE asset_files.asset_id = EXCLUDED.asset_id AND asset_files.role = EXCLUDED.role
 RETURNING id
 
 -- name: update_run_report

@@ -35,7 +35,7 @@ from mpr_cli.errors import (
     StorageError,
     UsageError,
 )
-from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
+from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv, plan_audio
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
@@ -133,16 +133,30 @@ def _described(document: dict[str, Any], name: str) -> MediaInfo:
 
 
 def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
-    """Container and codecs as the preset says; duration within 1 % or 0.5 s of the source."""
-    if preset.media == "video":
-        ok = (info.container is Container.MPEG4 and info.video_codecs[:1] == ("h264",)
-              and info.audio_codecs[:1] in (("aac",), ()))
-        if source.has_audio and info.audio_codecs[:1] != ("aac",):
-            ok = False
+    """The output is what the preset makes of this master, or FfmpegError (one line).
+
+    Container and codecs as the preset says (`Preset.video_made` / `audio_made`: H.264 for
+    libx264, HEVC for libx265), one audio stream when the master has audio, with the channels
+    `plan_audio` gives the master's tracks (2 mono tracks -> 2 channels); duration within 1 %
+    or 0.5 s of the source. The check follows the preset: what the argv builder was told to
+    make is what is checked, so a preset never fails its own check.
+    """
+    plan = plan_audio(preset, source)
+    audio = (preset.audio_made,) if plan.tracks else ()
+    if preset.media is MediaType.VIDEO:
+        ok = (info.container is Container.MPEG4 and info.video_codecs == (preset.video_made,)
+              and info.audio_codecs == audio)
     else:
-        ok = info.container is Container.MPEG_AUDIO and info.audio_codecs == ("mp3",)
+        ok = info.container is Container.MPEG_AUDIO and info.audio_codecs == audio
     if not ok:
         raise FfmpegError(f"output is {info.describe()}, not what preset {preset.name} makes")
+    channels = info.audio_channels[:1]
+    if plan.channels is not None and channels != (plan.channels,):
+        got = "an unknown number of" if channels == (None,) else str(channels[0])
+        raise FfmpegError(f"output has {got} audio channels where preset {preset.name} makes "
+                          f"{plan.channels} from {plan.describe()} of the master",
+                          hint="check the master's audio tracks with ffprobe, or set "
+                               "audio_tracks = \"first\" in the preset")
     if source.duration_s and info.duration_s is not None:
         allowed = max(0.01 * source.duration_s, 0.5)
         if abs(info.duration_s - source.duration_s) > allowed:
@@ -241,11 +255,13 @@ class Transcoder:
         with _named_by_key(prepared.work, prepared.source, prepared.source_bucket):
             argv = build_transcode_argv(prepared.location, prepared.output, prepared.preset,
                                         prepared.master, threads=self.threads)
+            stall = self.settings.ffmpeg_stall_timeout
             run_ffmpeg(argv, duration_s=prepared.master.duration_s, on_progress=on_progress,
-                       cancel=cancel)
+                       cancel=cancel, stall_timeout=stall)
             if self.full_verify:
-                run_ffmpeg(build_decode_check_argv(str(prepared.output)), duration_s=None,
-                           cancel=cancel)
+                run_ffmpeg(build_decode_check_argv(str(prepared.output), progress=True),
+                           duration_s=prepared.master.duration_s, cancel=cancel,
+                           stall_timeout=stall)
 
     def finish(self, prepared: Prepared, *,
                cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
@@ -296,16 +312,81 @@ class Transcoder:
 
 def record_output(conn: Any, asset_id: int, preset: Preset, record: dict[str, Any],
                   bucket: str) -> None:
-    """The streaming copy and its sidecars as catalogue rows, in the caller's transaction."""
-    db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=record["key"],
-                          role=Role.STREAMING.value, size=record["size"], etag=record["etag"],
-                          md5=record["md5"], mime_type=record["mime"],
-                          tech_metadata=record["tech"], preset=preset.name)
-    for obj, role in record["sidecars"]:
-        db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=obj.key, role=role,
-                              size=obj.size, etag=obj.etag, md5=obj.single_part_md5,
-                              mime_type=mime_for_sidecar("." + obj.key.rsplit(".", 1)[-1]),
-                              tech_metadata=None, preset=None)
+    """The streaming copy (replacing the asset's streaming row, if any) and its sidecars as
+    catalogue rows, in the caller's transaction."""
+    rows: list[tuple[Any, ...]] = [(record["key"], Role.STREAMING.value, record["size"],
+                                    record["etag"], record["md5"], record["mime"],
+                                    record["tech"], preset.name)]
+    rows += [(obj.key, role, obj.size, obj.etag, obj.single_part_md5,
+              mime_for_sidecar("." + obj.key.rsplit(".", 1)[-1]), None, None)
+             for obj, role in record["sidecars"]]
+    for key, role, size, etag, md5, mime, tech, made_by in rows:
+        if db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=key, role=role,
+                                 size=size, etag=etag, md5=md5, mime_type=mime,
+                                 tech_metadata=tech, preset=made_by) is None:
+            raise UsageError(f"s3://{bucket}/{key} is catalogued as another asset's file or "
+                             f"in another role than {role}; not recorded",
+                             hint="choose another --output-key")
+
+
+def check_output_key(key: str, source: Source, preset: Preset) -> None:
+    """--output-key is checked like any key: relative, no '.' or '..' or empty segments, the
+    preset's extension, a file name that starts with the asset's inventory code."""
+    parts = key.split("/")
+    name = parts[-1]
+    if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        why = "must not start with '/' or have '.', '..' or empty segments"
+    elif not name.endswith(preset.extension):
+        why = f"must end in {preset.extension} (what preset {preset.name} makes)"
+    elif not name.startswith(source.inventory_code):
+        why = f"must name the asset: a file name that starts with {source.inventory_code}"
+    else:
+        return
+    raise UsageError(f"--output-key {key!r} {why}",
+                     hint=f"e.g. {default_output_key(source, preset)}")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where a job reads its master and writes its output (as recorded on the job)."""
+
+    inventory_code: str
+    source_bucket: str
+    source_key: str
+    output_bucket: str
+    output_key: str
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """Each key the output writes -> the role it is catalogued in."""
+        key = self.output_key
+        return {key: Role.STREAMING.value, key + ".md5": Role.CHECKSUM.value,
+                key + ".json": Role.METADATA.value}
+
+
+def refuse_unsafe_output(conn: Any, storage: Storage, target: OutputTarget) -> None:
+    """Raise unless the output may be written: never over the master or any object of the input
+    bucket that mpr did not make, never over a file catalogued for another asset or in another
+    role. Called before every upload (and when a job is created)."""
+    bucket, keys = target.output_bucket, target.keys
+    hint = "choose another --output-key, or set S3_BUCKET_OUT to another bucket"
+    if bucket == target.source_bucket and target.output_key == target.source_key:
+        raise UsageError(f"s3://{bucket}/{target.output_key} is the master itself: an output "
+                         "never replaces it", hint=hint)
+    rows = db.catalogued_files(conn, bucket, list(keys))
+    for key, role in keys.items():
+        row = rows.get(key)
+        if row is not None and (row["inventory_code"], row["role"]) != (target.inventory_code,
+                                                                        role):
+            raise UsageError(f"s3://{bucket}/{key} is catalogued as the {row['role']} file of "
+                             f"{row['inventory_code']}: the output would replace it", hint=hint)
+    made = rows.get(target.output_key, {}).get("preset") is not None
+    if bucket != target.source_bucket or made:
+        return
+    for key in keys:
+        if storage.head(bucket, key) is not None:
+            raise UsageError(f"s3://{bucket}/{key} is an object of the input bucket that mpr did "
+                             "not make: the output would replace it", hint=hint)
 
 
 def register_master(conn: Any, source: Source, bucket: str, download: Any,

@@ -67,6 +67,9 @@ def test_schema_refuses_duplicates(database_url):
             conn.execute(row, (asset, "in", "BRD/VO-UMT-14387.mov", "streaming", 10))
         with pytest.raises(psycopg.errors.UniqueViolation):  # a second master
             conn.execute(row, (asset, "in", "BRD/VO-UMT-14387.mkv", "master", 10))
+        conn.execute(row, (asset, "out", "BRD/VO-UMT-14387.mp4", "streaming", 10))
+        with pytest.raises(psycopg.errors.UniqueViolation):  # a second streaming copy
+            conn.execute(row, (asset, "in", "BRD/VO-UMT-14387.mp4", "streaming", 10))
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(row, (asset, "in", "BRD/x.mp4", "thumbnail", 10))
 

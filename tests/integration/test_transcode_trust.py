@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from mpr_cli import db
 from mpr_cli.sample import SampleArchive
+from tests.integration import test_transcode_jobs as jobs_module
 from tests.integration.test_transcode import (
     VIDEO_CODE,
     build_awaiting_archive,
@@ -22,15 +24,13 @@ from tests.integration.test_transcode import (
     master_key,
     output_key,
 )
-from tests.integration.test_transcode_jobs import (  # noqa: F401 (fixtures)
-    cat,
-    create_pending_job,
-    long_master,
-    popen_mpr,
-    register_master,
-)
+from tests.integration.test_transcode_jobs import create_pending_job, register_master
 
 pytestmark = pytest.mark.integration
+
+cat = jobs_module.cat  # the fixtures of test_transcode_jobs.py, shared
+popen_mpr = jobs_module.popen_mpr
+long_master = jobs_module.long_master
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +117,123 @@ def test_a_process_claims_only_the_jobs_of_its_own_buckets(archive, run_mpr, cat
     [row] = cat.files(VIDEO_CODE, "streaming")
     assert (row["bucket"], row["key"]) == (cat.bucket_out, out_key)
     assert keys_in(cat.s3, other_out) == set()
+
+
+# -- 3. outputs never overwrite what they must not -----------------------------------------------
+
+OTHER_CODE = "VO-NEW-00003"  # a second video asset, made of the first one's master
+
+
+def one_line(done) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return " ".join(done.stderr.split())
+
+
+@pytest.mark.parametrize(("out_key", "why"), [
+    ("/FILE/VO-NEW-00001.mp4", "must not start with '/'"),
+    ("FILE/../VO-NEW-00001.mp4", "'..'"),
+    ("FILE/VO-NEW-00001.mov", "must end in .mp4"),
+    ("FILE/VO-NEW-00003.mp4", "must name the asset"),  # another asset's streaming copy
+])
+def test_output_key_is_checked_like_any_key(out_key, why, archive, run_mpr, cat):
+    sample_master(cat, archive)
+
+    done = run_mpr("transcode", master_key(VIDEO_CODE), "--output-key", out_key)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert why in one_line(done) and f"--output-key {out_key!r}" in one_line(done)
+    assert cat.jobs() == [] and cat.output_keys() == set()
+
+
+def test_an_output_never_replaces_an_object_of_the_input_bucket(archive, run_mpr, cat,
+                                                                 service_env, settings):
+    sample_master(cat, archive)
+    key, out_key = master_key(VIDEO_CODE), output_key(VIDEO_CODE)
+    cat.s3.put_object(Bucket=cat.bucket_in, Key=out_key, Body=b"an archive file, not ours")
+    same = {**service_env, "S3_BUCKET_OUT": cat.bucket_in}
+
+    refused = run_mpr("transcode", key, env=same)
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (f"s3://{cat.bucket_in}/{out_key} is an object of the input bucket that mpr did not "
+            "make") in one_line(refused)
+    assert cat.jobs() == []
+
+    # a job written before these checks (or by hand) whose output is the master itself
+    with db.connect(settings, autocommit=True) as conn:
+        job_id = db.create_job(conn, asset_id=None, inventory_code=VIDEO_CODE,
+                               media_type="video", source_bucket=cat.bucket_in, source_key=key,
+                               preset="web-720p", output_bucket=cat.bucket_in, output_key=key,
+                               max_attempts=3)
+    master_before = cat.s3.head_object(Bucket=cat.bucket_in, Key=key)["ETag"]
+
+    done = run_mpr("transcode", "--pending", env=same)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    job = cat.job(job_id)
+    assert job["status"] == "FAILED" and "is the master itself" in job["error"]
+    assert cat.s3.head_object(Bucket=cat.bucket_in, Key=key)["ETag"] == master_before
+    assert keys_in(cat.s3, cat.bucket_in) == {key, out_key}
+    assert cat.files(VIDEO_CODE, "streaming") == []
+
+
+def test_a_job_never_replaces_another_assets_file(archive, run_mpr, cat, settings):
+    sample_master(cat, archive)
+    assert run_mpr("transcode", master_key(VIDEO_CODE)).returncode == 0
+    theirs = output_key(VIDEO_CODE)
+    before = (cat.head_out(theirs)["ETag"], cat.files(VIDEO_CODE))
+    other_id = register_master(cat, OTHER_CODE, master_key(OTHER_CODE),
+                               (archive.root / master_key(VIDEO_CODE)).read_bytes())
+    with db.connect(settings, autocommit=True) as conn:  # a job made before --output-key checks
+        job_id = db.create_job(conn, asset_id=other_id, inventory_code=OTHER_CODE,
+                               media_type="video", source_bucket=cat.bucket_in,
+                               source_key=master_key(OTHER_CODE), preset="web-720p",
+                               output_bucket=cat.bucket_out, output_key=theirs, max_attempts=3)
+
+    done = run_mpr("transcode", "--pending")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    job = cat.job(job_id)
+    assert job["status"] == "FAILED"
+    assert f"is catalogued as the streaming file of {VIDEO_CODE}" in job["error"]
+    assert (cat.head_out(theirs)["ETag"], cat.files(VIDEO_CODE)) == before
+    assert cat.files(OTHER_CODE, "streaming") == []
+
+
+def test_a_delivered_streaming_copy_is_kept_unless_forced_then_replaced_not_doubled(
+        archive, run_mpr, cat):
+    asset_id = sample_master(cat, archive)
+    delivered = output_key(VIDEO_CODE)
+    cat.s3.put_object(Bucket=cat.bucket_in, Key=delivered, Body=b"a delivered copy")
+    etag = cat.s3.head_object(Bucket=cat.bucket_in, Key=delivered)["ETag"].strip('"')
+    with psycopg.connect(cat.url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO asset_files (asset_id, bucket, key, role, size, etag)
+                        VALUES (%s, %s, %s, 'streaming', 16, %s)""",
+                     (asset_id, cat.bucket_in, delivered, etag))
+
+    kept = run_mpr("transcode", master_key(VIDEO_CODE))
+
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert (f"already has a delivered streaming copy: s3://{cat.bucket_in}/{delivered}; nothing "
+            "to do (use --force to replace it)") in " ".join(kept.stdout.split())
+    assert cat.jobs() == [] and cat.output_keys() == set()
+
+    forced = run_mpr("transcode", master_key(VIDEO_CODE), "--force")
+
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert len(completed_ids(forced.stdout)) == 1
+    [row] = cat.files(VIDEO_CODE, "streaming")
+    assert (row["bucket"], row["key"], row["preset"]) == (cat.bucket_out, delivered, "web-720p")
+    assert row["etag"] == cat.head_out(delivered)["ETag"].strip('"')
+    assert cat.s3.get_object(Bucket=cat.bucket_in, Key=delivered)["Body"].read() == (
+        b"a delivered copy")
+
+    again = run_mpr("transcode", master_key(VIDEO_CODE), "--force")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(cat.files(VIDEO_CODE, "streaming")) == 1
+    with psycopg.connect(cat.url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("""INSERT INTO asset_files (asset_id, bucket, key, role, size)
+                        VALUES (%s, %s, 'FILE/x.mp4', 'streaming', 1)""",
+                     (asset_id, cat.bucket_out))

@@ -18,16 +18,9 @@ from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_ap
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
-from mpr_cli.ffmpeg.pool import (
-    JobRunner,
-    JobSettings,
-    require_no_live_job,
-    run_pending,
-    run_pool,
-)
+from mpr_cli.ffmpeg.pool import JobRunner, JobSettings, run_pending, run_pool
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
-from mpr_cli.transcode import default_output_key, parse_source
 
 
 def _presets(app: App) -> PresetBook:
@@ -135,24 +128,11 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
 
 def _create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | None,
                    output_key: str | None, force: bool, console: Console) -> list[int]:
-    source = parse_source(key, runner.rules)
-    preset = (runner.presets.get(preset_name) if preset_name
-              else runner.presets.default_for(source.media_type))
-    out_key = output_key or default_output_key(source, preset)
-    out_bucket = runner.settings.s3_bucket_out
-    recorded = db.recorded_output(conn, out_bucket, out_key, preset.name)
-    present = runner.storage.head(out_bucket, out_key)
-    if recorded and present and present.etag == recorded["etag"] and not force:
-        console.print(f"{key}: already transcoded with {preset.name} to "
-                      f"s3://{out_bucket}/{out_key}; nothing to do (use --force to redo it)",
-                      markup=False)
+    job_id, nothing = runner.create_single(conn, key, preset_name, output_key, force)
+    if job_id is None:
+        console.print(nothing, markup=False)
         return []
-    if runner.storage.head(runner.settings.s3_bucket_in, key) is None:
-        raise UsageError(f"{key} is not in s3://{runner.settings.s3_bucket_in}",
-                         hint="check the key (mpr transcode takes a key of the input bucket)")
-    asset = db.asset_by_code(conn, source.inventory_code)
-    job_id = runner.create_job(conn, source, preset, out_key, asset["id"] if asset else None)
-    return [require_no_live_job(job_id, source, preset)]
+    return [job_id]
 
 
 def _print_tails(settings: Any, job_ids: list[int], console: Console) -> None:

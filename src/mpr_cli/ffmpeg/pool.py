@@ -30,12 +30,15 @@ from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
 from mpr_cli.transcode import (
+    OutputTarget,
     Prepared,
     Source,
     Transcoder,
+    check_output_key,
     default_output_key,
     parse_source,
     record_output,
+    refuse_unsafe_output,
     register_master,
 )
 
@@ -101,6 +104,11 @@ class _Claimed:
             self.prepared.discard()
 
 
+def target_of(job: dict[str, Any]) -> OutputTarget:
+    return OutputTarget(job["inventory_code"], job["source_bucket"], job["source_key"],
+                        job["output_bucket"], job["output_key"])
+
+
 class JobRunner:
     """The stages of a claimed job and its status writes; one instance per process, shared by
     the pool's threads."""
@@ -137,6 +145,7 @@ class JobRunner:
             return JobStatus.CANCELLED, "cancelled before it started"
         assert claimed.prepared is not None  # started: it was prepared
         try:
+            refuse_unsafe_output(conn, self.storage, target_of(claimed.job))
             _, record = self.transcoder.finish(claimed.prepared, cancel=claimed.lease.cancel)
         except MprError as exc:
             return self._settle_error(conn, claimed, exc)
@@ -187,6 +196,34 @@ class JobRunner:
                                etag)
 
     # -- job creation ---------------------------------------------------------------------
+
+    def create_single(self, conn: Any, key: str, preset_name: str | None,
+                      output_key: str | None, force: bool) -> tuple[int | None, str]:
+        """The job of `mpr transcode KEY`; (None, why) when there is nothing to do: the asset
+        already has a streaming copy in its bucket (unless `force`: the new copy replaces it)."""
+        source = parse_source(key, self.rules)
+        preset = (self.presets.get(preset_name) if preset_name
+                  else self.presets.default_for(source.media_type))
+        if output_key is not None:
+            check_output_key(output_key, source, preset)
+        out_key = output_key or default_output_key(source, preset)
+        copy = db.recorded_output(conn, source.inventory_code)
+        if copy is not None and not force:
+            present = self.storage.head(copy["bucket"], copy["key"])
+            if present is not None and present.etag == copy["etag"]:
+                how = (f"already transcoded with {copy['preset']}" if copy["preset"]
+                       else "already has a delivered streaming copy")
+                return None, (f"{key}: {how}: s3://{copy['bucket']}/{copy['key']}; nothing to "
+                              "do (use --force to replace it)")
+        bucket_in, bucket_out = self.settings.s3_bucket_in, self.settings.s3_bucket_out
+        if self.storage.head(bucket_in, key) is None:
+            raise UsageError(f"{key} is not in s3://{bucket_in}",
+                             hint="check the key (mpr transcode takes a key of the input bucket)")
+        refuse_unsafe_output(conn, self.storage, OutputTarget(source.inventory_code, bucket_in,
+                                                              key, bucket_out, out_key))
+        asset = db.asset_by_code(conn, source.inventory_code)
+        job_id = self.create_job(conn, source, preset, out_key, asset["id"] if asset else None)
+        return require_no_live_job(job_id, source, preset), ""
 
     def create_job(self, conn: Any, source: Source, preset: Preset, output_key: str,
                    asset_id: int | None) -> int | None:
