@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import click
 
 from mpr_cli import __version__
 from mpr_cli.commands import context
+from mpr_cli.errors import ConfigError
 
 # command -> (module under mpr_cli.commands, attribute). A module is imported only when its
 # command runs (or for --help): `mpr import` does not pay for the transcode modules' imports.
@@ -61,6 +63,11 @@ def main(ctx: click.Context, env_file: str) -> None:
     Discovers media in an S3 bucket, validates it against the archive's rules, records it
     in a PostgreSQL catalogue and transcodes masters into streaming copies.
     """
+    given = ctx.get_parameter_source("env_file") is not click.core.ParameterSource.DEFAULT
+    if given and not Path(env_file).is_file():  # the default .env may be absent
+        context.fail(ConfigError(f"--env-file {env_file}: no such file",
+                                 hint="give an existing file, or leave --env-file out to read "
+                                      "./.env when there is one"))
     ctx.obj = context.App(env_file=env_file)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.errors import MprError
+from mpr_cli.secrets import mask_url, scrub
 
 
 @dataclass(frozen=True)
@@ -17,13 +18,16 @@ class Check:
     hint: str = ""
 
 
-def _check(name: str, probe: Callable[[], str], hint: str) -> Check:
+def _check(name: str, probe: Callable[[], str], hint: str, secrets: Sequence[str] = ()) -> Check:
+    """One check; whatever it says (or fails with) scrubbed of `secrets` and credentials."""
     try:
-        return Check(name, True, probe())
+        return Check(name, True, scrub(probe(), secrets))
     except MprError as exc:
-        return Check(name, False, exc.message, exc.hint or hint)
+        return Check(name, False, scrub(exc.message, secrets),
+                     scrub(exc.hint or hint, secrets))
     except Exception as exc:  # noqa: BLE001 - a doctor reports every failure, never crashes
-        return Check(name, False, f"{type(exc).__name__}: {str(exc).splitlines()[0:1]}", hint)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return Check(name, False, scrub(f"{type(exc).__name__}: {first}", secrets), hint)
 
 
 def _s3(settings: Settings) -> str:
@@ -35,7 +39,7 @@ def _s3(settings: Settings) -> str:
     if missing:
         raise MprError(f"bucket(s) missing: {', '.join(missing)}",
                        hint="create them, or fix S3_BUCKET_IN / S3_BUCKET_OUT")
-    where = settings.s3_endpoint_url or "AWS"
+    where = mask_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "AWS"
     return f"{where}: buckets {settings.s3_bucket_in} and {settings.s3_bucket_out} exist"
 
 
@@ -73,9 +77,11 @@ def run_checks(env_file: str | None) -> Iterator[Check]:
     else:
         yield Check("settings", True, "loaded")
     if settings is not None:
+        secrets = settings.secret_values()
         yield _check("S3", lambda: _s3(settings),
-                     "check S3_ENDPOINT_URL and credentials; locally run `mpr dev up`")
+                     "check S3_ENDPOINT_URL and credentials; locally run `mpr dev up`", secrets)
         yield _check("database", lambda: _database(settings),
-                     "check DATABASE_URL; locally run `mpr dev up`, then `mpr db migrate`")
+                     "check DATABASE_URL; locally run `mpr dev up`, then `mpr db migrate`",
+                     secrets)
     yield _check("ffmpeg", _ffmpeg, "apt-get install -y --no-install-recommends ffmpeg")
     yield _check("mediainfo", _mediainfo, "pip install pymediainfo")

@@ -16,6 +16,7 @@ from typing import Any
 
 from mpr_cli.config import NotifyOn, Settings
 from mpr_cli.runlog import get_logger
+from mpr_cli.secrets import scrub
 
 KEYS_PER_REASON = 5
 SMTP_TIMEOUT_S = 20
@@ -75,16 +76,20 @@ def digest_text(report: dict[str, Any], exit_code: int) -> str:
 
 
 def build_message(settings: Settings, report: dict[str, Any], exit_code: int) -> EmailMessage:
+    """The digest; every secret the settings know, and any credentials the report's messages
+    carry, scrubbed from the subject, the text and the attached report."""
     counts = report.get("counts", {})
+    secrets = settings.secret_values()
     message = EmailMessage()
-    message["Subject"] = (f"mpr {report.get('command')} {report.get('status')}: "
-                          f"{counts.get('inserted_files', 0)} files imported, "
-                          f"{counts.get('errors', 0)} errors, "
-                          f"{counts.get('warnings', 0)} warnings")
+    message["Subject"] = scrub(f"mpr {report.get('command')} {report.get('status')}: "
+                               f"{counts.get('inserted_files', 0)} files imported, "
+                               f"{counts.get('errors', 0)} errors, "
+                               f"{counts.get('warnings', 0)} warnings", secrets)
     message["From"] = settings.notify_from or f"mpr@{socket.getfqdn()}"
     message["To"] = ", ".join(settings.notify_to)
-    message.set_content(digest_text(report, exit_code))
-    attachment = json.dumps(report, indent=2, ensure_ascii=False).encode()
+    message.set_content(scrub(digest_text(report, exit_code), secrets))
+    in_json = secrets + [json.dumps(s, ensure_ascii=False)[1:-1] for s in secrets]  # \" and \\
+    attachment = scrub(json.dumps(report, indent=2, ensure_ascii=False), in_json).encode()
     message.add_attachment(attachment, maintype="application", subtype="json",
                            filename=f"mpr-report-{run_name(report)}.json")
     return message

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from mpr_cli.secrets import scrub
+
 LOGGER = "mpr"
 MAX_LOG_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
@@ -29,22 +31,23 @@ def new_run_id() -> str:
 
 
 class RunContext(logging.Filter):
-    """Adds `run_id` to every record and removes secrets from its message."""
+    """Adds `run_id` to every record and removes secrets from its message and traceback."""
 
     def __init__(self, run_id: str, secrets_to_hide: list[str]) -> None:
         super().__init__()
         self.run_id = run_id
-        self.secrets = sorted((s for s in secrets_to_hide if s), key=len, reverse=True)
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
+        self.secrets = list(secrets_to_hide)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = self.run_id
-        record.msg = self.scrub(record.getMessage())
+        record.msg = scrub(record.getMessage(), self.secrets)
         record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text, self.secrets)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info, self.secrets)
         return True
 
 

@@ -113,6 +113,9 @@ def test_transcode_needs_a_key_or_pending(mpr):
 @pytest.mark.parametrize(("name", "value"), [
     ("DB_PORT", "not-a-port"), ("DB_PORT", "70000"), ("MPR_IO_WORKERS", "0"),
     ("MPR_BATCH_ASSETS", "many"), ("MPR_DRY_RUN", "perhaps"), ("S3_BUCKET_IN", "x"),
+    ("S3_ENDPOINT_URL", "http://"), ("DB_HOST", "bad host"),
+    ("MPR_NOTIFY_FROM", "mpr@example.org\r\nBcc: all@example.org"),
+    ("MPR_NOTIFY_TO", "ops@example.org\nBcc: all@example.org"),
 ])
 def test_bad_setting_exits_2_naming_the_variable(mpr, name, value):
     assert name in FIELD_BY_ENV
@@ -122,6 +125,31 @@ def test_bad_setting_exits_2_naming_the_variable(mpr, name, value):
     line = one_line(result)
     assert line.startswith(f"error: {name}:"), line
     assert f"fix {name} in the environment or in .env" in line
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("mpr:url-s3cret@127.0.0.1:1/mpr", "has no scheme: write postgresql://USER:PASSWORD@HOST:PORT/"
+     "DBNAME (or a libpq key=value string)"),
+    ("postgresql://mpr:url-s3cret%zz@127.0.0.1:1/mpr", "has a % that is not a %XX escape: "
+     "percent-encode the password's special characters (% as %25, @ as %40, : as %3A, / as %2F)"),
+])
+@pytest.mark.parametrize("command", [("config",), ("db", "status"), ("jobs", "list")])
+def test_bad_database_url_exits_2_without_showing_it(mpr, url, reason, command):
+    result = mpr(*command, DATABASE_URL=url)
+
+    assert result.exit_code == 2
+    assert one_line(result) == (f"error: DATABASE_URL: {reason} (fix DATABASE_URL in the "
+                                "environment or in .env (see .env.example))")
+    assert "url-s3cret" not in result.output
+
+
+def test_missing_env_file_given_explicitly_exits_2(mpr):
+    result = mpr("--env-file", "prod.env", "config")
+
+    assert result.exit_code == 2
+    assert one_line(result) == ("error: --env-file prod.env: no such file (give an existing "
+                                "file, or leave --env-file out to read ./.env when there is one)")
     assert result.stdout == ""
 
 
@@ -155,6 +183,24 @@ def test_config_masks_secrets(mpr):
     assert ":****@" in shown["DATABASE_URL"]
     for secret in [*secrets.values(), "url-s3cr3t-value"]:
         assert secret not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "shown"), [
+    ("DATABASE_URL", "postgres://mpr:url-s3cret@db/mpr", "postgres://mpr:****@db/mpr"),
+    ("DATABASE_URL", "host=db password=url-s3cret dbname=mpr", "host=db password=**** dbname=mpr"),
+    ("DATABASE_URL", "host=db password='url s3cret' dbname=mpr",
+     "host=db password=**** dbname=mpr"),
+    ("DATABASE_URL", "postgresql://mpr@db/mpr?password=url-s3cret",
+     "postgresql://mpr@db/mpr?password=****"),
+    ("S3_ENDPOINT_URL", "http://KEY:url-s3cret@seaweed:8333", "http://KEY:****@seaweed:8333"),
+    ("SMTP_HOST", "smtp://mailer:url-s3cret@mail.example", "smtp://mailer:****@mail.example"),
+])
+def test_config_masks_every_form_of_credentials(mpr, name, value, shown):
+    result = mpr("config", "--json", **{name: value})
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[name] == shown
+    assert "s3cret" not in result.output
 
 
 # -- presets: no server either ------------------------------------------------------------------

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from email.message import EmailMessage
+from pathlib import Path
+
 import pytest
 
+from mpr_cli import runlog
+from mpr_cli.config import load_settings
+from mpr_cli.notify import build_message
 from mpr_cli.secrets import MASK, mask_url, redact_query, scrub, url_queries
 
 
@@ -76,3 +83,65 @@ def test_presigned_signature_is_redacted_from_argv_and_output():
     output = f"{url}: Invalid data found"
     assert scrub(output, url_queries(["-i", url, "out.mp4"]), mask="<redacted>") == (
         "https://s3.example/in/A.mov?<redacted>: Invalid data found")
+
+
+# -- every scrubber is this one: the run log and the digest e-mail -----------------------------
+
+
+@pytest.mark.parametrize("fmt", list(runlog.LogFormat))
+def test_run_log_lines_and_tracebacks_carry_no_secret(tmp_path: Path, fmt):
+    log_file = tmp_path / "run.log"
+    log = runlog.configure("run-1", ["known-s3cret"], fmt=fmt, log_file=log_file, stream=False)
+    try:
+        log.warning("S3 refused known-s3cret at %s", "http://KEY:shape-s3cret@seaweed:8333")
+        try:
+            raise RuntimeError("host=db password='shape s3cret' dbname=mpr")
+        except RuntimeError:
+            log.exception("connect failed")
+    finally:
+        runlog.configure("run-2", [], stream=False)  # closes the file handler
+
+    written = log_file.read_text()
+    assert "s3cret" not in written
+    assert "http://KEY:****@seaweed:8333" in written
+    if fmt is runlog.LogFormat.TEXT:
+        assert "RuntimeError: host=db password=**** dbname=mpr" in written
+
+
+def _attachment(message: EmailMessage) -> str:
+    part = next(p for p in message.iter_attachments())
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()
+
+
+def test_digest_mail_carries_no_secret():
+    settings = load_settings(env_file=None, smtp_host="127.0.0.1", notify_to=("ops@x.org",),
+                             database_url='host=db password=pw"s3cret dbname=mpr',
+                             aws_secret_access_key="aws-s3cret")
+    report = {"command": "nightly", "status": "failed", "counts": {"errors": 1},
+              "problems": [{"key": "A.mov", "reason": "s3_error", "severity": "error",
+                            "message": "denied for aws-s3cret"}],
+              "message": 'database unreachable: password=pw"s3cret refused (aws-s3cret)'}
+
+    message = build_message(settings, report, 4)
+
+    body = next(message.iter_parts()).get_content()
+    attached = _attachment(message)
+    assert "s3cret" not in str(message["Subject"]) + body + attached
+    assert "database unreachable: password=**** refused (****)" in body
+    assert json.loads(attached)["problems"][0]["message"] == "denied for ****"
+
+
+def test_the_scrubbers_of_db_and_storage_share_the_settings_secrets():
+    from mpr_cli.db import _scrub as db_scrub
+    from mpr_cli.storage import Storage
+
+    settings = load_settings(env_file=None, database_url="postgresql://u:db-s3cret@h/d",
+                             s3_endpoint_url="http://KEY:ep-s3cret@seaweed:8333")
+    text = "failed: db-s3cret ep-s3cret http://x:other-s3cret@y\nsecond line"
+
+    assert db_scrub(text, settings) == "failed: **** **** http://x:****@y"
+    storage = Storage(settings, client=object())
+    assert storage._scrub(text) == "failed: **** **** http://x:****@y\nsecond line"
+    assert storage.endpoint == "http://KEY:****@seaweed:8333"
