@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from mpr_cli.config import Settings
-from mpr_cli.errors import DatabaseError
+from mpr_cli.errors import DatabaseError, RowsRefused, describe
 from mpr_cli.secrets import scrub
 
 MIGRATION_LOCK = 7_230_001  # pg_advisory_lock keys, one per purpose
@@ -213,7 +213,20 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
     """Insert assets (code, media type) and their files in the caller's transaction.
 
     Returns (assets inserted, files inserted). Rows already present are left untouched.
+    RowsRefused when the catalogue refuses a value (the caller's transaction is then
+    aborted: roll it back); a lost connection stays an OperationalError.
     """
+    try:
+        return _insert_files(conn, run_id, assets, files)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        raise RowsRefused(describe(exc), hint="the catalogue refused them") from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # encoding a value
+        raise RowsRefused(describe(exc),
+                          hint="a value could not be sent to the catalogue") from None
+
+
+def _insert_files(conn: psycopg.Connection[Any], run_id: int | None,
+                  assets: list[tuple[str, str]], files: list[FileRow]) -> tuple[int, int]:
     codes = [code for code, _ in assets]
     types = [media for _, media in assets]
     new_assets = conn.execute(query("insert_assets"), (run_id, codes, types)).fetchall()
@@ -223,12 +236,7 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
             copy.write_row((f.inventory_code, f.bucket, f.key, f.role, f.in_bucket, f.size,
                             f.etag, f.md5, f.mime_type,
                             None if f.tech_metadata is None else Jsonb(f.tech_metadata)))
-    try:
-        inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
-    except psycopg.errors.IntegrityError as exc:
-        raise DatabaseError(f"the catalogue refused a batch: {str(exc).splitlines()[0]}",
-                            hint="nothing of this batch was inserted; report this as a bug") \
-            from None
+    inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
     conn.execute("TRUNCATE staged_files")
     return len(new_assets), len(inserted)
 

@@ -55,8 +55,22 @@ class UnsafeKeyError(StorageError):
     exit_code = ExitCode.FILE_ERRORS
 
 
+class MissingObject(StorageError):
+    """An object that is not (or no longer) in its bucket while S3 answers: the file's
+    failure, not the storage's."""
+
+    exit_code = ExitCode.FILE_ERRORS
+
+
 class DatabaseError(MprError):
     pass
+
+
+class RowsRefused(DatabaseError):
+    """The catalogue refused the rows of a batch (a constraint, a value out of range, JSON
+    that jsonb refuses): a problem with the data of one asset, not with the database."""
+
+    exit_code = ExitCode.FILE_ERRORS
 
 
 class FfmpegError(MprError):
@@ -69,3 +83,12 @@ class FfmpegError(MprError):
 
 class SafeRunAbort(MprError):
     exit_code = ExitCode.SAFE_RUN_ABORT
+
+
+def describe(exc: BaseException, limit: int = 200) -> str:
+    """An unexpected exception as one short line: its type and the first line of its text."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else "no message"
+    if len(first) > limit:
+        first = first[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {first}"

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import MprError
+from mpr_cli.errors import MprError, RowsRefused
 from mpr_cli.phases.crossref import cross_reference
 from mpr_cli.phases.discover import Discovery, discover
 from mpr_cli.phases.ingest import AssetPlan, AssetPlanner, VerifyMode, group_assets, plan_assets
-from mpr_cli.problems import Phase
+from mpr_cli.problems import Phase, Problem, Reason
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
@@ -120,11 +120,32 @@ class _Inserter:
             new_assets = sum(1 for code, _ in assets if code not in self.existing)
             new_files = len(rows)
         else:
-            with self.conn.transaction():
-                new_assets, new_files = db.insert_files(self.conn, self.run_id, assets, rows)
+            try:
+                new_assets, new_files = self._insert(assets, rows)
+            except RowsRefused:  # retried asset by asset: only the one refused is left out
+                new_assets, new_files = self._insert_one_by_one()
         self.report.counts.inserted_assets += new_assets
         self.report.counts.inserted_files += new_files
         self.batch.clear()
+
+    def _insert(self, assets: list[tuple[str, str]], rows: list[db.FileRow]) -> tuple[int, int]:
+        with self.conn.transaction():
+            return db.insert_files(self.conn, self.run_id, assets, rows)
+
+    def _insert_one_by_one(self) -> tuple[int, int]:
+        new_assets = new_files = 0
+        for plan in self.batch:
+            try:
+                added = self._insert([(plan.code, plan.media_type.value)], plan.rows)
+            except RowsRefused as exc:
+                self.report.add(Problem.make(
+                    Reason.INTERNAL_ERROR, plan.rows[0].key,
+                    f"the catalogue refused {plan.code} ({exc.message}): the asset was left "
+                    "out, the others were inserted; report this as a bug",
+                    inventory_code=plan.code))
+                continue
+            new_assets, new_files = new_assets + added[0], new_files + added[1]
+        return new_assets, new_files
 
 
 class _BytesMeter:

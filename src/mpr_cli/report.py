@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET  # noqa: S405 - we only write XML, never
 from rich.console import Console
 from rich.table import Table
 
+from mpr_cli.display import for_console, for_xml, visible
 from mpr_cli.errors import ExitCode
 from mpr_cli.problems import Problem, Severity
 
@@ -116,11 +117,13 @@ def to_junit(report: Report) -> str:
     suite = ET.Element("testsuite", name=f"mpr {report.command}")
     errors = [p for p in report.problems if p.severity is Severity.ERROR]
     for problem in report.problems:
-        case = ET.SubElement(suite, "testcase", classname=problem.reason.value, name=problem.key)
+        case = ET.SubElement(suite, "testcase", classname=problem.reason.value,
+                             name=for_xml(problem.key))
         if problem.severity is Severity.ERROR:
-            ET.SubElement(case, "failure", type=problem.reason.value, message=problem.message)
+            ET.SubElement(case, "failure", type=problem.reason.value,
+                          message=for_xml(problem.message))
         else:
-            ET.SubElement(case, "system-out").text = f"warning: {problem.message}"
+            ET.SubElement(case, "system-out").text = f"warning: {for_xml(problem.message)}"
     if not report.problems:
         ET.SubElement(suite, "testcase", classname="delivery", name="all files valid")
     suite.set("tests", str(max(1, len(report.problems))))
@@ -144,8 +147,8 @@ def problems_table(problems: list[Problem], limit: int = 50) -> Table:
         table.add_column(column, overflow="fold")
     for problem in problems[:limit]:
         style = "red" if problem.severity is Severity.ERROR else "yellow"
-        table.add_row(f"[{style}]{problem.severity}[/]", problem.reason.value, problem.key,
-                      problem.message)
+        table.add_row(f"[{style}]{problem.severity}[/]", problem.reason.value,
+                      for_console(problem.key), for_console(problem.message))
     if len(problems) > limit:
         table.add_row("", "", f"... {len(problems) - limit} more", "see --report")
     return table
@@ -156,7 +159,7 @@ def _plain_lines(report: Report, limit: int) -> list[str]:
     lines = [f"mpr {report.command} {report.status}: " + ", ".join(
         f"{name} {getattr(counts, name)}" for name in (
             "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"))]
-    lines += [f"{p.severity:<7} {p.reason.value:<26} {p.key}: {p.message}"
+    lines += [f"{p.severity:<7} {p.reason.value:<26} {visible(p.key)}: {visible(p.message)}"
               for p in report.problems[:limit]]
     if len(report.problems) > limit:
         lines.append(f"... {len(report.problems) - limit} more problems: see --report")
@@ -184,4 +187,4 @@ def _print_totals(report: Report, console: Console) -> None:
     console.print(f"{verb} {report.counts.inserted_assets} asset(s), "
                   f"{report.counts.inserted_files} file(s)", markup=False)
     if report.message:
-        console.print(report.message, markup=False)
+        console.print(visible(report.message), markup=False)

@@ -39,6 +39,13 @@ class Role(StrEnum):
     QC_REPORT = "qc_report"
 
 
+# What the catalogue accepts as an inventory code, whatever the rules file says (the schema's
+# CHECK on assets.inventory_code and transcode_jobs.inventory_code, sql/005): any code the rules
+# accept can be inserted.
+MAX_CODE_LENGTH = 64
+CODE_CHARS = re.compile(r"[!-.0-~]{1,64}", re.ASCII)  # printable ASCII without space and '/'
+
+
 @dataclass(frozen=True)
 class Rules:
     """The effective rules of one run. Mappings are read-only."""
@@ -52,6 +59,12 @@ class Rules:
     folders: Mapping[str, frozenset[MediaType]]
     exclude_prefixes: tuple[str, ...]
     source: str = BUILTIN
+
+    def is_code(self, code: str) -> bool:
+        """Is `code` a valid inventory code: the pattern in full, the length, and only the
+        printable ASCII characters the catalogue stores (CODE_CHARS)?"""
+        return (len(code) == self.code_length and CODE_CHARS.fullmatch(code) is not None
+                and self.code_pattern.fullmatch(code) is not None)
 
     def media_type_of(self, code: str) -> MediaType:
         """The media type of a valid inventory code (KeyError for an unknown first letter)."""
@@ -112,6 +125,9 @@ def _rules_from(data: dict[str, Any], source: str) -> Rules:
     _known_keys(inventory, _INVENTORY_KEYS, "inventory.")
     pattern = _pattern(inventory.get("code_pattern"))
     length = _positive_int(inventory.get("code_length"), "inventory.code_length")
+    if length > MAX_CODE_LENGTH:
+        raise _Bad("inventory.code_length", f"must be at most {MAX_CODE_LENGTH} (the catalogue "
+                   f"stores codes of 1 to {MAX_CODE_LENGTH} characters), not {length}")
     media_types = _media_types(_table(data, "media_types"))
     example = _example(inventory.get("code_example"), pattern, length, media_types)
     return Rules(
@@ -160,8 +176,8 @@ def _positive_int(value: Any, field: str) -> int:
 def _pattern(value: Any) -> re.Pattern[str]:
     if not isinstance(value, str) or not value:
         raise _Bad("inventory.code_pattern", "must be a regular expression string")
-    try:
-        return re.compile(value)
+    try:  # ASCII: \d and \w must not match other scripts' digits and letters
+        return re.compile(value, re.ASCII)
     except re.error as exc:
         raise _Bad("inventory.code_pattern", f"not a valid regular expression: {exc}") from None
 
@@ -195,6 +211,9 @@ def _example(value: Any, pattern: re.Pattern[str], length: int, types: dict[str,
         raise _Bad(field, f"{value!r} does not match inventory.code_pattern")
     if len(value) != length:
         raise _Bad(field, f"{value!r} is not inventory.code_length ({length}) characters long")
+    if not CODE_CHARS.fullmatch(value):
+        raise _Bad(field, f"{value!r} holds characters a code may not have (codes are printable "
+                   "ASCII letters, digits and punctuation, without '/' or spaces)")
     if value[0] not in types:
         raise _Bad(field, f"{value!r} starts with a letter missing from [media_types]")
     return value

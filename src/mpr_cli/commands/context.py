@@ -15,6 +15,7 @@ import click
 from rich.console import Console
 
 from mpr_cli.config import Settings, load_settings
+from mpr_cli.display import for_console
 from mpr_cli.errors import ExitCode, MprError
 from mpr_cli.rules import Rules, load_rules
 
@@ -44,7 +45,8 @@ class App:
 
 
 def fail(error: MprError) -> None:
-    err_console.print(f"[bold red]error:[/] {error.one_line()}", markup=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {for_console(error.one_line())}", markup=True,
+                      highlight=False)
     raise SystemExit(int(error.exit_code))
 
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from itertools import groupby
 
 from mpr_cli.db import ExistingAsset, FileRow
-from mpr_cli.errors import FfmpegError, MprError
+from mpr_cli.errors import FfmpegError, MprError, describe
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role
@@ -30,6 +30,7 @@ from mpr_cli.validation.containers import (
 from mpr_cli.validation.inventory import Candidate
 from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
 from mpr_cli.validation.sidecars import (
+    base_name,
     check_qc_report,
     parse_checksum_sidecar,
     parse_metadata_sidecar,
@@ -118,9 +119,13 @@ class AssetPlanner:
         try:
             _AssetCheck(self, asset, plan).run()
         except MprError as exc:  # S3 or ffprobe failed for this asset only
-            key = asset.new[0].key
-            plan.problems.append(Problem.make(Reason.FETCH_FAILED, key, exc.one_line(),
-                                              inventory_code=asset.code))
+            plan.problems.append(Problem.make(Reason.FETCH_FAILED, asset.new[0].key,
+                                              exc.one_line(), inventory_code=asset.code))
+        except Exception as exc:  # a check no rule foresaw failed: this asset only
+            plan.problems.append(Problem.make(
+                Reason.INTERNAL_ERROR, asset.new[0].key,
+                f"checking {asset.code} failed ({describe(exc)}): the asset was left out, the "
+                "others go on; report this as a bug", inventory_code=asset.code))
         if not plan.ok:
             plan.rows.clear()
         return plan
@@ -274,11 +279,40 @@ class _AssetCheck:
         if isinstance(parsed, Problem):
             self.plan.problems.append(parsed)
             return None
+        if (needed or sidecar.key in self.new_keys) and not self._describes_master(
+                sidecar, master, parsed):
+            return None
         if needed:
             key = master.key if master else sidecar.key
             extension = master.extension if master else None
             self._check_master_info(key, extension, parsed)
         return parsed
+
+    def _describes_master(self, sidecar: Candidate, master: Candidate | None,
+                          info: MediaInfo) -> bool:
+        """The file the sidecar was made from (mediainfo's @ref, ffprobe's format.filename)
+        must be this asset's master: its code with a master extension, and when the master
+        is in the bucket, its name and size. Else METADATA_MISMATCH."""
+        code = self.asset.code
+        named = base_name(info.file_name) if info.file_name else None
+        if named is None:
+            return True  # the tool did not say which file it read: nothing to compare
+        why = None
+        stem = named.rpartition(".")[0]
+        if stem != code or not _is_master_name(named):
+            masters = "/".join(sorted(MASTER_CONTAINERS))
+            why = f"describes {named}, which is not a master of {code} ({code}{masters})"
+        elif master is not None and named != master.name:
+            why = f"describes {named}, but the master in the bucket is {master.name}"
+        elif master is not None and info.size is not None and info.size != master.size:
+            why = (f"describes a file of {info.size} bytes, but the master {master.name} in "
+                   f"the bucket has {master.size}")
+        if why is None:
+            return True
+        self.problem(Reason.METADATA_MISMATCH, sidecar.key,
+                     f"metadata file {sidecar.name} {why}: regenerate it from the master "
+                     f"(`mediainfo --Output=JSON {master.name if master else code + '.<ext>'}`)")
+        return False
 
     def _check_master_info(self, key: str, extension: str | None, info: MediaInfo) -> None:
         if extension is None:
@@ -365,10 +399,16 @@ class _AssetCheck:
                          f"MD5 is declared for it: add it to {self.asset.code}.md5")
             return
         folder = sidecar.key.rsplit("/", 1)[0]
-        self.plan.problems.extend(check_master(f"{folder}/{name}", self.asset.code,
-                                               "." + name.rsplit(".", 1)[-1].lower(), info)
-                                  if "." in name else [])
-        self.plan.rows.append(FileRow(self.asset.code, self.p.bucket, f"{folder}/{name}",
+        if not _is_master_name(name):
+            self.problem(Reason.METADATA_MISMATCH, sidecar.key,
+                         f"the master of {self.asset.code} is not in the bucket and its "
+                         f"metadata names no master file ({name!r}): regenerate "
+                         f"{sidecar.name} from the master")
+            return
+        extension = "." + name.rsplit(".", 1)[-1].lower()
+        key = f"{folder}/{self.asset.code}{extension}"  # never a name copied from the sidecar
+        self.plan.problems.extend(check_master(key, self.asset.code, extension, info))
+        self.plan.rows.append(FileRow(self.asset.code, self.p.bucket, key,
                                       Role.MASTER.value, False, info.size, None, md5,
                                       mime_for_media(info), info.raw))
 

@@ -87,7 +87,7 @@ def classify_key(key: str, size: int, etag: str, rules: Rules) -> Candidate | Pr
         media_type is None
         or len(name) <= length
         or name[length] not in _SEPARATORS
-        or not rules.code_pattern.fullmatch(code)
+        or not rules.is_code(code)
     ):
         return _problem(Reason.INVALID_INVENTORY_CODE, key, invalid_code_message(name, rules))
     if media_type not in allowed:
@@ -110,7 +110,7 @@ def code_of(name: str, rules: Rules) -> str | None:
         len(name) > length
         and name[length] in _SEPARATORS
         and code[:1] in rules.media_types
-        and rules.code_pattern.fullmatch(code)
+        and rules.is_code(code)
     ):
         return code
     return None

@@ -14,6 +14,7 @@ a Problem so the report can point at the object (the key defaults to the name).
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -25,6 +26,8 @@ TechMetadata = MediaInfo  # the name the spec uses for what a metadata sidecar s
 PDF_MAGIC = b"%PDF-"
 PDF_HEADER_WINDOW = 1024  # readers accept the header anywhere in the first 1024 bytes
 MASTER = ""  # the covered name of a bare hash in <code>.md5: the asset's master
+MAX_JSON_DEPTH = 64
+MAX_FILE_SIZE = 2**63 - 1  # the catalogue's bigint
 
 _MD5SUM_LINE = re.compile(r"([0-9a-fA-F]{32}) [ *]?(\S.*)")
 _BSD_LINE = re.compile(r"MD5 ?\((.+)\) ?= ?([0-9a-fA-F]{32})")
@@ -118,13 +121,53 @@ def parse_metadata_sidecar(
 ) -> MediaInfo | Problem:
     """A .json sidecar (mediainfo or ffprobe output) as MediaInfo, or INVALID_METADATA_SIDECAR."""
     try:
-        document = json.loads(data)
+        document = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         return _bad_metadata(name, key, inventory_code, f"is not JSON ({_first_line(exc)})")
     try:
-        return media_info_from_json(document)
+        check_storable(document)
+        info = media_info_from_json(document)
     except InvalidMetadata as exc:
         return _bad_metadata(name, key, inventory_code, str(exc))
+    if info.size is not None and not 0 <= info.size <= MAX_FILE_SIZE:
+        return _bad_metadata(name, key, inventory_code,
+                             f"declares a file size of {info.size} bytes, which no file has")
+    return info
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def check_storable(document: Any) -> None:
+    """InvalidMetadata unless the catalogue can store `document` as it is (PostgreSQL jsonb):
+    no NUL character and no unpaired surrogate in a string, no infinite number (1e999), and
+    no deeper nesting than MAX_JSON_DEPTH (mediainfo and ffprobe write 4 or 5 levels)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidMetadata(f"nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for item_key, item in value.items():
+                _check_text(item_key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidMetadata("holds a number too large for JSON (such as 1e999)")
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise InvalidMetadata("holds a NUL character (\\u0000) in a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidMetadata("holds an unpaired UTF-16 surrogate (such as \\ud800) in a "
+                              "string") from None
 
 
 def media_info_from_json(document: Any) -> MediaInfo:
