@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     )
     batch_assets: int = Field(200, validation_alias=_env("MPR_BATCH_ASSETS"), ge=1, le=100_000)
     temp_dir: Path | None = Field(None, validation_alias=_env("MPR_TEMP_DIR"))
+    # seconds ffmpeg may go without its output advancing before it is stopped (ffmpeg/runner.py)
+    ffmpeg_stall_timeout: float = Field(
+        600, validation_alias=_env("MPR_FFMPEG_STALL_TIMEOUT"), gt=0, le=86_400
+    )
 
     smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
     smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), ge=1, le=65535)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -9,10 +10,14 @@ import pytest
 
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.command import (
+    AudioPlan,
     build_decode_check_argv,
     build_transcode_argv,
     describe_argv,
+    input_restrictions,
+    plan_audio,
     preset_command,
+    refusal,
     threads_per_job,
 )
 from mpr_cli.ffmpeg.presets import Preset, load_presets
@@ -28,6 +33,17 @@ def video_info(width: int, height: int, *, interlaced: bool = False,
     return MediaInfo(source="ffprobe", container=Container.QUICKTIME, format_name="mov",
                      duration_s=2.0, file_name="VO-UMT-14387.mov", video_codecs=("prores",),
                      audio_codecs=audio, width=width, height=height, interlaced=interlaced)
+
+
+DEMUXERS = "mov,matroska,mxf,avi,wav,flac,mp3"
+
+
+def with_tracks(info: MediaInfo, *channels: int | None) -> MediaInfo:
+    """`info` with one audio track per entry of `channels`, as ffprobe's document says them."""
+    streams = [{"codec_type": "video"}] if info.has_video else []
+    streams += [{"codec_type": "audio", "channels": count} for count in channels]
+    return dataclasses.replace(info, audio_codecs=("pcm",) * len(channels),
+                               raw={"format": {}, "streams": streams})
 
 
 WAV = MediaInfo(source="ffprobe", container=Container.WAVE, format_name="wav", duration_s=2.0,
@@ -196,14 +212,16 @@ def test_audio_preset_on_silent_source_names_file_and_preset() -> None:
 
 def test_preset_command_uses_placeholders() -> None:
     shown = preset_command(BOOK.get("audio-mp3-192"))
-    assert shown == ("ffmpeg -hide_banner -nostdin -y -progress pipe:1 -nostats -i INPUT "
+    assert shown == ("ffmpeg -hide_banner -nostdin -y -progress pipe:1 -nostats "
+                     f"-format_whitelist {DEMUXERS} -protocol_whitelist file -i INPUT "
                      "-map 0:a:0 -f mp3 -ac 2 -b:a 192k -c:a libmp3lame -vn OUTPUT")
     assert " -i INPUT " in preset_command(BOOK.get("web-720p"))
 
 
 def test_decode_check_reads_every_stream_into_null() -> None:
     assert build_decode_check_argv(Path("/in/VO-UMT-14387.mov")) == [
-        "ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i", "/in/VO-UMT-14387.mov",
+        "ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-format_whitelist", DEMUXERS,
+        "-protocol_whitelist", "file", "-i", "/in/VO-UMT-14387.mov",
         "-map", "0:V?", "-map", "0:a?", "-f", "null", "-",
     ]
     with_progress = build_decode_check_argv("/in/x.mov", progress=True)
@@ -218,3 +236,99 @@ def test_threads_per_job_shares_the_cores(workers: int, cores: int, expected: in
 
 def test_threads_per_job_defaults_to_this_machine() -> None:
     assert threads_per_job(1) >= 1
+
+
+# ------------------------------------------------------------------------- what ffmpeg may open
+
+
+def test_a_local_master_is_read_through_the_file_protocol_and_master_demuxers_only() -> None:
+    argv = web(info=video_info(1920, 1080))
+    assert option(argv, "-protocol_whitelist") == "file"
+    assert option(argv, "-format_whitelist") == DEMUXERS
+    assert argv.index("-format_whitelist") < argv.index("-i")  # input options, not output's
+
+
+@pytest.mark.parametrize(("url", "protocols"), [
+    ("https://s3.example.com/in/VO.mov?X-Amz-Signature=s", "https,tls,tcp"),
+    ("http://127.0.0.1:8333/in/VO.mov?X-Amz-Signature=s", "http,tcp"),
+])
+def test_a_presigned_url_is_read_through_its_own_scheme_only(url: str, protocols: str) -> None:
+    argv = build_transcode_argv(url, OUT, BOOK.get("web-720p"), None)
+    assert option(argv, "-protocol_whitelist") == protocols
+    assert "file" not in protocols.split(",")
+    assert input_restrictions(url)["format_whitelist"] == DEMUXERS
+
+
+def test_refusal_names_what_the_input_really_is() -> None:
+    hls = ("[hls @ 0x55a5de0b9280] Format not on whitelist 'mov,matroska,mxf'\n"
+           "/in/VO-X.mov: Invalid argument")
+    assert refusal(hls) == (f"it is a hls file, not a media container mpr reads "
+                            f"({DEMUXERS.replace(',', ', ')})")
+    protocol = "[http @ 0x1] Protocol 'http' not on whitelist 'file'!\nx.mov: Invalid argument"
+    assert refusal(protocol) == ("it names a http resource, and ffmpeg may open only the file "
+                                 "it was given")
+    assert refusal("x.mov: Invalid data found when processing input") is None
+
+
+# ------------------------------------------------------------------------- audio tracks
+
+
+def test_two_mono_tracks_become_left_and_right_of_one_stream() -> None:
+    info = with_tracks(video_info(1920, 1080), 1, 1)
+    argv = web(info=info)
+    assert option(argv, "-filter_complex").endswith(
+        "[0:a:0][0:a:1]join=channel_layout=stereo:inputs=2[s3]")
+    assert maps(argv) == ["[s2]", "[s3]"]
+    assert plan_audio(BOOK.get("web-720p"), info) == AudioPlan((0, 1), 2)
+
+
+@pytest.mark.parametrize(("tracks", "pan"), [
+    (3, "stereo|c0<c0+c2|c1<c1"),
+    (4, "stereo|c0<c0+c2|c1<c1+c3"),
+    (8, "stereo|c0<c0+c2+c4+c6|c1<c1+c3+c5+c7"),
+])
+def test_more_mono_tracks_are_downmixed_odd_left_even_right(tracks: int, pan: str) -> None:
+    argv = web(info=with_tracks(video_info(1920, 1080), *[1] * tracks))
+    inputs = "".join(f"[0:a:{i}]" for i in range(tracks))
+    assert option(argv, "-filter_complex").endswith(
+        f"{inputs}amerge=inputs={tracks}[s3];[s3]pan={pan}[s4]")
+    assert maps(argv) == ["[s2]", "[s4]"]
+
+
+def test_a_stereo_first_track_stays_as_it_is() -> None:
+    info = with_tracks(video_info(1920, 1080), 2, 1, 1)
+    argv = web(info=info)
+    assert maps(argv) == ["[s2]", "0:a:0"] and "join" not in option(argv, "-filter_complex")
+    assert plan_audio(BOOK.get("web-720p"), info).tracks == (0,)
+
+
+def test_only_the_mono_tracks_are_merged() -> None:
+    info = with_tracks(video_info(1920, 1080), 1, 2, 1)  # a stereo mix between two monos
+    assert plan_audio(BOOK.get("web-720p"), info).tracks == (0, 2)
+
+
+def test_audio_tracks_first_keeps_the_old_mapping(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text('[presets.one]\nmedia = "video"\nmax_width = 640\n'
+                                     'max_height = 360\naudio_bitrate = "96k"\n'
+                                     'audio_tracks = "first"\n')
+    preset = load_presets(tmp_path / "p.toml").get("one")
+    info = with_tracks(video_info(1920, 1080), 1, 1)
+    argv = build_transcode_argv("/in/VO.mov", OUT, preset, info)
+    assert maps(argv) == ["[s2]", "0:a:0"]
+    assert plan_audio(preset, info) == AudioPlan((0,), 1)  # no audio_channels: mono stays
+
+
+def test_an_audio_preset_merges_mono_tracks_too() -> None:
+    info = with_tracks(WAV, 1, 1)
+    argv = build_transcode_argv("/in/AO.mxf", Path("/tmp/a.mp3"), BOOK.get("audio-mp3-192"),
+                                info)
+    assert option(argv, "-filter_complex") == (
+        "[0:a:0][0:a:1]join=channel_layout=stereo:inputs=2[s0]")
+    assert maps(argv) == ["[s0]"] and "-vn" in argv
+
+
+def test_unknown_channel_counts_keep_the_first_track() -> None:
+    info = video_info(1920, 1080, audio=("pcm", "pcm"))  # no document: channels unknown
+    assert info.audio_channels == (None, None)
+    assert plan_audio(BOOK.get("web-720p"), info) == AudioPlan((0,), 2)
+    assert maps(web(info=info)) == ["[s2]", "0:a:0"]

@@ -9,8 +9,10 @@ import pydantic
 import pytest
 
 from mpr_cli.errors import ConfigError, ExitCode
+from mpr_cli.ffmpeg import presets
 from mpr_cli.ffmpeg.presets import (
     AudioCodec,
+    AudioTracks,
     OutputContainer,
     Preset,
     PresetOrigin,
@@ -20,7 +22,7 @@ from mpr_cli.ffmpeg.presets import (
 )
 from mpr_cli.rules import MediaType
 
-BUILTINS = ("web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320")
+BUILTINS = ("web-720p", "web-1080p", "web-1080p-hevc", "audio-mp3-192", "audio-mp3-320")
 
 
 def write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
@@ -72,8 +74,8 @@ def test_unknown_preset_names_the_choices() -> None:
     with pytest.raises(ConfigError) as caught:
         load_presets().get("web-480p")
     assert caught.value.message == (
-        "unknown preset 'web-480p': choose one of web-720p, web-1080p, audio-mp3-192, "
-        "audio-mp3-320")
+        "unknown preset 'web-480p': choose one of web-720p, web-1080p, web-1080p-hevc, "
+        "audio-mp3-192, audio-mp3-320")
     assert caught.value.exit_code is ExitCode.USAGE
 
 
@@ -150,7 +152,7 @@ audio_bitrate = "256k"
     assert by_name["loud"] == {
         "name": "loud", "description": "", "media": "audio", "container": "mp3",
         "audio_codec": "libmp3lame", "audio_bitrate": "256k", "audio_cbr": True,
-        "extension": ".mp3", "origin": "user",
+        "audio_tracks": "merge", "extension": ".mp3", "origin": "user",
     }
     assert by_name["web-720p"]["origin"] == "built-in"
     assert by_name["web-720p"]["max_width"] == 1280
@@ -201,6 +203,8 @@ AUDIO = 'media = "audio"\naudio_bitrate = "96k"\n'
         (AUDIO + 'audio_codec = "aac"', "audio_codec: an mp3 preset uses libmp3lame, not 'aac'"),
         ('media = "audio"', "audio_bitrate: required"),
         (AUDIO + 'name = "other"', "name: comes from the table name [presets.NAME]; remove it"),
+        (AUDIO + 'audio_tracks = "all"', "audio_tracks: 'all' is not one of merge, first"),
+        (VIDEO + "audio_tracks = 2", "audio_tracks: 2 is not one of merge, first"),
     ],
 )
 def test_bad_preset_names_file_preset_and_field(tmp_path: Path, body: str, message: str) -> None:
@@ -224,7 +228,7 @@ def test_bad_preset_names_file_preset_and_field(tmp_path: Path, body: str, messa
          "(starting with a letter or digit)"),
         ('[defaults]\nvideo = "nope"\n',
          "defaults.video: unknown preset 'nope' (choose one of web-720p, web-1080p, "
-         "audio-mp3-192, audio-mp3-320)"),
+         "web-1080p-hevc, audio-mp3-192, audio-mp3-320)"),
         ('[defaults]\nvideo = "audio-mp3-320"\n',
          "defaults.video: preset 'audio-mp3-320' is for audio, not video"),
         ('[defaults]\nsubtitles = "x"\n',
@@ -250,3 +254,30 @@ def test_preset_model_validates_when_built_directly() -> None:
     assert preset.audio_codec is AudioCodec.LIBMP3LAME
     with pytest.raises(pydantic.ValidationError):
         Preset(name="p", media=MediaType.VIDEO, audio_bitrate="128k")
+
+
+def test_hevc_preset_is_documented_and_names_what_it_makes() -> None:
+    hevc = load_presets().get("web-1080p-hevc")
+    assert (hevc.video_codec, hevc.profile, hevc.pix_fmt.value) == (
+        VideoCodec.LIBX265, "main", "yuv420p")
+    assert (hevc.video_made, hevc.audio_made, hevc.audio_tracks) == (
+        "hevc", "aac", AudioTracks.MERGE)
+    assert load_presets().get("web-720p").video_made == "h264"
+    assert load_presets().get("audio-mp3-192").audio_made == "mp3"
+
+
+def test_audio_tracks_first_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "[presets.tiny]\n" + VIDEO + 'audio_tracks = "first"\n')
+    assert load_presets(path).get("tiny").audio_tracks is AudioTracks.FIRST
+
+
+def test_a_preset_its_output_check_cannot_accept_is_refused_at_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An encoder the output check does not know (as libx265 was, when every HEVC transcode
+    failed its check) is refused when the presets load, not after hours of encoding."""
+    monkeypatch.delitem(presets.CODEC_MADE, VideoCodec.LIBX265)
+    with pytest.raises(ConfigError) as caught:
+        load_presets()
+    assert caught.value.message == (
+        "presets file built-in presets.toml: preset 'web-1080p-hevc': video_codec: 'libx265' "
+        "has no output check in this mpr, so no output could pass it: use libx264")

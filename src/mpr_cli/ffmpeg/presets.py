@@ -77,6 +77,13 @@ class Deinterlacer(StrEnum):
     YADIF = "yadif"
 
 
+class AudioTracks(StrEnum):
+    """How the master's audio tracks become the copy's one audio stream (see command.py)."""
+
+    MERGE = "merge"  # mono tracks become the channels of one stream; a stereo first track stays
+    FIRST = "first"  # the first track only, as it is
+
+
 class PresetOrigin(StrEnum):
     BUILTIN = "built-in"
     USER = "user"
@@ -87,6 +94,15 @@ class PresetOrigin(StrEnum):
 PROFILES: dict[VideoCodec, dict[str, int]] = {
     VideoCodec.LIBX264: {"baseline": 8, "main": 8, "high": 8, "high10": 10},
     VideoCodec.LIBX265: {"main": 8, "main10": 10},
+}
+# What each encoder makes, named as the output check reads it (ffprobe's codec names, which
+# mediainfo's are normalised to). A preset whose encoder is missing here could never pass the
+# output check (transcode.verify_output): it is refused when the presets load.
+CODEC_MADE: dict[VideoCodec | AudioCodec, str] = {
+    VideoCodec.LIBX264: "h264",
+    VideoCodec.LIBX265: "hevc",
+    AudioCodec.AAC: "aac",
+    AudioCodec.LIBMP3LAME: "mp3",
 }
 _DEFAULT_PROFILE = {VideoCodec.LIBX264: "high", VideoCodec.LIBX265: "main"}
 _DEPTH = {PixelFormat.YUV420P: 8, PixelFormat.YUV420P10LE: 10}
@@ -149,12 +165,23 @@ class Preset(BaseModel):
     audio_channels: int | None = Field(None, ge=1, le=8)
     audio_rate: int | None = None
     audio_cbr: bool | None = None
+    audio_tracks: AudioTracks = AudioTracks.MERGE
     faststart: bool | None = None
 
     @property
     def extension(self) -> str:
         """The output file's extension, e.g. ".mp4"."""
         return "." + self.container.value
+
+    @property
+    def video_made(self) -> str | None:
+        """The codec the output's video has, as the output check names it ("h264", "hevc")."""
+        return CODEC_MADE[self.video_codec] if self.video_codec is not None else None
+
+    @property
+    def audio_made(self) -> str:
+        """The codec the output's audio has, as the output check names it ("aac", "mp3")."""
+        return CODEC_MADE[self.audio_codec]
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +203,17 @@ class Preset(BaseModel):
         if (self.maxrate is None) != (self.bufsize is None):
             raise _fail("bufsize" if self.bufsize is None else "maxrate",
                         "maxrate and bufsize go together: set both or neither")
+        self._check_checkable()
         return self
+
+    def _check_checkable(self) -> None:
+        """Refuse a preset whose output the output check could never accept."""
+        for field, kind in (("video_codec", VideoCodec), ("audio_codec", AudioCodec)):
+            codec = getattr(self, field)
+            if codec is not None and codec not in CODEC_MADE:
+                known = ", ".join(c.value for c in CODEC_MADE if isinstance(c, kind))
+                raise _fail(field, f"{codec.value!r} has no output check in this mpr, so no "
+                                   f"output could pass it: use {known}")
 
     def _check_video(self) -> None:
         if self.container is not OutputContainer.MP4:

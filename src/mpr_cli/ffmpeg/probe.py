@@ -2,7 +2,9 @@
 
 ffprobe runs as an argv list, never through a shell. A source is a local path or an
 http(s) URL (e.g. a presigned S3 URL); a URL's query string (its signature) never appears in
-an error message or in the kept stderr tail.
+an error message or in the kept stderr tail. ffprobe opens the source with the restrictions
+ffmpeg gets (`command.input_restrictions`: its one protocol, the master containers' demuxers),
+so a "master" that is really an HLS playlist is refused before any file it names is opened.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mpr_cli.errors import FfmpegError
+from mpr_cli.ffmpeg.command import input_restrictions, refusal
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
 
@@ -33,9 +36,15 @@ def probe(source: str | Path, *, timeout: float = 60) -> MediaInfo:
     argv = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams"]
     if is_url:
         argv += ["-rw_timeout", str(int(timeout * 1_000_000))]
+    for option, value in input_restrictions(target).items():
+        argv += [f"-{option}", value]
     argv.append(target)
     completed = _run(argv, timeout=timeout, what=f"ffprobe on {shown}")
     stderr = _redact(completed.stderr, target, shown)
+    refused = refusal(stderr) if completed.returncode != 0 else None
+    if refused is not None:
+        raise FfmpegError(f"{shown} cannot be transcoded: {refused}",
+                          hint="replace it with the real master", stderr_tail=_tail(stderr))
     if completed.returncode != 0:
         raise FfmpegError(
             f"ffprobe could not read {shown}: {_last_line(stderr, shown)}",

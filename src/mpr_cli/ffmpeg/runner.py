@@ -5,11 +5,28 @@ blocks from stdout and hands each one to `on_progress` as a `ProgressUpdate` (in
 thread), keeps the last `STDERR_TAIL_LINES` lines of stderr (read in a thread, bounded memory),
 and raises `FfmpegError` with the last meaningful stderr line when ffmpeg fails.
 
-Cancelling (the `cancel` event, set from any thread) or a timeout stops ffmpeg: SIGTERM, then
-SIGKILL after `GRACE_S`. No child is ever left behind: any exception in the calling thread
+Cancelling (the `cancel` event, set from any thread), a timeout, the time limit or the stall
+watchdog stops ffmpeg: SIGTERM, then SIGKILL after `GRACE_S` (an ffmpeg blocked in a read of a
+hung mount ignores SIGTERM). No child is ever left behind: any exception in the calling thread
 (KeyboardInterrupt, an error in `on_progress`) kills ffmpeg before it propagates. The output
 file of a failed or cancelled run is partial: write to a temporary name and move it into place
 only after success.
+
+- `timeout`: the caller's own limit in seconds ("ffmpeg timed out after N s").
+- The time limit, from the source's duration (`time_limit_s`): max(1 h, 20 x duration).
+  Measured: web-720p makes a 60 s 720p master in 22 s on 2 cores, 0.37 x its duration
+  (bench/results/transcode-2026-11-23-single-paired.json). 20 x is 50 times that: room for
+  the slowest presets (x265, "veryslow"), 1080p, a machine shared by MPR_TRANSCODE_WORKERS
+  jobs and other work; a tighter limit would fail honest jobs, and a run that reaches this one
+  is an ffmpeg going round in circles, not a slow machine. The 1 h floor covers short masters,
+  whose run is dominated by the start (a URL, a .mov index at the end) and whose duration in
+  the header may be wrong. No known duration: no time limit (the stall watchdog still runs).
+- `stall_timeout`, the stall watchdog: ffmpeg writes a `-progress` block every 0.5 s; when its
+  `out_time` has not advanced for `stall_timeout` seconds (MPR_FFMPEG_STALL_TIMEOUT, default
+  600), ffmpeg is stopped: "ffmpeg made no progress for 600 s". That catches a master on a hung
+  network mount or a URL that stopped sending, without limiting honest slow encodes. The time
+  before the first block counts (ffmpeg stuck opening its input). An argv without `-progress`
+  has nothing to watch: the watchdog is off for it.
 """
 
 from __future__ import annotations
@@ -27,7 +44,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from mpr_cli.errors import FfmpegError
-from mpr_cli.ffmpeg.command import describe_argv
+from mpr_cli.ffmpeg.command import describe_argv, refusal
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +57,58 @@ _MAX_MESSAGE = 300
 _GENERIC_LINES = ("Conversion failed!", "Exiting normally, received signal")
 
 
+TIME_LIMIT_FLOOR_S = 3600.0
+TIME_LIMIT_FACTOR = 20.0
+STALL_HINT = ("is the master readable? check its storage or mount; "
+              "MPR_FFMPEG_STALL_TIMEOUT sets this limit")
+TIME_LIMIT_HINT = ("ffmpeg is stuck or the machine overloaded: lower MPR_TRANSCODE_WORKERS "
+                   "or use a faster preset, then retry the job")
+
+
 class _Stop(Enum):
     """Why the runner stops ffmpeg before it ends by itself."""
 
     CANCEL = "cancel"
     TIMEOUT = "timeout"
+    TIME_LIMIT = "time limit"
+    STALL = "stall"
+
+
+def time_limit_s(duration_s: float | None) -> float | None:
+    """The longest a run on a source of `duration_s` may take: max(1 h, 20 x duration); None
+    when the duration is unknown. Why these numbers: see the module docstring."""
+    if not duration_s or duration_s <= 0:
+        return None
+    return max(TIME_LIMIT_FLOOR_S, TIME_LIMIT_FACTOR * duration_s)
+
+
+@dataclass
+class _Watch:
+    """What may stop a run early, and how far ffmpeg got (monotonic clock)."""
+
+    cancel: threading.Event | None
+    deadline: float | None  # the caller's timeout
+    limit_at: float | None  # the duration's time limit
+    stall_s: float | None
+    last_advance: float
+    furthest: float = -1.0
+
+    def progressed(self, out_time_s: float | None) -> None:
+        if out_time_s is not None and out_time_s > self.furthest:
+            self.furthest = out_time_s
+            self.last_advance = time.monotonic()
+
+    def stop(self) -> _Stop | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return _Stop.CANCEL
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            return _Stop.TIMEOUT
+        if self.limit_at is not None and now > self.limit_at:
+            return _Stop.TIME_LIMIT
+        if self.stall_s is not None and now - self.last_advance > self.stall_s:
+            return _Stop.STALL
+        return None
 
 
 class TranscodeCancelled(FfmpegError):
@@ -76,8 +140,13 @@ def run_ffmpeg(
     on_progress: Callable[[ProgressUpdate], None] | None = None,
     cancel: threading.Event | None = None,
     timeout: float | None = None,
+    stall_timeout: float | None = None,
 ) -> RunResult:
-    """Run ffmpeg to the end; FfmpegError on failure, TranscodeCancelled on `cancel`."""
+    """Run ffmpeg to the end; FfmpegError on failure, TranscodeCancelled on `cancel`.
+
+    Stopped early by `cancel`, `timeout`, the time limit of `duration_s` (`time_limit_s`) and,
+    when argv has `-progress`, by `stall_timeout` seconds without progress (module docstring).
+    """
     if cancel is not None and cancel.is_set():
         raise TranscodeCancelled("transcode cancelled before ffmpeg started")
     log.info("running %s", describe_argv(argv))
@@ -89,10 +158,17 @@ def run_ffmpeg(
         _reader(process.stderr, tail.append, None),
         _reader(process.stdout, lines.put, lambda: lines.put(None)),
     ]
-    deadline = started + timeout if timeout is not None else None
+    limit = time_limit_s(duration_s)
+    watch = _Watch(
+        cancel=cancel,
+        deadline=started + timeout if timeout is not None else None,
+        limit_at=started + limit if limit is not None else None,
+        stall_s=stall_timeout if "-progress" in argv else None,
+        last_advance=started,
+    )
     try:
-        stop = _follow(lines, duration_s, on_progress, cancel, deadline)
-        stop = stop or _await_exit(process, cancel, deadline)
+        stop = _follow(lines, duration_s, on_progress, watch)
+        stop = stop or _await_exit(process, watch)
         if stop is not None:
             _stop(process)
         returncode = process.wait()
@@ -103,19 +179,31 @@ def run_ffmpeg(
         for reader in readers:
             reader.join(timeout=GRACE_S)
     result = RunResult(returncode, _redact("\n".join(tail), argv), time.monotonic() - started)
-    _raise_unless_ok(result, stop, timeout)
+    _raise_unless_ok(result, stop, timeout=timeout, stall_timeout=stall_timeout,
+                     duration_s=duration_s)
     return result
 
 
-def _raise_unless_ok(result: RunResult, stop: _Stop | None, timeout: float | None) -> None:
+def _raise_unless_ok(result: RunResult, stop: _Stop | None, *, timeout: float | None,
+                     stall_timeout: float | None, duration_s: float | None) -> None:
     tail = result.stderr_tail
     if stop is _Stop.CANCEL:
         raise TranscodeCancelled(f"transcode cancelled after {result.elapsed_s:.1f} s",
                                  stderr_tail=tail)
     if stop is _Stop.TIMEOUT:
         raise FfmpegError(f"ffmpeg timed out after {timeout:g} s", stderr_tail=tail)
+    if stop is _Stop.STALL:
+        raise FfmpegError(f"ffmpeg made no progress for {stall_timeout:g} s",
+                          stderr_tail=tail, hint=STALL_HINT)
+    if stop is _Stop.TIME_LIMIT:
+        raise FfmpegError(
+            f"ffmpeg ran for {time_limit_s(duration_s):.0f} s, the limit for a "
+            f"{duration_s:.1f} s master (20 x its duration, at least 1 h)",
+            stderr_tail=tail, hint=TIME_LIMIT_HINT)
     if result.returncode != 0:
-        raise FfmpegError(f"ffmpeg failed (exit {result.returncode}): {_last_line(tail)}",
+        refused = refusal(tail)
+        reason = f"the input was refused: {refused}" if refused else _last_line(tail)
+        raise FfmpegError(f"ffmpeg failed (exit {result.returncode}): {reason}",
                           stderr_tail=tail)
 
 
@@ -181,13 +269,12 @@ def _follow(
     lines: queue.Queue[str | None],
     duration_s: float | None,
     on_progress: Callable[[ProgressUpdate], None] | None,
-    cancel: threading.Event | None,
-    deadline: float | None,
+    watch: _Watch,
 ) -> _Stop | None:
     """Read progress until stdout closes; a _Stop when ffmpeg must be stopped first."""
     block: dict[str, str] = {}
     while True:
-        stop = _should_stop(cancel, deadline)
+        stop = watch.stop()
         if stop is not None:
             return stop
         try:
@@ -201,31 +288,23 @@ def _follow(
             continue
         block[key.strip()] = value.strip()
         if key.strip() == "progress":
+            update = parse_progress_block(block, duration_s)
+            watch.progressed(update.out_time_s)
             if on_progress is not None:
-                on_progress(parse_progress_block(block, duration_s))
+                on_progress(update)
             block = {}
 
 
-def _await_exit(
-    process: subprocess.Popen[str], cancel: threading.Event | None, deadline: float | None
-) -> _Stop | None:
-    """Wait for ffmpeg to exit after closing stdout, still honouring cancel and timeout."""
+def _await_exit(process: subprocess.Popen[str], watch: _Watch) -> _Stop | None:
+    """Wait for ffmpeg to exit after closing stdout, still honouring every limit."""
     while process.poll() is None:
-        stop = _should_stop(cancel, deadline)
+        stop = watch.stop()
         if stop is not None:
             return stop
         try:
             process.wait(timeout=_POLL_S)
         except subprocess.TimeoutExpired:
             continue
-    return None
-
-
-def _should_stop(cancel: threading.Event | None, deadline: float | None) -> _Stop | None:
-    if cancel is not None and cancel.is_set():
-        return _Stop.CANCEL
-    if deadline is not None and time.monotonic() > deadline:
-        return _Stop.TIMEOUT
     return None
 
 

@@ -60,6 +60,18 @@ class MediaInfo:
     def has_audio(self) -> bool:
         return bool(self.audio_codecs)
 
+    @property
+    def audio_channels(self) -> tuple[int | None, ...]:
+        """Channels of each audio track, in order (None where the document does not say).
+
+        Read from the tool's own document (`raw`), ffprobe's `streams[].channels` or
+        mediainfo's `track[].Channels`, so every MediaInfo has it, whoever parsed it.
+        """
+        counts = _audio_channels(self.raw)
+        if len(counts) != len(self.audio_codecs):  # no document, or one we cannot line up
+            return (None,) * len(self.audio_codecs)
+        return counts
+
     def describe(self) -> str:
         """Short human text: "QuickTime with video prores, audio pcm"."""
         parts = [f"video {', '.join(self.video_codecs)}"] if self.video_codecs else []
@@ -142,6 +154,26 @@ def check_media_file(
     if extension.lower() in STREAMING_EXTENSIONS:
         return check_streaming_copy(key, code, extension, info)
     return check_master(key, code, extension, info)
+
+
+def _audio_channels(raw: dict[str, Any]) -> tuple[int | None, ...]:
+    media = raw.get("media")
+    if isinstance(media, dict):  # mediainfo
+        tracks = media.get("track") or []
+        tracks = [tracks] if isinstance(tracks, dict) else tracks
+        return tuple(_count(t.get("Channels")) for t in tracks
+                     if isinstance(t, dict) and t.get("@type") == "Audio")
+    streams = raw.get("streams")
+    if isinstance(streams, list):  # ffprobe
+        return tuple(_count(s.get("channels")) for s in streams
+                     if isinstance(s, dict) and s.get("codec_type") == "audio")
+    return ()
+
+
+def _count(value: Any) -> int | None:
+    """2, "2" or "2 / 1" (mediainfo's text for a changing count: the first) -> 2; else None."""
+    text = str(value).split("/")[0].strip() if value is not None else ""
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def _only(codecs: tuple[str, ...], wanted: str) -> bool:
