@@ -153,8 +153,8 @@ def verify_output(info: MediaInfo, source: MediaInfo, preset: Preset) -> None:
     channels = info.audio_channels[:1]
     if plan.channels is not None and channels != (plan.channels,):
         got = "an unknown number of" if channels == (None,) else str(channels[0])
-        raise FfmpegError(f"output has {got} audio channels where preset {preset.name} makes "
-                          f"{plan.channels} from {plan.describe()} of the master",
+        raise FfmpegError(f"output has {got} audio channel(s); preset {preset.name} makes "
+                          f"{plan.channels} from the master's {plan.describe()}",
                           hint="check the master's audio tracks with ffprobe, or set "
                                "audio_tracks = \"first\" in the preset")
     if source.duration_s and info.duration_s is not None:
