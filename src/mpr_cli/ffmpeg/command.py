@@ -36,13 +36,14 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import ffmpeg
 
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.presets import AudioCodec, AudioTracks, Preset, VideoCodec
 from mpr_cli.rules import MediaType
+from mpr_cli.secrets import redact_query
 from mpr_cli.validation.containers import MediaInfo
 
 FFMPEG = "ffmpeg"
@@ -119,7 +120,7 @@ def refusal(stderr: str) -> str | None:
 
 def describe_argv(argv: list[str]) -> str:
     """The argv as one shell-quoted line for logs, a URL's query (its signature) redacted."""
-    return shlex.join(_redact_url(arg) for arg in argv)
+    return shlex.join(redact_query(arg) for arg in argv)
 
 
 def preset_command(preset: Preset, *, threads: int = 0) -> str:
@@ -290,10 +291,3 @@ def _display_name(source: str) -> str:
     if _is_url(source):
         return PurePosixPath(urlsplit(source).path).name or source
     return Path(source).name
-
-
-def _redact_url(arg: str) -> str:
-    if not _is_url(arg):
-        return arg
-    parts = urlsplit(arg)
-    return urlunsplit(parts._replace(query="<redacted>")) if parts.query else arg

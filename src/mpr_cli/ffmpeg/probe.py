@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.command import input_restrictions, refusal
+from mpr_cli.secrets import REDACTED, scrub, url_queries
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
 
@@ -233,9 +234,7 @@ def _version(program: str) -> str:
 
 def _redact(stderr: str, target: str, shown: str) -> str:
     """The URL as shown (no query), and no stray copy of its query (a presigned signature)."""
-    stderr = stderr.replace(target, shown)
-    query = urlsplit(target).query if target != shown else ""
-    return stderr.replace(query, "<redacted>") if query else stderr
+    return scrub(stderr.replace(target, shown), url_queries([target]), mask=REDACTED)
 
 
 def _last_line(stderr: str, shown: str) -> str:

@@ -41,10 +41,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import IO
-from urllib.parse import urlsplit
 
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.command import describe_argv, refusal
+from mpr_cli.secrets import REDACTED, scrub, url_queries
 
 log = logging.getLogger(__name__)
 
@@ -364,9 +364,4 @@ def _last_line(stderr_tail: str) -> str:
 
 def _redact(text: str, argv: Iterable[str]) -> str:
     """No URL query (a presigned signature) from argv survives in text shown to a user."""
-    for arg in argv:
-        if arg.startswith(("http://", "https://")):
-            query = urlsplit(arg).query
-            if query:
-                text = text.replace(query, "<redacted>")
-    return text
+    return scrub(text, url_queries(argv), mask=REDACTED)
