@@ -49,6 +49,11 @@ class StorageError(MprError):
         self.key = key
 
 
+class S3Unavailable(StorageError):
+    """S3 itself failed after retries: unreachable, timing out, refusing the credentials, or
+    answering with server errors. The run's failure (exit 4), never one file's."""
+
+
 class UnsafeKeyError(StorageError):
     """An S3 key that would escape the folder it is meant to be written under."""
 

@@ -30,12 +30,13 @@ from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     NoCredentialsError,
+    ParamValidationError,
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mpr_cli.config import Settings
-from mpr_cli.errors import StorageError, UnsafeKeyError
+from mpr_cli.errors import S3Unavailable, StorageError, UnsafeKeyError
 from mpr_cli.secrets import mask_url, scrub
 
 MIB = 1024 * 1024
@@ -192,16 +193,21 @@ class Storage:
             exc = exc.__context__
         where = f"s3://{bucket}/{key}" if key else f"bucket {bucket}"
         if isinstance(exc, BotoConnectionError | HTTPClientError):
-            return StorageError(
+            return S3Unavailable(
                 f"S3 unreachable at {self.endpoint} ({type(exc).__name__}) while trying to "
                 f"{action} {where}", key=key,
                 hint="check S3_ENDPOINT_URL and that the server is running")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-            return StorageError(f"no S3 credentials to {action} {where}", key=key,
-                                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+            return S3Unavailable(f"no S3 credentials to {action} {where}", key=key,
+                                 hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         if isinstance(exc, ClientError):
             return self._translate_client_error(exc, action, bucket, key, where)
-        return StorageError(f"S3 could not {action} {where}: {self._scrub(str(exc))}", key=key)
+        if isinstance(exc, ParamValidationError):  # this one request was malformed
+            return StorageError(f"S3 could not {action} {where}: {self._scrub(str(exc))}",
+                                key=key)
+        # a transfer broken off, a body cut short: the server or the network failed
+        return S3Unavailable(f"S3 could not {action} {where}: {self._scrub(str(exc))}", key=key,
+                             hint="check that the S3 server is running and reachable")
 
     def _translate_client_error(self, exc: ClientError, action: str, bucket: str,
                                 key: str | None, where: str) -> StorageError:
@@ -216,8 +222,8 @@ class Storage:
             return StorageError(f"access denied ({code or status}) to {action} {where}",
                                 key=key, hint=_CREDENTIALS_HINT + " and the bucket policy")
         message = self._scrub(str(exc.response.get("Error", {}).get("Message") or exc))
-        return StorageError(f"S3 could not {action} {where}: {code or status} {message}",
-                            key=key)
+        failed = S3Unavailable if status >= 500 else StorageError  # 5xx after every retry
+        return failed(f"S3 could not {action} {where}: {code or status} {message}", key=key)
 
     @contextmanager
     def _errors(self, action: str, bucket: str, key: str | None = None) -> Iterator[None]:

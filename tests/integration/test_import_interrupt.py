@@ -30,6 +30,7 @@ from tests.integration.archive import (
     start_import,
     wait_until_waiting_on_a_lock,
 )
+from tests.integration.proxy import forwarder
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +119,40 @@ def test_killed_import_is_marked_aborted_by_the_next_run(big_archive, upload, se
     assert (killed["status"], completed["status"]) == ("aborted", "completed")
     assert killed["finished_at"] is not None
     assert "without recording" in killed["report"]["message"]
+
+
+def test_s3_lost_mid_import_is_exit_4_and_the_run_failed(big_archive, upload, service_env,
+                                                         services, database_url, run_mpr,
+                                                         tmp_path):
+    """S3 goes away while phase 3 runs (held on the middle asset, then its forwarder cut):
+    after retries the import stops with exit 4 and its run recorded failed, never a pile of
+    per-file errors; the batches already in stay whole and a re-run completes the work."""
+    upload(big_archive.root)
+    with forwarder(services.s3_endpoint) as s3:
+        through = {**service_env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}"}
+        proc = start_import(through, tmp_path / "cwd")
+        try:
+            with held_asset(database_url, middle_code(big_archive)):
+                wait_until_waiting_on_a_lock(proc, database_url)
+                s3.cut()
+            stdout, stderr = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    assert proc.returncode == 4, stderr
+    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0] == stderr.strip().splitlines()[-1], stderr
+    assert errors[0].startswith("error: S3 unreachable at http://127.0.0.1:"), stderr
+    written = json.loads(stdout)
+    assert written["status"] == "failed"
+    assert [p for p in written["problems"] if p["reason"] == "fetch_failed"] == []
+    [run] = runs(database_url)
+    assert run["status"] == "failed" and run["report"]["message"].startswith("S3 unreachable")
+    done = assert_whole_assets(database_url, big_archive)
+    assert 0 < len(done) < len(big_archive.assets_ok)
+
+    rerun = parse_run(run_mpr("import", "--report", "-"))
+    assert rerun.returncode == 0, rerun.stderr
+    assert_complete(database_url, big_archive)

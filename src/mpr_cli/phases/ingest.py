@@ -15,7 +15,7 @@ from enum import StrEnum
 from itertools import groupby
 
 from mpr_cli.db import ExistingAsset, FileRow
-from mpr_cli.errors import FfmpegError, MprError, describe
+from mpr_cli.errors import FfmpegError, MprError, S3Unavailable, describe
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role
@@ -118,6 +118,8 @@ class AssetPlanner:
         plan = AssetPlan(asset.code, asset.media_type)
         try:
             _AssetCheck(self, asset, plan).run()
+        except S3Unavailable:  # S3 itself failed: the run stops (exit 4), no file is blamed
+            raise
         except MprError as exc:  # S3 or ffprobe failed for this asset only
             plan.problems.append(Problem.make(Reason.FETCH_FAILED, asset.new[0].key,
                                               exc.one_line(), inventory_code=asset.code))
