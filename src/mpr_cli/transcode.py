@@ -32,6 +32,7 @@ from mpr_cli.errors import (
     ConfigError,
     DatabaseError,
     FfmpegError,
+    MissingObject,
     StorageError,
     UsageError,
 )
@@ -97,6 +98,20 @@ def _new_workdir(settings: Settings) -> Path:
         raise ConfigError(f"cannot make a temp folder in {root or tempfile.gettempdir()}: "
                           f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
                                                          "with free space") from None
+
+
+def require_usable_temp_dir(settings: Settings) -> None:
+    """ConfigError (exit 2) unless a temp folder can be made and written: checked before any
+    job is created or claimed, so a bad MPR_TEMP_DIR never fails a job."""
+    work = _new_workdir(settings)
+    try:
+        (work / "probe").write_bytes(b"mpr")
+    except OSError as exc:
+        raise ConfigError(f"cannot write in the temp folder {work.parent}: "
+                          f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
+                                                         "with free space") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -209,13 +224,20 @@ class Transcoder:
         self.source_mode = source_mode
 
     def _source(self, source: Source, work: Path, bucket: str) -> tuple[str, Download]:
+        """The master for ffmpeg; MissingObject when S3 answers that it is not there (a failure
+        of that file), StorageError when S3 itself failed."""
         if self.source_mode is SourceMode.URL:
             head = self.storage.head(bucket, source.key)
             if head is None:
-                raise StorageError(f"s3://{bucket}/{source.key} does not exist", key=source.key)
+                raise MissingObject(f"s3://{bucket}/{source.key} does not exist", key=source.key)
             url = self.storage.presigned_get_url(bucket, source.key, expires=6 * 3600)
             return url, Download(Path(source.key), head.size, head.single_part_md5)
-        download = self.storage.download_to(bucket, source.key, work / "in", md5=True)
+        try:
+            download = self.storage.download_to(bucket, source.key, work / "in", md5=True)
+        except StorageError as exc:
+            if self.storage.head(bucket, source.key) is None:
+                raise MissingObject(exc.message, key=source.key, hint=exc.hint) from None
+            raise
         return str(download.path), download
 
     def run(self, source: Source, preset: Preset, output_key: str, *,

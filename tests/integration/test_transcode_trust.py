@@ -8,6 +8,7 @@ PostgreSQL, SeaweedFS and ffmpeg; work that must be caught in the middle is held
 from __future__ import annotations
 
 import contextlib
+import socket
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from tests.integration.test_transcode import (
     VIDEO_CODE,
     build_awaiting_archive,
     completed_ids,
+    leftover_workdirs,
     master_key,
     output_key,
 )
@@ -237,3 +239,66 @@ def test_a_delivered_streaming_copy_is_kept_unless_forced_then_replaced_not_doub
         conn.execute("""INSERT INTO asset_files (asset_id, bucket, key, role, size)
                         VALUES (%s, %s, 'FILE/x.mp4', 'streaming', 1)""",
                      (asset_id, cat.bucket_out))
+
+
+# -- 4. infrastructure failures are not file failures --------------------------------------------
+
+
+def test_an_unusable_temp_folder_is_exit_2_before_any_job(archive, run_mpr, cat, settings,
+                                                          service_env, tmp_path):
+    asset_id = sample_master(cat, archive)
+    job_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), asset_id)
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = {**service_env, "MPR_TEMP_DIR": str(tmp_path / "a-file" / "tmp")}
+
+    for args in (("--pending",), (master_key(VIDEO_CODE), "--force")):
+        done = run_mpr("transcode", *args, env=broken)
+
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "cannot make a temp folder in" in one_line(done)
+        assert "MPR_TEMP_DIR" in one_line(done)
+        assert [(j["id"], j["status"], j["attempts"]) for j in cat.jobs()] == [
+            (job_id, "PENDING", 0)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_job_that_s3_fails_is_pending_again_with_the_reason(archive, run_mpr, cat, settings,
+                                                              service_env):
+    asset_id = sample_master(cat, archive)
+    job_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), asset_id)
+    s3_down = {**service_env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+
+    done = run_mpr("transcode", "--pending", env=s3_down)
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "S3 unreachable" in one_line(done)
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["worker"]) == ("PENDING", 0, None)
+    assert job["error"].startswith("pending again: S3 unreachable at")
+    assert leftover_workdirs(service_env) == []
+
+    again = run_mpr("transcode", "--pending")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert completed_ids(again.stdout) == [job_id]
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["error"]) == ("COMPLETED", 1, None)
+
+
+def test_a_master_missing_from_its_bucket_fails_its_own_job(run_mpr, cat, settings):
+    with psycopg.connect(cat.url, autocommit=True) as conn:  # catalogued, then removed
+        asset_id = conn.execute("INSERT INTO assets (inventory_code, media_type) "
+                                "VALUES (%s, 'video') RETURNING id", (VIDEO_CODE,)).fetchone()[0]
+    job_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE), asset_id)
+
+    done = run_mpr("transcode", "--pending")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"]) == ("FAILED", 1)
+    assert f"s3://{cat.bucket_in}/{master_key(VIDEO_CODE)} does not exist" in job["error"]

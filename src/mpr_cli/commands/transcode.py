@@ -21,6 +21,7 @@ from mpr_cli.ffmpeg.command import preset_command, threads_per_job
 from mpr_cli.ffmpeg.pool import JobRunner, JobSettings, run_pending, run_pool
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
+from mpr_cli.transcode import require_usable_temp_dir
 
 
 def _presets(app: App) -> PresetBook:
@@ -97,6 +98,7 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     if bool(key) == pending:
         raise UsageError("give either a master KEY or --pending", hint="see mpr transcode --help")
     settings = app.settings
+    require_usable_temp_dir(settings)  # exit 2 before any job is created or claimed
     workers = workers or settings.transcode_workers
     runner = JobRunner(settings, app.rules(), _presets(app),
                        workers=workers if pending else 1,

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.db import JobStatus
-from mpr_cli.errors import MprError, UsageError
+from mpr_cli.errors import ConfigError, ExitCode, MprError, UsageError
 from mpr_cli.ffmpeg.command import threads_per_job
 from mpr_cli.ffmpeg.leases import Lease, Leases
 from mpr_cli.ffmpeg.presets import Preset, PresetBook
@@ -80,6 +80,12 @@ class JobSettings:
     full_verify: bool = False
 
 
+def is_infrastructure(exc: MprError) -> bool:
+    """S3 or the catalogue failed (exit 4), or this process's configuration (a temp folder that
+    cannot be used, an unknown preset): not the file's failure, so its job is PENDING again."""
+    return exc.exit_code is ExitCode.INFRASTRUCTURE or isinstance(exc, ConfigError)
+
+
 def worker_name(n: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{n}"
 
@@ -94,6 +100,7 @@ class _Claimed:
     prepared: Prepared | None = None
     error: MprError | None = None
     started: bool = False
+    infrastructure: MprError | None = None  # S3, the catalogue or the temp folder failed it
 
     @property
     def id(self) -> int:
@@ -130,16 +137,18 @@ class JobRunner:
                                        source_bucket=job["source_bucket"],
                                        output_bucket=job["output_bucket"])
 
-    def settle(self, conn: Any, claimed: _Claimed, *,
-               stopping: bool) -> tuple[JobStatus | None, str]:
-        """The job's last step: finish and record it, or write why not. None: a job claimed
-        ahead that never started because the pool stops is PENDING again (its attempt given
-        back), to be claimed by the next run."""
+    def settle(self, conn: Any, claimed: _Claimed, *, stopping: bool,
+               halted: MprError | None = None) -> tuple[JobStatus | None, str]:
+        """The job's last step: finish and record it, or write why not. None: the job is
+        PENDING again (its attempt given back), to be claimed by the next run: claimed ahead and
+        never started when the pool stops, failed by S3, the catalogue or the temp folder
+        (`claimed.infrastructure`), or cancelled because such a failure (`halted`) stops the
+        pool."""
         if claimed.error is not None:
-            return self._settle_error(conn, claimed, claimed.error)
+            return self._settle_error(conn, claimed, claimed.error, halted)
         if not claimed.started:
             if stopping and db.job_update(conn, "release_job", id=claimed.id,
-                                          worker=claimed.lease.worker):
+                                          worker=claimed.lease.worker, reason=None):
                 return None, "not started; pending again"
             # no longer ours (`mpr jobs cancel` while it waited for a slot): nothing to write
             return JobStatus.CANCELLED, "cancelled before it started"
@@ -147,15 +156,23 @@ class JobRunner:
         try:
             refuse_unsafe_output(conn, self.storage, target_of(claimed.job))
             _, record = self.transcoder.finish(claimed.prepared, cancel=claimed.lease.cancel)
+            return self._complete(conn, claimed, claimed.prepared, record)
         except MprError as exc:
-            return self._settle_error(conn, claimed, exc)
-        return self._complete(conn, claimed, claimed.prepared, record)
+            return self._settle_error(conn, claimed, exc, halted)
 
-    def _settle_error(self, conn: Any, claimed: _Claimed,
-                      exc: MprError) -> tuple[JobStatus, str]:
-        if isinstance(exc, TranscodeCancelled):
+    def _settle_error(self, conn: Any, claimed: _Claimed, exc: MprError,
+                      halted: MprError | None) -> tuple[JobStatus | None, str]:
+        if isinstance(exc, TranscodeCancelled) and halted is not None:
+            exc = halted  # stopped because S3, the catalogue or the temp folder failed
+        elif isinstance(exc, TranscodeCancelled):
             db.job_update(conn, "cancel_job", id=claimed.id, reason="cancelled while running")
             return JobStatus.CANCELLED, "cancelled"
+        if is_infrastructure(exc):
+            if exc is not halted:
+                claimed.infrastructure = exc
+            db.job_update(conn, "release_job", id=claimed.id, worker=claimed.lease.worker,
+                          reason=f"pending again: {exc.one_line()}")
+            return None, f"pending again: {exc.one_line()}"
         tail = getattr(exc, "stderr_tail", "") or None
         db.job_update(conn, "fail_job", id=claimed.id, worker=claimed.lease.worker,
                       error=exc.one_line(), stderr_tail=tail)
@@ -396,7 +413,12 @@ class _Pipeline:
                 self.leases.drop(claimed.id)
 
     def _settle(self, conn: Any, claimed: _Claimed) -> None:
-        status, message = self.runner.settle(conn, claimed, stopping=self.stop_all.is_set())
+        with self.lock:
+            halted = self.result.errors[0] if self.result.errors else None
+        status, message = self.runner.settle(conn, claimed, stopping=self.stop_all.is_set(),
+                                             halted=halted)
+        if claimed.infrastructure is not None:  # the next jobs would fail the same way: stop
+            self.fail(claimed.infrastructure)
         with self.lock:
             if status is None:
                 self.result.released.append(claimed.id)
