@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mpr_cli import __version__
 from mpr_cli.commands import context
+from mpr_cli.display import visible
 from mpr_cli.errors import ConfigError
 
 # command -> (module under mpr_cli.commands, attribute). A module is imported only when its
@@ -26,6 +28,9 @@ COMMANDS = {
     "runs": ("nightly", "runs"), "dev": ("dev", "dev"), "db": ("db", "db"),
     "config": ("info", "config_command"), "doctor": ("info", "doctor"),
 }
+
+
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
 
 class LazyGroup(click.Group):
@@ -40,13 +45,36 @@ class LazyGroup(click.Group):
         assert isinstance(command, click.Command) and command.name == cmd_name
         return command
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """click's own usage errors as one line, as mpr's errors are (exit 2):
+        `error: Invalid value for '--verify': ... (see `mpr import --help`)`."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except _NO_ARGS_IS_HELP as exc:  # a group named without a command: its help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "mpr"
+            click.echo(f"error: {visible(exc.format_message())} (see `{where} --help`)",
+                       err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {visible(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
 EPILOG = """\b
 Exit codes:
   0  completed, no errors (warnings allowed)
   1  completed, some files had errors (validate: problems found)
   2  usage or configuration error
   3  aborted by --safe-run
-  4  infrastructure failure (S3 or database unreachable after retries)
+  4  infrastructure failure (S3 or database unreachable after retries), internal error
 130  interrupted (Ctrl-C, SIGTERM)
 """
 

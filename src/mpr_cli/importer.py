@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import MprError, RowsRefused
+from mpr_cli.errors import MprError, RowsRefused, describe
 from mpr_cli.phases.crossref import cross_reference
 from mpr_cli.phases.discover import Discovery, discover
 from mpr_cli.phases.ingest import AssetPlan, AssetPlanner, VerifyMode, group_assets, plan_assets
@@ -221,31 +221,46 @@ def run_import(settings: Settings, rules: Rules, options: ImportOptions,
                     prefix=options.prefix, run_key=options.run_key)
     storage = Storage(settings)
     lock = nullcontext() if options.dry_run else db.import_lock(settings)
-    with lock, db.connect(settings, autocommit=True) as conn:
-        db.require_migrated_conn(conn)
-        if not options.dry_run:
-            report.run_id = db.start_run(conn, options.command, _mode(options), options.prefix,
-                                         options.run_key or None)
-        try:
-            _import_phases(conn, storage, settings, rules, options, report, progress, stop)
-        except KeyboardInterrupt as exc:
-            report.status = RunStatus.ABORTED
-            report.message = "interrupted: work in flight rolled back; run again to complete it"
-            exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
-            raise
-        except MprError as exc:
+    try:
+        with lock, db.connect(settings, autocommit=True) as conn:
+            _run_recorded(conn, storage, settings, rules, options, report, progress, stop)
+    except MprError as exc:  # also before the run started: the lock held, no database
+        if getattr(exc, "report", None) is None:
             report.status = RunStatus.FAILED
             report.message = exc.one_line()
-            exc.report = report  # type: ignore[attr-defined]
-            raise
-        except Exception as exc:
-            report.status = RunStatus.FAILED
-            report.message = f"internal error: {type(exc).__name__}"
-            raise
-        finally:
-            report.sort_problems()
-            _record(conn, report)
+            exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
+        raise
     return report
+
+
+def _run_recorded(conn: Any, storage: Storage, settings: Settings, rules: Rules,
+                  options: ImportOptions, report: Report, progress: Progress,
+                  stop: threading.Event | None) -> None:
+    """The phases, with the run recorded in import_runs (unless a dry run) however they end."""
+    db.require_migrated_conn(conn)
+    if not options.dry_run:
+        report.run_id = db.start_run(conn, options.command, _mode(options), options.prefix,
+                                     options.run_key or None)
+    try:
+        _import_phases(conn, storage, settings, rules, options, report, progress, stop)
+    except KeyboardInterrupt as exc:
+        report.status = RunStatus.ABORTED
+        report.message = "interrupted: work in flight rolled back; run again to complete it"
+        exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
+        raise
+    except MprError as exc:
+        report.status = RunStatus.FAILED
+        report.message = exc.one_line()
+        exc.report = report  # type: ignore[attr-defined]
+        raise
+    except Exception as exc:
+        report.status = RunStatus.FAILED
+        report.message = f"internal error: {describe(exc)}"
+        exc.report = report  # type: ignore[attr-defined]
+        raise
+    finally:
+        report.sort_problems()
+        _record(conn, report)
 
 
 def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules,

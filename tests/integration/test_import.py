@@ -592,11 +592,14 @@ def test_import_while_another_runs_is_refused_in_one_line(big_archive, upload, s
             first.kill()
             first.wait()
 
-    assert second.returncode == 4 and second.stdout == ""
+    assert second.returncode == 4
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1, second.stderr
     assert "another import is running" in lines[0]
     assert f"run {running['id']}" in lines[0] and f"pid {first.pid}" in lines[0]
+    refused = json.loads(second.stdout)  # --report - is written for the refused run too
+    assert (refused["status"], refused["run_id"]) == ("failed", None)
+    assert "another import is running" in refused["message"] and refused["problems"] == []
     assert first.returncode == 0, first_stderr
     assert [r["status"] for r in runs(database_url)] == ["completed"]  # the refused run: no row
     codes = set(big_archive.assets_ok)

@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from mpr_cli import __version__, cli
 from mpr_cli.config import FIELD_BY_ENV
+from mpr_cli.devservices import free_port
 
 SETTING_PREFIXES = ("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_")
 BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}
@@ -51,7 +52,7 @@ def test_help_documents_exit_codes(mpr):
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: mpr [OPTIONS] COMMAND [ARGS]...")
     for line in ("0  completed", "2  usage or configuration", "3  aborted by --safe-run",
-                 "4  infrastructure failure", "130  interrupted"):
+                 "4  infrastructure failure", "internal error", "130  interrupted"):
         assert line in result.stdout
     commands = result.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
     listed = {line.split()[0] for line in commands.splitlines()}
@@ -80,23 +81,37 @@ def test_unknown_command_is_a_usage_error(mpr):
     result = mpr("improt")
 
     assert result.exit_code == 2
-    assert "Error: No such command 'improt'." in result.stderr
+    assert one_line(result) == "error: No such command 'improt'. (see `mpr --help`)"
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (("import", "--verify", "bogus"), "'--verify': 'bogus' is not one of 'auto', 'full', 'none'"),
-    (("transcode", "--pending", "--workers", "0"), "'--workers': 0 is not in the range"),
-    (("jobs", "retry", "abc"), "'JOB_ID': 'abc' is not a valid integer"),
-    (("jobs", "list", "--limit", "-1"), "'--limit': -1 is not in the range x>=1"),
-    (("import", "--no-such-option"), "No such option '--no-such-option'"),
+@pytest.mark.parametrize(("args", "named", "command"), [
+    (("import", "--verify", "bogus"), "'--verify': 'bogus' is not one of 'auto', 'full', 'none'",
+     "mpr import"),
+    (("transcode", "--pending", "--workers", "0"), "'--workers': 0 is not in the range",
+     "mpr transcode"),
+    (("jobs", "retry", "abc"), "'JOB_ID': 'abc' is not a valid integer", "mpr jobs retry"),
+    (("jobs", "list", "--limit", "-1"), "'--limit': -1 is not in the range x>=1",
+     "mpr jobs list"),
+    (("import", "--no-such-option"), "No such option '--no-such-option'", "mpr import"),
+    (("presets", "show"), "Missing argument 'NAME'", "mpr presets show"),
 ])
-def test_bad_option_exits_2_naming_it(mpr, args, named):
+def test_bad_option_exits_2_in_one_line_naming_it(mpr, args, named, command):
     result = mpr(*args)
 
     assert result.exit_code == 2, result.output
-    assert named in result.stderr
+    line = one_line(result)
+    assert line.startswith("error: ") and named in line, line
+    assert line.endswith(f"(see `{command} --help`)"), line
     assert result.stdout == ""
+
+
+def test_a_group_without_its_command_shows_its_help(mpr):
+    result = mpr("jobs")
+
+    assert result.exit_code == 2
+    assert "Usage: mpr jobs [OPTIONS] COMMAND [ARGS]..." in result.output
+    assert "retry" in result.output
 
 
 def test_transcode_needs_a_key_or_pending(mpr):
@@ -236,3 +251,36 @@ def test_unknown_preset_exits_2_naming_it(mpr):
 
     assert done.exit_code == 2
     assert "web-4k" in one_line(done)
+
+
+# -- the report is written on every outcome ------------------------------------------------------
+
+
+def test_report_folder_that_does_not_exist_is_exit_2_before_anything_runs(mpr):
+    result = mpr("import", "--report", "no-such-folder/report.json")
+
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        "error: Invalid value for '--report': the folder no-such-folder does not exist: create "
+        "it or write the report elsewhere (see `mpr import --help`)")
+
+
+def test_report_that_names_a_folder_is_exit_2(mpr, tmp_path):
+    result = mpr("nightly", "--report", str(tmp_path))
+
+    assert result.exit_code == 2
+    assert f"{tmp_path} is a folder: name a file in it" in one_line(result)
+
+
+def test_unreachable_database_still_writes_the_report(mpr, tmp_path):
+    closed = free_port()
+    result = mpr("import", "--report", "report.json",
+                 DATABASE_URL=f"postgresql://mpr:pw-s3cr3t@127.0.0.1:{closed}/mpr")
+
+    assert result.exit_code == 4
+    assert one_line(result).startswith("error: database unreachable: ")
+    written = (tmp_path / "report.json").read_text(encoding="utf-8")
+    report = json.loads(written)
+    assert (report["command"], report["status"]) == ("import", "failed")
+    assert report["message"].startswith("database unreachable")
+    assert "pw-s3cr3t" not in written + result.stderr

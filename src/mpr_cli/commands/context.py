@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.display import for_console
-from mpr_cli.errors import ExitCode, MprError
+from mpr_cli.errors import ExitCode, MprError, describe
 from mpr_cli.rules import Rules, load_rules
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +52,8 @@ def fail(error: MprError) -> None:
 
 
 def handles_errors(func: F) -> F:
-    """Turn MprError into one line on stderr and its exit code; Ctrl-C into 130."""
+    """Turn MprError into one line on stderr and its exit code; Ctrl-C into 130; any other
+    exception (a bug) into one line and exit 4."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -62,6 +64,13 @@ def handles_errors(func: F) -> F:
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+        except Exception as exc:  # a bug: one line; MPR_DEBUG=1 shows the traceback
+            if os.environ.get("MPR_DEBUG"):
+                raise
+            err_console.print(f"[bold red]error:[/] internal error "
+                              f"({for_console(describe(exc))}): report this as a bug "
+                              "(MPR_DEBUG=1 shows the traceback)", highlight=False)
+            raise SystemExit(int(ExitCode.INFRASTRUCTURE)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -87,3 +96,23 @@ def graceful_stop() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def writable_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for an output file option (`--report PATH`): its folder must exist and
+    be writable before anything runs, so a run never ends without the report it was asked
+    for. `-` (stdout) passes."""
+    if value is None or value == "-":
+        return value
+    path = Path(value)
+    if path.is_dir():
+        raise click.BadParameter(f"{value} is a folder: name a file in it", ctx, param)
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist: create it or write the "
+                                 "report elsewhere", ctx, param)
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"{value} cannot be written (permission denied): choose a "
+                                 f"path this user may write, or fix the folder's rights", ctx,
+                                 param)
+    return value

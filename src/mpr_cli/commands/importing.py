@@ -15,8 +15,13 @@ from rich.progress import BarColumn, ProgressColumn, Task, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
-from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
-from mpr_cli.errors import MprError
+from mpr_cli.commands.context import (
+    App,
+    graceful_stop,
+    handles_errors,
+    pass_app,
+    writable_file,
+)
 from mpr_cli.importer import ImportOptions, run_import, run_validate
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, to_junit, write_json
@@ -107,7 +112,7 @@ def common_options(func: Any) -> Any:
                           "stream the object through MD5; none: trust the sidecar."),
         click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False,
                      path_type=Path), help="Replacement rules file (or MPR_RULES)."),
-        click.option("--report", "report_path", metavar="PATH",
+        click.option("--report", "report_path", metavar="PATH", callback=writable_file,
                      help="Write the JSON report here (`-` for stdout)."),
         click.option("--quiet", "-q", is_flag=True, help="Only the summary line and errors."),
         click.option("--verbose", "-v", is_flag=True, help="List every problem."),
@@ -189,7 +194,7 @@ def _report_on_failure(report_path: str | None) -> Iterator[None]:
     """An interrupted or failed import still writes its --report (status aborted/failed)."""
     try:
         yield
-    except (MprError, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt) as exc:
         report = getattr(exc, "report", None)
         if report_path and report is not None:
             write_json(report, report_path, sys.stdout)

@@ -12,7 +12,13 @@ import click
 from rich.console import Console
 
 from mpr_cli import db
-from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
+from mpr_cli.commands.context import (
+    App,
+    graceful_stop,
+    handles_errors,
+    pass_app,
+    writable_file,
+)
 from mpr_cli.db import JobStatus
 from mpr_cli.errors import UsageError
 from mpr_cli.ffmpeg.presets import load_presets
@@ -65,7 +71,8 @@ class LoggedProgress:
 @click.option("--verify", type=click.Choice([m.value for m in VerifyMode]), default="auto",
               show_default=True, help="Checksum verification of the import.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel ffmpeg processes.")
-@click.option("--report", "report_path", metavar="PATH", help="JSON report (`-` for stdout).")
+@click.option("--report", "report_path", metavar="PATH", callback=writable_file,
+              help="JSON report (`-` for stdout).")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Prometheus textfile-collector file, written atomically.")
 @click.option("--log-format", type=click.Choice([f.value for f in LogFormat]), default="text",
