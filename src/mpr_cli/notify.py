@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from mpr_cli.config import NotifyOn, Settings
+from mpr_cli.display import visible
 from mpr_cli.runlog import get_logger
 from mpr_cli.secrets import scrub
 
@@ -41,7 +42,7 @@ def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
     lines = []
     for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         lines.append(f"{reason} ({items[0]['severity']}): {len(items)}")
-        lines += [f"    {p['key']}" for p in items[:KEYS_PER_REASON]]
+        lines += [f"    {visible(str(p['key']))}" for p in items[:KEYS_PER_REASON]]
         if len(items) > KEYS_PER_REASON:
             more = len(items) - KEYS_PER_REASON
             lines.append(f"    ... and {more} more (see the attached report)")
@@ -65,13 +66,14 @@ def digest_text(report: dict[str, Any], exit_code: int) -> str:
         jobs = ", ".join(f"{s.lower()} {n}" for s, n in sorted(transcode.get("jobs", {}).items()))
         lines += ["Transcode", f"    jobs created     {transcode.get('created', 0)}",
                   f"    jobs             {jobs or 'none'}"]
-        lines += [f"    failed: {f['source_key']}: {f['error']}" for f in transcode.get(
-            "failures", [])[:KEYS_PER_REASON]] + [""]
+        failures = transcode.get("failures", [])[:KEYS_PER_REASON]
+        lines += [f"    failed: {visible(str(f['source_key']))}: {visible(str(f['error']))}"
+                  for f in failures] + [""]
     lines += ["Problems by reason"] + _problem_lines(report.get("problems", [])) + [""]
     lines += ["Durations (s)"] + [f"    {k:<16} {v}" for k, v in
                                  report.get("durations_s", {}).items()]
     if report.get("message"):
-        lines += ["", str(report["message"])]
+        lines += ["", visible(str(report["message"]))]
     return "\n".join(lines) + "\n"
 
 

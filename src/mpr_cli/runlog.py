@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from mpr_cli.display import visible
 from mpr_cli.secrets import scrub
 
 LOGGER = "mpr"
@@ -31,7 +32,8 @@ def new_run_id() -> str:
 
 
 class RunContext(logging.Filter):
-    """Adds `run_id` to every record and removes secrets from its message and traceback."""
+    """Adds `run_id` to every record, removes secrets from its message and traceback, and
+    shows the message's control characters as escapes (display.visible)."""
 
     def __init__(self, run_id: str, secrets_to_hide: list[str]) -> None:
         super().__init__()
@@ -40,7 +42,8 @@ class RunContext(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = self.run_id
-        record.msg = scrub(record.getMessage(), self.secrets)
+        # one record, one line: a newline or ESC from a key or a server is shown, not obeyed
+        record.msg = visible(scrub(record.getMessage(), self.secrets))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -169,3 +169,29 @@ def test_digest_names_a_dry_run_by_its_run_key() -> None:
     header = digest_text(data, 0).splitlines()[0]
     assert "None" not in header
     assert data["run_key"] in header
+
+
+def test_digest_shows_control_characters_in_keys_and_messages_as_escapes() -> None:
+    """A key can hold a newline or an ESC: in the e-mail it never forges a line of its own."""
+    forged = "BRD/VO-BAD-00001.mp4\nchecksum_mismatch (error): 0\x1b[2J"
+    data = {**report(errors=1, problems=[problem(forged, "invalid_key")]),
+            "message": "S3 said:\r\nall good"}
+    lines = digest_text(data, 1).splitlines()
+
+    assert "    BRD/VO-BAD-00001.mp4\\nchecksum_mismatch (error): 0\\x1b[2J" in lines
+    assert "checksum_mismatch (error): 0" not in lines
+    assert "S3 said:\\r\\nall good" in lines
+    assert not any("\x1b" in line or "\r" in line for line in lines)
+
+
+def test_log_line_of_a_hostile_key_stays_one_line(tmp_path: Path) -> None:
+    from mpr_cli.runlog import configure
+
+    log_file = tmp_path / "mpr.log"
+    logger = configure("run-1", [], log_file=log_file, stream=False)
+    logger.warning("skipped %s", "FILE/VO-X\n2026-12-01 00:00:00 INFO forged\x1b[31m")
+    for handler in logger.handlers:
+        handler.flush()
+
+    [line] = log_file.read_text(encoding="utf-8").splitlines()
+    assert line.endswith("skipped FILE/VO-X\\n2026-12-01 00:00:00 INFO forged\\x1b[31m")
