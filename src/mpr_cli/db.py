@@ -360,6 +360,12 @@ def job_update(conn: psycopg.Connection[Any], name: str, **params: Any) -> bool:
     return cur.rowcount > 0
 
 
+def abandoned_output_keys(conn: psycopg.Connection[Any], bucket: str, keys: list[str],
+                          lease_s: float) -> set[str]:
+    params = {"bucket": bucket, "keys": keys, "lease": lease_s}
+    return {r["output_key"] for r in conn.execute(query("abandoned_output_keys"), params)}
+
+
 def get_job(conn: psycopg.Connection[Any], job_id: int) -> dict[str, Any] | None:
     return conn.execute(query("get_job"), {"id": job_id}).fetchone()
 

@@ -197,6 +197,16 @@ SET status = 'PENDING', finished_at = NULL, started_at = NULL, heartbeat_at = NU
 WHERE id = %(id)s AND status = 'FAILED' AND attempts < max_attempts
 RETURNING id
 
+-- name: abandoned_output_keys
+-- Of these keys of an output bucket, those that are a job's output and that no running job
+-- (PROCESSING with a heartbeat within the lease) writes: what a dead worker left unfinished.
+SELECT DISTINCT j.output_key FROM transcode_jobs j
+WHERE j.output_bucket = %(bucket)s AND j.output_key = ANY(%(keys)s)
+  AND NOT EXISTS (SELECT 1 FROM transcode_jobs l
+                  WHERE l.output_bucket = j.output_bucket AND l.output_key = j.output_key
+                    AND l.status = 'PROCESSING'
+                    AND l.heartbeat_at >= now() - make_interval(secs => %(lease)s))
+
 -- name: get_job
 SELECT * FROM transcode_jobs WHERE id = %(id)s
 

@@ -397,6 +397,18 @@ class Storage:
         with self._errors("delete", bucket, key):
             self.client.delete_object(Bucket=bucket, Key=key)
 
+    def list_multipart_uploads(self, bucket: str) -> Iterator[tuple[str, str]]:
+        """(key, upload id) of every incomplete multipart upload in the bucket."""
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with self._errors("list the unfinished uploads of", bucket):
+            for page in paginator.paginate(Bucket=bucket):
+                for item in page.get("Uploads", ()):
+                    yield item["Key"], item["UploadId"]
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        with self._errors("abort an unfinished upload to", bucket, key):
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
     def open_ranged(self, bucket: str, key: str, size: int,
                     block: int = 256 * 1024) -> RangedObject:
         """A read-only, seekable file over the object: each read the cache cannot serve is one

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -88,16 +90,66 @@ def default_output_key(source: Source, preset: Preset) -> str:
     return f"{source.folder}/{source.inventory_code}{preset.extension}"
 
 
+WORKDIR_PREFIX = "mpr-transcode-"
+OWNER_FILE = "owner"  # "<host> <pid> <process start time>" of the process that made the folder
+
+
+def _process_started(pid: int) -> str | None:
+    """The start time of a live process (clock ticks since boot, from /proc), None when gone;
+    with the pid it names one process even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _owner_line() -> str:
+    return f"{socket.gethostname()} {os.getpid()} {_process_started(os.getpid())}"
+
+
 def _new_workdir(settings: Settings) -> Path:
     root = settings.temp_dir
     try:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix="mpr-transcode-", dir=root))
+        work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
+        (work / OWNER_FILE).write_text(_owner_line())
+        return work
     except OSError as exc:
         raise ConfigError(f"cannot make a temp folder in {root or tempfile.gettempdir()}: "
                           f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
                                                          "with free space") from None
+
+
+def _orphaned(work: Path, host: str) -> bool:
+    """A temp folder whose owner (this host's process that made it) is gone; a folder without
+    an owner file counts once it is a day old (made before owners were recorded)."""
+    try:
+        owner = (work / OWNER_FILE).read_text().split()
+    except FileNotFoundError:
+        try:
+            return time.time() - work.stat().st_mtime > 86_400
+        except OSError:
+            return False
+    except OSError:
+        return False
+    if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+        return False  # another machine's folder (a shared MPR_TEMP_DIR): its own runs clean it
+    return _process_started(int(owner[1])) != owner[2]
+
+
+def remove_dead_workdirs(settings: Settings) -> int:
+    """Remove the temp folders (mpr-transcode-*) whose owning process is gone, e.g. after a
+    `kill -9`; returns how many."""
+    root = settings.temp_dir or Path(tempfile.gettempdir())
+    removed, host = 0, socket.gethostname()
+    for work in sorted(root.glob(WORKDIR_PREFIX + "*")) if root.is_dir() else []:
+        if work.is_dir() and _orphaned(work, host):
+            shutil.rmtree(work, ignore_errors=True)
+            removed += not work.exists()
+    return removed
 
 
 def require_usable_temp_dir(settings: Settings) -> None:

@@ -8,6 +8,8 @@ PostgreSQL, SeaweedFS and ffmpeg; work that must be caught in the middle is held
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ import pytest
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive
 from tests.integration import test_transcode_jobs as jobs_module
+from tests.integration.processes import group_members, wait_for
 from tests.integration.test_transcode import (
     VIDEO_CODE,
     build_awaiting_archive,
@@ -26,7 +29,11 @@ from tests.integration.test_transcode import (
     master_key,
     output_key,
 )
-from tests.integration.test_transcode_jobs import create_pending_job, register_master
+from tests.integration.test_transcode_jobs import (
+    create_pending_job,
+    register_master,
+    start_long_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -302,3 +309,52 @@ def test_a_master_missing_from_its_bucket_fails_its_own_job(run_mpr, cat, settin
     job = cat.job(job_id)
     assert (job["status"], job["attempts"]) == ("FAILED", 1)
     assert f"s3://{cat.bucket_in}/{master_key(VIDEO_CODE)} does not exist" in job["error"]
+
+
+# -- 5. nothing left behind by a dead worker -----------------------------------------------------
+
+
+def test_kill_9_of_mpr_takes_its_ffmpeg_along_and_the_next_run_removes_its_temp_folder(
+        long_master, cat, popen_mpr, run_mpr, service_env):
+    proc, job, held = start_long_job(long_master, cat, popen_mpr)
+    [work] = leftover_workdirs(service_env)
+
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    wait_for(lambda: group_members(proc.pid) == [], 10, "ffmpeg to die with mpr")
+    assert leftover_workdirs(service_env) == [work]  # what the dead process left
+
+    done = run_mpr("transcode", "--pending")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 left by dead workers removed" in done.stdout
+    assert leftover_workdirs(service_env) == []
+    assert cat.job(job["id"])["status"] == "PROCESSING"  # its lease has not run out yet
+
+
+def uploads_in(s3, bucket: str) -> set[str]:
+    return {u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+
+
+def test_unfinished_uploads_of_jobs_that_no_longer_run_are_aborted(archive, run_mpr, cat,
+                                                                   settings):
+    dead_id = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE),
+                                 sample_master(cat, archive))
+    live_id = create_pending_job(settings, OTHER_CODE, master_key(OTHER_CODE), None)
+    with psycopg.connect(cat.url, autocommit=True) as conn:
+        conn.execute("""UPDATE transcode_jobs SET status = 'PROCESSING', attempts = 3,
+                        worker = 'gone:4242:0', started_at = now(),
+                        heartbeat_at = now() - interval '1 hour' WHERE id = %s""", (dead_id,))
+        conn.execute("""UPDATE transcode_jobs SET status = 'PROCESSING', attempts = 1,
+                        worker = 'elsewhere:77:0', started_at = now(), heartbeat_at = now()
+                        WHERE id = %s""", (live_id,))
+    for key in (output_key(VIDEO_CODE), output_key(OTHER_CODE), "FILE/not-a-job.mp4"):
+        cat.s3.create_multipart_upload(Bucket=cat.bucket_out, Key=key)
+
+    done = run_mpr("transcode", "--pending")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 left by dead workers removed" in done.stdout
+    assert uploads_in(cat.s3, cat.bucket_out) == {output_key(OTHER_CODE), "FILE/not-a-job.mp4"}
+    assert cat.job(dead_id)["status"] == "FAILED" and cat.job(live_id)["status"] == "PROCESSING"

@@ -119,6 +119,8 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
             result = run_pool(runner, 1, stop, bars, only_ids=ids)
     failed = result.count(JobStatus.FAILED)
     released = f"; {len(result.released)} not started, pending again" if result.released else ""
+    if result.cleaned:
+        released += f"; {result.cleaned} left by dead workers removed"
     console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
                   f"{result.count(JobStatus.CANCELLED)} cancelled{released}", markup=False)
     if verbose and failed:

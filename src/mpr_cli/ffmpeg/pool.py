@@ -11,6 +11,7 @@ again. The pool is a pipeline (`_Pipeline`): jobs are claimed and prepared ahead
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.db import JobStatus
-from mpr_cli.errors import ConfigError, ExitCode, MprError, UsageError
+from mpr_cli.errors import ConfigError, ExitCode, MprError, StorageError, UsageError
 from mpr_cli.ffmpeg.command import threads_per_job
 from mpr_cli.ffmpeg.leases import Lease, Leases
 from mpr_cli.ffmpeg.presets import Preset, PresetBook
@@ -40,6 +41,7 @@ from mpr_cli.transcode import (
     record_output,
     refuse_unsafe_output,
     register_master,
+    remove_dead_workdirs,
 )
 
 
@@ -67,6 +69,7 @@ class PoolResult:
     messages: dict[int, str] = field(default_factory=dict)
     errors: list[MprError] = field(default_factory=list)
     released: list[int] = field(default_factory=list)  # claimed ahead, PENDING again on a stop
+    cleaned: int = 0  # temp folders and unfinished uploads of dead workers removed
 
     def count(self, status: JobStatus) -> int:
         return len(self.finished.get(status, []))
@@ -211,6 +214,22 @@ class JobRunner:
         etag = head.etag if head is not None else None
         return register_master(conn, prepared.source, prepared.source_bucket, download, info,
                                etag)
+
+    def clean_up(self, conn: Any) -> int:
+        """What dead workers left (a `kill -9`, a crash): their temp folders, and unfinished
+        multipart uploads to the outputs of jobs that no longer run. S3 failing here stops
+        nothing: the jobs report it. Returns how many were removed."""
+        removed = remove_dead_workdirs(self.settings)
+        bucket = self.settings.s3_bucket_out
+        with contextlib.suppress(StorageError):
+            uploads = list(self.storage.list_multipart_uploads(bucket))
+            keys = sorted({key for key, _ in uploads})
+            dead = db.abandoned_output_keys(conn, bucket, keys, self.options.lease_s)
+            for key, upload_id in uploads:
+                if key in dead:
+                    self.storage.abort_multipart_upload(bucket, key, upload_id)
+                    removed += 1
+        return removed
 
     # -- job creation ---------------------------------------------------------------------
 
@@ -436,7 +455,11 @@ def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events:
     `workers` ffmpeg processes at a time until none is left."""
     scope = db.ClaimScope(runner.settings.s3_bucket_in, runner.settings.s3_bucket_out,
                           only_ids, prefix)
-    return _Pipeline(runner, workers, stop_all, events, scope).run()
+    with db.connect(runner.settings, autocommit=True) as conn:
+        cleaned = runner.clean_up(conn)
+    result = _Pipeline(runner, workers, stop_all, events, scope).run()
+    result.cleaned = cleaned
+    return result
 
 
 def require_no_live_job(job_id: int | None, source: Source, preset: Preset) -> int:

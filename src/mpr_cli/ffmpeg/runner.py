@@ -31,9 +31,12 @@ only after success.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -224,6 +227,16 @@ def parse_progress_block(
     return ProgressUpdate(out_time, percent, speed, eta, done)
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL when the thread that started it ends, so an
+    ffmpeg never outlives a `kill -9` of mpr. libc is loaded before the fork, never in it."""
+    if _LIBC is not None:
+        _LIBC.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
 def _start(argv: list[str]) -> subprocess.Popen[str]:
     try:
         return subprocess.Popen(
@@ -238,6 +251,7 @@ def _start(argv: list[str]) -> subprocess.Popen[str]:
             # its own process group: a Ctrl-C at the terminal reaches mpr only, which then
             # stops ffmpeg itself and records the job as cancelled (not failed)
             process_group=0,
+            preexec_fn=_die_with_parent,  # only prctl(2): no lock, safe with threads
         )
     except FileNotFoundError:
         raise FfmpegError(f"{argv[0]} not found", hint=INSTALL_HINT) from None
