@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     db_name: str = Field("mpr", validation_alias=_env("DB_NAME"))
     db_user: str = Field("mpr", validation_alias=_env("DB_USER"))
     db_password: SecretStr | None = Field(None, validation_alias=_env("DB_PASSWORD"))
+    # how long a connection to PostgreSQL is retried (a restart, a failover) before exit 4
+    db_retry_seconds: float = Field(20, validation_alias=_env("MPR_DB_RETRY_SECONDS"), ge=0,
+                                    le=3600)
 
     dry_run: bool = Field(False, validation_alias=_env("MPR_DRY_RUN", "ACH_DRY_RUN"))
     safe_run: bool = Field(False, validation_alias=_env("MPR_SAFE_RUN", "ACH_SAFE_RUN"))

@@ -6,6 +6,7 @@ headers). Every statement is parameterised; nothing is built by string formattin
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -20,6 +21,13 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import DatabaseError, RowsRefused, describe
@@ -27,6 +35,7 @@ from mpr_cli.secrets import scrub
 
 MIGRATION_LOCK = 7_230_001  # pg_advisory_lock keys, one per purpose
 IMPORT_LOCK = 7_230_002
+log = logging.getLogger("mpr.db")
 
 _HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -63,12 +72,14 @@ def _one(cursor: Any) -> Any:
 
 @contextmanager
 def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg.Connection[Any]]:
-    """A connection with dict rows; psycopg errors become DatabaseError (no secrets)."""
+    """A connection with dict rows; psycopg errors become DatabaseError (no secrets).
+
+    Connecting is retried for MPR_DB_RETRY_SECONDS (a PostgreSQL restart or failover takes
+    seconds), with a logged, doubling backoff. Statements are not retried here: a lost
+    connection mid-transaction cannot be resumed, so the caller's unit of work fails whole
+    (and is rolled back by the server) and the run's own resumption takes over."""
     try:
-        conn = psycopg.connect(
-            settings.conninfo(), autocommit=autocommit, row_factory=dict_row, connect_timeout=10,
-            application_name="mpr",
-        )
+        conn = _connect_retrying(settings, autocommit)
     except psycopg.OperationalError as exc:
         raise DatabaseError(
             f"database unreachable: {_scrub(str(exc), settings)}",
@@ -79,6 +90,24 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
             yield conn
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"database connection lost: {_scrub(str(exc), settings)}") from None
+
+
+def _connect_retrying(settings: Settings, autocommit: bool) -> psycopg.Connection[Any]:
+    def open_one() -> psycopg.Connection[Any]:
+        return psycopg.connect(settings.conninfo(), autocommit=autocommit, row_factory=dict_row,
+                               connect_timeout=10, application_name="mpr")
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("database unreachable (%s); retrying in %.1f s",
+                    _scrub(str(error), settings),
+                    state.next_action.sleep if state.next_action is not None else 0.0)
+
+    retrying = Retrying(retry=retry_if_exception_type(psycopg.OperationalError),
+                        stop=stop_after_delay(settings.db_retry_seconds),
+                        wait=wait_exponential(multiplier=0.5, max=8),
+                        before_sleep=waiting, reraise=True)
+    return retrying(open_one)
 
 
 def _scrub(text: str, settings: Settings) -> str:

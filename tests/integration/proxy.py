@@ -1,4 +1,4 @@
-"""A TCP forwarder on loopback in front of a real server, that a test can cut.
+"""A TCP forwarder on loopback in front of a real server, that a test can open late or cut.
 
 mpr talks to the real SeaweedFS through it; `cut()` closes the listening socket and every
 connection, as a server that stopped (or a network that went away) would: new connections are
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 
 class Forwarder:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_port: int = 0) -> None:
         self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", listen_port))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
@@ -43,6 +43,12 @@ class Forwarder:
                 self.sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+    def __enter__(self) -> Forwarder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
 
     def cut(self) -> None:
         """From now on S3 is gone: refused, and every open transfer reset."""

@@ -583,7 +583,8 @@ def test_clean_archive_exits_0_and_last_success_moves_only_on_success(
 
     # 3. the database unreachable: exit 4, last success kept exactly
     closed = free_port()
-    unreachable = {**env, "DATABASE_URL": service_env["DATABASE_URL"].replace(
+    unreachable = {**env, "MPR_DB_RETRY_SECONDS": "2",  # retried briefly, then exit 4
+                   "DATABASE_URL": service_env["DATABASE_URL"].replace(
         f"127.0.0.1:{services.pg_port}/", f"127.0.0.1:{closed}/")}
     assert unreachable["DATABASE_URL"] != env["DATABASE_URL"]
     result, _, _ = nightly_with_metrics(run_mpr, unreachable, metrics, report_path)

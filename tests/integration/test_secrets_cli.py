@@ -43,7 +43,7 @@ def test_db_status_with_a_key_value_dsn_to_a_closed_port(run_mpr, service_env):
     dsn_parts = {**conninfo_to_dict(service_env["DATABASE_URL"]), "port": str(free_port())}
     password = str(dsn_parts["password"])
 
-    result = run_mpr("db", "status", env={**service_env,
+    result = run_mpr("db", "status", env={**service_env, "MPR_DB_RETRY_SECONDS": "0",
                                           "DATABASE_URL": make_conninfo(**dsn_parts)})
 
     assert result.returncode == 4

@@ -274,7 +274,7 @@ def test_report_that_names_a_folder_is_exit_2(mpr, tmp_path):
 
 def test_unreachable_database_still_writes_the_report(mpr, tmp_path):
     closed = free_port()
-    result = mpr("import", "--report", "report.json",
+    result = mpr("import", "--report", "report.json", MPR_DB_RETRY_SECONDS="0",
                  DATABASE_URL=f"postgresql://mpr:pw-s3cr3t@127.0.0.1:{closed}/mpr")
 
     assert result.exit_code == 4
