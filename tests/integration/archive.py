@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from mpr_cli.sample import Expect, SampleArchive
+from mpr_cli.sample import Expect, SampleArchive, build_sample_archive
 
 MIME_BY_SUFFIX = {
     ".mov": "video/quicktime", ".mkv": "video/x-matroska", ".mxf": "application/mxf",
@@ -81,6 +81,34 @@ def assert_rows_match_files(database_url: str, archive: SampleArchive, codes: se
         assert row["mime_type"] == MIME_BY_SUFFIX[Path(key).suffix], key
         if row["role"] in ("master", "streaming"):
             assert row["has_tech"], key
+
+
+# -- one hostile asset among four good ones ------------------------------------------------------
+
+TEMPLATE = "VO-SMP-00001"  # a good video asset in BRD: .mov .mp4 .json .mp4.json .md5 _qc.pdf
+HOSTILE = "VO-HST-00005"
+
+
+def build_four(root: Path) -> SampleArchive:
+    """Four good assets of the sample archive (2 video, 2 audio), built with ffmpeg in `root`."""
+    return build_sample_archive(root, assets_video=2, assets_audio=2, bad=False,
+                                tape_master=False)
+
+
+def hostile_copy(four: SampleArchive, root: Path) -> Path:
+    """The four good assets and a copy of TEMPLATE named HOSTILE, in a new tree `root`."""
+    shutil.copytree(four.root, root)
+    for path in sorted((root / "BRD").glob(f"{TEMPLATE}*")):
+        data = path.read_bytes()
+        if path.suffix in (".md5", ".json"):
+            data = data.replace(TEMPLATE.encode(), HOSTILE.encode())
+        (path.parent / path.name.replace(TEMPLATE, HOSTILE)).write_bytes(data)
+    return root
+
+
+def assert_four_good_inserted(database_url: str, four: SampleArchive) -> None:
+    codes = {r["inventory_code"] for r in query(database_url, "SELECT inventory_code FROM assets")}
+    assert codes == set(four.assets_ok)
 
 
 # -- S3 ------------------------------------------------------------------------------------------

@@ -23,32 +23,26 @@ from mpr_cli.importer import _Inserter
 from mpr_cli.phases.ingest import AssetPlan
 from mpr_cli.report import Report
 from mpr_cli.rules import MediaType
-from mpr_cli.sample import SampleArchive, build_sample_archive
-from tests.integration.archive import parse_run, query, row_counts, upload_tree
+from mpr_cli.sample import SampleArchive
+from tests.integration.archive import (
+    HOSTILE,
+    assert_four_good_inserted,
+    build_four,
+    hostile_copy,
+    parse_run,
+    query,
+    row_counts,
+    upload_tree,
+)
 
 pytestmark = pytest.mark.integration
-
-TEMPLATE = "VO-SMP-00001"  # a good video asset in BRD: .mov .mp4 .json .mp4.json .md5 _qc.pdf
-HOSTILE = "VO-HST-00005"
 
 
 @pytest.fixture(scope="module")
 def four(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     if not shutil.which("ffmpeg"):
         pytest.skip("needs ffmpeg")
-    return build_sample_archive(tmp_path_factory.mktemp("four") / "bucket", assets_video=2,
-                                assets_audio=2, bad=False, tape_master=False)
-
-
-def hostile_copy(four: SampleArchive, root: Path) -> Path:
-    """The four good assets and a copy of TEMPLATE named HOSTILE, in a new tree `root`."""
-    shutil.copytree(four.root, root)
-    for path in sorted((root / "BRD").glob(f"{TEMPLATE}*")):
-        data = path.read_bytes()
-        if path.suffix in (".md5", ".json"):
-            data = data.replace(TEMPLATE.encode(), HOSTILE.encode())
-        (path.parent / path.name.replace(TEMPLATE, HOSTILE)).write_bytes(data)
-    return root
+    return build_four(tmp_path_factory.mktemp("four") / "bucket")
 
 
 def edit_json(path: Path, change: Callable[[str], str]) -> None:
@@ -69,11 +63,6 @@ HOSTILE_JSON = {  # case -> (change to VO-HST-00005.json, what the message says)
     "negative-file-size": (lambda t: t.replace('"FileSize":"', '"FileSize":"-', 1),
                            "file size of -"),
 }
-
-
-def assert_four_good_inserted(database_url: str, four: SampleArchive) -> None:
-    codes = {r["inventory_code"] for r in query(database_url, "SELECT inventory_code FROM assets")}
-    assert codes == set(four.assets_ok)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_JSON))

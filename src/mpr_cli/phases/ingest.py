@@ -1,8 +1,9 @@
 """Phase 3: per asset, read and validate the sidecars, verify checksums, probe the streaming
 copy, and turn the asset into rows to insert (or problems that keep it out).
 
-`plan_asset` does one asset's I/O (S3 reads, one ffprobe on a presigned URL); `plan_assets`
-runs it over many assets on a bounded thread pool. Nothing here writes to the database.
+`AssetPlanner.plan` does one asset's I/O (S3 reads of the sidecars; libmediainfo on ranged
+reads of the master's and the streaming copy's headers); `plan_assets` runs it over many
+assets on a bounded thread pool. Nothing here writes to the database.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mpr_cli.rules import MediaType, Role
 from mpr_cli.storage import Storage, single_part_md5
 from mpr_cli.validation.containers import (
     MASTER_CONTAINERS,
+    Container,
     MediaInfo,
     check_kind,
     check_master,
@@ -382,12 +384,39 @@ class _AssetCheck:
 
     def _add_media(self, master: Candidate, info: MediaInfo | None,
                    declared: dict[str, str]) -> None:
-        if master.key not in self.new_keys:
+        if master.key not in self.new_keys or info is None:
             return
+        if not self._master_is_as_described(master, info):
+            return  # before the MD5: no object is streamed for a file that is not the master
         md5 = self._verified_md5(master, declared)
-        if md5 is not None and info is not None:
+        if md5 is not None:
             self.plan.rows.append(self._row(master, md5=md5, mime=mime_for_media(info),
                                             tech=info.raw))
+
+    def _master_is_as_described(self, master: Candidate, info: MediaInfo) -> bool:
+        """The master's own header, probed with ranged reads, is the container its metadata
+        describes; else CONTAINER_MISMATCH (an empty file, random bytes, a playlist). The
+        header is all that is read: 512 KiB (2 GETs) of a 1.5 GB .mkv or faststart .mov,
+        836 KiB (4 GETs) of a .mov with its moov at the end; bytes that are no media format
+        cost what libmediainfo reads before it gives up, 16 MiB at most."""
+        if master.size == 0:
+            actual = "empty (0 bytes)"
+        else:
+            try:
+                probed = self.p.probe(master)
+            except FfmpegError:
+                actual = f"{master.size} bytes of no media format mediainfo recognises"
+            else:
+                if probed.container is info.container:
+                    return True
+                actual = _what_it_is(probed)
+        sidecar = self._metadata_for(master.name)
+        said = f"its metadata {sidecar.name}" if sidecar else "its metadata"
+        self.problem(Reason.CONTAINER_MISMATCH, master.key,
+                     f"the master {master.name} is {actual}, but {said} says "
+                     f"{info.container} ({info.format_name}): upload the real master, or "
+                     "regenerate the metadata from the file you mean to keep")
+        return False
 
     def _add_tape_master(self, info: MediaInfo, declared: dict[str, str]) -> None:
         sidecar = self._metadata_for(None)
@@ -454,6 +483,15 @@ class _AssetCheck:
             self.problem(Reason.MISSING_QC_REPORT, media[0].key,
                          f"{self.asset.code} has no QC report: deliver "
                          f"{self.asset.code}_qc.pdf when it is ready (imported without it)")
+
+
+def _what_it_is(info: MediaInfo) -> str:
+    """What a probe found, by the format's own name when no master container ("HLS with no
+    audio or video streams")."""
+    text = info.describe()
+    if info.container is Container.OTHER:
+        return text.replace(str(Container.OTHER), info.format_name or "an unknown format", 1)
+    return text
 
 
 def _tape_name(info: MediaInfo | None, declared: dict[str, str]) -> str | None:
