@@ -389,6 +389,19 @@ def job_update(conn: psycopg.Connection[Any], name: str, **params: Any) -> bool:
     return cur.rowcount > 0
 
 
+def count_claimable(conn: psycopg.Connection[Any], lease_s: float, scope: ClaimScope) -> int:
+    params = {"lease": lease_s, "source_bucket": scope.source_bucket,
+              "output_bucket": scope.output_bucket, "only_ids": scope.only_ids,
+              "prefix": like_prefix(scope.prefix)}
+    return int(_one(conn.execute(query("count_claimable"), params))["n"])
+
+
+def newest_job_for(conn: psycopg.Connection[Any], source_bucket: str, source_key: str,
+                   preset: str) -> dict[str, Any] | None:
+    params = {"source_bucket": source_bucket, "source_key": source_key, "preset": preset}
+    return conn.execute(query("newest_job_for"), params).fetchone()
+
+
 def abandoned_output_keys(conn: psycopg.Connection[Any], bucket: str, keys: list[str],
                           lease_s: float) -> set[str]:
     params = {"bucket": bucket, "keys": keys, "lease": lease_s}

@@ -44,7 +44,10 @@ SELECT a.id, a.inventory_code,
        EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'master')
            AS has_master,
        EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'streaming')
-           AS has_streaming
+           AS has_streaming,
+       -- key -> MD5 of each catalogued file: what a checksum sidecar delivered later must match
+       coalesce((SELECT jsonb_object_agg(f.key, f.md5) FROM asset_files f
+                 WHERE f.asset_id = a.id AND f.md5 IS NOT NULL), '{}'::jsonb) AS md5s
 FROM assets a
 WHERE a.inventory_code = ANY(%s)
 
@@ -206,6 +209,31 @@ WHERE j.output_bucket = %(bucket)s AND j.output_key = ANY(%(keys)s)
                   WHERE l.output_bucket = j.output_bucket AND l.output_key = j.output_key
                     AND l.status = 'PROCESSING'
                     AND l.heartbeat_at >= now() - make_interval(secs => %(lease)s))
+
+-- name: count_claimable
+-- How many jobs claim_job would give this process now (the total of the progress bar).
+SELECT count(*) AS n FROM transcode_jobs
+WHERE (status = 'PENDING'
+       OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
+  AND attempts < max_attempts
+  AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+  AND source_key LIKE %(prefix)s
+  AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
+
+-- name: newest_job_for
+-- The newest job of a source and preset (any status), or no row.
+SELECT * FROM transcode_jobs
+WHERE source_bucket = %(source_bucket)s AND source_key = %(source_key)s AND preset = %(preset)s
+ORDER BY id DESC LIMIT 1
+
+-- name: reuse_failed_job
+-- `mpr transcode KEY` after a failure: the FAILED job is PENDING again (to this output key)
+-- while it has an attempt left, so the attempt cap holds across runs.
+UPDATE transcode_jobs
+SET status = 'PENDING', finished_at = NULL, started_at = NULL, heartbeat_at = NULL,
+    progress = 0, worker = NULL, output_key = %(output_key)s
+WHERE id = %(id)s AND status = 'FAILED' AND attempts < max_attempts
+RETURNING id
 
 -- name: get_job
 SELECT * FROM transcode_jobs WHERE id = %(id)s

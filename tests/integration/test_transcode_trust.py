@@ -22,6 +22,7 @@ from mpr_cli.sample import SampleArchive
 from tests.integration import test_transcode_jobs as jobs_module
 from tests.integration.processes import group_members, wait_for
 from tests.integration.test_transcode import (
+    AUDIO_CODE,
     VIDEO_CODE,
     build_awaiting_archive,
     completed_ids,
@@ -358,3 +359,46 @@ def test_unfinished_uploads_of_jobs_that_no_longer_run_are_aborted(archive, run_
     assert "1 left by dead workers removed" in done.stdout
     assert uploads_in(cat.s3, cat.bucket_out) == {output_key(OTHER_CODE), "FILE/not-a-job.mp4"}
     assert cat.job(dead_id)["status"] == "FAILED" and cat.job(live_id)["status"] == "PROCESSING"
+
+
+# -- 6. retried jobs and the attempt cap ---------------------------------------------------------
+
+
+def test_pending_with_a_prefix_also_runs_the_pending_jobs_under_it(archive, run_mpr, cat,
+                                                                    settings):
+    video = create_pending_job(settings, VIDEO_CODE, master_key(VIDEO_CODE),
+                               sample_master(cat, archive))
+    audio_key = master_key(AUDIO_CODE)
+    cat.s3.put_object(Bucket=cat.bucket_in, Key=audio_key,
+                      Body=(archive.root / audio_key).read_bytes())
+    with db.connect(settings, autocommit=True) as conn:  # e.g. `mpr jobs retry`, outside FILE/
+        audio = db.create_job(conn, asset_id=None, inventory_code=AUDIO_CODE, media_type="audio",
+                              source_bucket=cat.bucket_in, source_key=audio_key,
+                              preset="audio-mp3-192", output_bucket=cat.bucket_out,
+                              output_key=output_key(AUDIO_CODE), max_attempts=3)
+
+    done = run_mpr("transcode", "--pending", "--prefix", "FILE/")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert completed_ids(done.stdout) == [video]
+    assert (cat.job(audio)["status"], cat.job(audio)["attempts"]) == ("PENDING", 0)
+
+
+def test_transcode_key_after_a_failure_reuses_the_failed_job_up_to_its_last_attempt(run_mpr,
+                                                                                   cat):
+    key = "FILE/VO-CRP-00001.mov"
+    cat.s3.put_object(Bucket=cat.bucket_in, Key=key, Body=os.urandom(50_000))
+
+    for attempt in (1, 2, 3):
+        done = run_mpr("transcode", key)
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        [job] = cat.jobs()
+        assert (job["status"], job["attempts"]) == ("FAILED", attempt)
+
+    refused = run_mpr("transcode", key)
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"{key} failed all 3 attempts with web-720p (job {job['id']}:" in one_line(refused)
+    assert [(j["id"], j["status"], j["attempts"]) for j in cat.jobs()] == [
+        (job["id"], "FAILED", 3)]

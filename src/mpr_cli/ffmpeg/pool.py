@@ -257,9 +257,24 @@ class JobRunner:
                              hint="check the key (mpr transcode takes a key of the input bucket)")
         refuse_unsafe_output(conn, self.storage, OutputTarget(source.inventory_code, bucket_in,
                                                               key, bucket_out, out_key))
-        asset = db.asset_by_code(conn, source.inventory_code)
-        job_id = self.create_job(conn, source, preset, out_key, asset["id"] if asset else None)
+        job_id = self._reuse_failed(conn, key, preset, out_key)
+        if job_id is None:
+            asset = db.asset_by_code(conn, source.inventory_code)
+            job_id = self.create_job(conn, source, preset, out_key,
+                                     asset["id"] if asset else None)
         return require_no_live_job(job_id, source, preset), ""
+
+    def _reuse_failed(self, conn: Any, key: str, preset: Preset, out_key: str) -> int | None:
+        """The newest job of this master and preset, when it FAILED: PENDING again while it has
+        an attempt left, refused once it used them all (the attempt cap holds)."""
+        last = db.newest_job_for(conn, self.settings.s3_bucket_in, key, preset.name)
+        if last is None or last["status"] != JobStatus.FAILED.value:
+            return None
+        if db.job_update(conn, "reuse_failed_job", id=last["id"], output_key=out_key):
+            return int(last["id"])
+        raise UsageError(f"{key} failed all {last['max_attempts']} attempts with {preset.name} "
+                         f"(job {last['id']}: {last['error']})",
+                         hint="see `mpr jobs list --status failed`; nothing was started")
 
     def create_job(self, conn: Any, source: Source, preset: Preset, output_key: str,
                    asset_id: int | None) -> int | None:
@@ -474,15 +489,18 @@ def run_pending(runner: JobRunner, *, workers: int, prefix: str = "", limit: int
                 stop_all: threading.Event | None = None,
                 on_created: Callable[[int], None] | None = None) -> PoolResult:
     """Create PENDING jobs for catalogued masters without a streaming copy, then run every
-    claimable job (only the new ones when --prefix or --limit narrows the selection)."""
+    claimable job of its buckets: only the new ones with --limit, those under the prefix (new
+    or retried) with --prefix."""
     with db.connect(runner.settings, autocommit=True) as conn:
         db.require_migrated_conn(conn)
         ids = runner.create_pending(conn, prefix, limit, preset_name)
-        only = ids if (limit or prefix) else None
-        total = len(ids) if only else len(db.list_jobs(conn, JobStatus.PENDING.value, 100_000))
+        only = ids if limit else None  # --prefix also takes the PENDING (retried) jobs under it
+        scope = db.ClaimScope(runner.settings.s3_bucket_in, runner.settings.s3_bucket_out,
+                              only, prefix)
+        total = db.count_claimable(conn, runner.options.lease_s, scope)
     if on_created is not None:
         on_created(total)
     result = run_pool(runner, max(1, min(workers, total)), stop_all or threading.Event(),
-                      events or NoEvents(), only_ids=only)
+                      events or NoEvents(), only_ids=only, prefix=prefix)
     result.created = len(ids)
     return result
