@@ -1,10 +1,13 @@
-"""run_ffmpeg with the real ffmpeg: presets end to end, progress, errors, cancel, no orphans.
+"""run_ffmpeg with the real ffmpeg: presets end to end, progress, errors, cancel, no orphans,
+the stall watchdog and time limit, and every audio track of a master in the copy (measured).
 
 Sources are made with ffmpeg at test time in tmp_path (2 s, 320x240). No S3, no database.
 """
 
 from __future__ import annotations
 
+import array
+import math
 import os
 import subprocess
 import threading
@@ -17,9 +20,11 @@ from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg import runner
 from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
 from mpr_cli.ffmpeg.presets import load_presets
-from mpr_cli.ffmpeg.probe import probe
+from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
-from mpr_cli.validation.containers import Container
+from mpr_cli.transcode import verify_output
+from mpr_cli.validation.containers import Container, MediaInfo
+from mpr_cli.validation.sidecars import media_info_from_json
 
 pytestmark = pytest.mark.integration
 
@@ -251,3 +256,217 @@ def test_missing_ffmpeg_says_how_to_install(tmp_path: Path) -> None:
         run_ffmpeg([str(tmp_path / "no-ffmpeg-here"), "-version"], duration_s=None)
     assert caught.value.message.endswith("no-ffmpeg-here not found")
     assert caught.value.hint == "apt-get install -y --no-install-recommends ffmpeg"
+
+
+# ------------------------------------------------------------------ stall watchdog, time limit
+
+
+def test_time_limit_is_generous_and_needs_a_duration() -> None:
+    assert runner.time_limit_s(None) is None and runner.time_limit_s(0) is None
+    assert runner.time_limit_s(60) == 3600  # the 1 h floor
+    assert runner.time_limit_s(2 * 3600) == 40 * 3600  # 20 x a 2 h master
+
+
+def test_an_ffmpeg_that_never_makes_output_is_stopped_by_the_stall_watchdog(
+        tmp_path: Path, popens) -> None:
+    """Every frame dropped (select=0) from a source that never ends: ffmpeg runs on and on,
+    its out_time never advances. It is stopped cleanly (SIGTERM) after the stall timeout."""
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats",
+            "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-vf", "select=0",
+            "-c:v", "mpeg4", "-f", "mp4", str(tmp_path / "never.mp4")]
+    with pytest.raises(FfmpegError) as caught:
+        run_ffmpeg(argv, duration_s=None, stall_timeout=1)
+    assert caught.value.one_line() == (
+        "ffmpeg made no progress for 1 s (is the master readable? check its storage or mount; "
+        "MPR_FFMPEG_STALL_TIMEOUT sets this limit)")
+    assert not isinstance(caught.value, TranscodeCancelled)
+    assert_stopped_by_sigterm(caught.value)
+    assert_gone(popens[0])
+
+
+@pytest.fixture()
+def fifo(tmp_path: Path) -> Path:
+    """A master that is a FIFO: what ffmpeg sees on a hung mount (reads that never return)."""
+    path = tmp_path / "AO-TST-00005.wav"
+    os.mkfifo(path)
+    return path
+
+
+def test_a_master_that_never_opens_is_killed_after_the_stall_timeout(
+        fifo: Path, tmp_path: Path, popens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody ever writes the FIFO: ffmpeg blocks opening it and ignores SIGTERM there, so the
+    watchdog's SIGKILL ends it (GRACE_S shortened to keep the test short)."""
+    monkeypatch.setattr(runner, "GRACE_S", 1.0)
+    argv = build_transcode_argv(str(fifo), tmp_path / "out.mp3", BOOK.get("audio-mp3-192"),
+                                None)
+    with pytest.raises(FfmpegError) as caught:
+        run_ffmpeg(argv, duration_s=None, stall_timeout=1)
+    assert caught.value.message == "ffmpeg made no progress for 1 s"
+    assert popens[0].returncode == -9  # SIGTERM was not enough
+    assert_gone(popens[0])
+
+
+def test_a_master_that_stops_sending_is_stopped_by_the_stall_watchdog(
+        fifo: Path, tmp_path: Path, popens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 s of a WAV stream, then nothing more (the write end held open, as a mount that hangs
+    mid-file): ffmpeg encodes what came and then waits for ever. The watchdog ends it."""
+    monkeypatch.setattr(runner, "GRACE_S", 1.0)
+    wav = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                          "sine=duration=4:sample_rate=48000", "-f", "wav", "-"],
+                         capture_output=True, check=True).stdout
+    held = os.open(fifo, os.O_RDWR)  # both ends: the reader never sees the end of the stream
+    writer = threading.Thread(target=os.write, args=(held, wav), daemon=True)
+    writer.start()
+    try:
+        argv = build_transcode_argv(str(fifo), tmp_path / "out.mp3",
+                                    BOOK.get("audio-mp3-192"), None)
+        with pytest.raises(FfmpegError) as caught:
+            run_ffmpeg(argv, duration_s=None, stall_timeout=1.5)
+    finally:
+        os.close(held)
+    writer.join(timeout=5)
+    assert caught.value.message == "ffmpeg made no progress for 1.5 s"
+    assert "libmp3lame" in caught.value.stderr_tail  # it had started encoding
+    assert_gone(popens[0])
+
+
+def test_a_run_that_progresses_is_never_stalled(tmp_path: Path, popens) -> None:
+    """A real-time source advances out_time 0.5 s per block: with a 2.5 s stall timeout it runs
+    on until the test cancels it at 5 s of output (twice the stall timeout)."""
+    argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats",
+            "-re", "-f", "lavfi", "-i", "sine=sample_rate=48000", "-c:a", "pcm_s16le",
+            "-f", "wav", str(tmp_path / "endless.wav")]
+    cancel = threading.Event()
+
+    def on_progress(update: ProgressUpdate) -> None:
+        if (update.out_time_s or 0) >= 5:
+            cancel.set()
+
+    with pytest.raises(TranscodeCancelled):
+        run_ffmpeg(argv, duration_s=None, on_progress=on_progress, cancel=cancel,
+                   stall_timeout=2.5)
+    assert_gone(popens[0])
+
+
+def test_without_progress_output_the_watchdog_is_off(sources) -> None:
+    """The decode check without -progress writes no blocks: a stall timeout shorter than the
+    run must not stop it (nothing to watch)."""
+    argv = build_decode_check_argv(sources["mov"])
+    assert "-progress" not in argv
+    result = run_ffmpeg(argv, duration_s=None, stall_timeout=1e-9)
+    assert (result.returncode, result.stderr_tail) == (0, "")
+
+
+def test_the_time_limit_stops_a_run_longer_than_its_masters_duration_allows(
+        tmp_path: Path, popens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1 h floor lowered so a 0.1 s master's limit is 20 x 0.1 = 2 s; the -re source takes
+    20 s, so the limit is reached whatever the machine's speed."""
+    monkeypatch.setattr(runner, "TIME_LIMIT_FLOOR_S", 0.0)
+    with pytest.raises(FfmpegError) as caught:
+        run_ffmpeg([*SLOW, str(tmp_path / "slow.mp4")], duration_s=0.1)
+    assert caught.value.one_line() == (
+        "ffmpeg ran for 2 s, the limit for a 0.1 s master (20 x its duration, at least 1 h) "
+        "(ffmpeg is stuck or the machine overloaded: lower MPR_TRANSCODE_WORKERS or use a "
+        "faster preset, then retry the job)")
+    assert_stopped_by_sigterm(caught.value)
+    assert_gone(popens[0])
+
+
+# ------------------------------------------------------------------ every audio track
+
+
+def sines(*frequencies: int) -> list[str]:
+    """One lavfi input per frequency (mono, 2 s), for the tracks of a master."""
+    args: list[str] = []
+    for frequency in frequencies:
+        args += ["-f", "lavfi", "-i", f"sine=frequency={frequency}:duration=2:sample_rate=48000"]
+    return args
+
+
+def master_with_tracks(path: Path, *frequencies: int, stereo_first: bool = False) -> Path:
+    """A video master whose audio tracks are mono sines (440 Hz, 1000 Hz, ...), each its own
+    stream; with `stereo_first`, the first two sines are one stereo track instead."""
+    maps = ["-map", "0:v"]
+    if stereo_first:
+        maps += ["-filter_complex", "[1:a][2:a]join=inputs=2:channel_layout=stereo[st]",
+                 "-map", "[st]"]
+        maps += [x for i in range(3, len(frequencies) + 1) for x in ("-map", f"{i}:a")]
+    else:
+        maps += [x for i in range(1, len(frequencies) + 1) for x in ("-map", f"{i}:a")]
+    return make(path, *VIDEO, *sines(*frequencies), *maps, "-c:v", "mpeg2video",
+                "-c:a", "pcm_s16le")
+
+
+def channels_of(path: Path) -> list[tuple[float, int]]:
+    """Each channel of the first audio stream as (RMS level in dBFS, frequency in Hz from its
+    zero crossings), decoded to raw 48 kHz PCM."""
+    made = probe(path)
+    count = made.audio_channels[0]
+    assert count is not None
+    pcm = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0",
+                          "-f", "s16le", "-c:a", "pcm_s16le", "-ar", "48000", "-"],
+                         capture_output=True, check=True, timeout=60).stdout
+    samples = array.array("h")
+    samples.frombytes(pcm)
+    measured = []
+    for channel in range(count):
+        x = samples[channel::count][4800:-4800]  # leave out the codec's edges (0.1 s)
+        rms = math.sqrt(sum(v * v for v in x) / len(x)) / 32768
+        crossings = sum(1 for a, b in zip(x, x[1:], strict=False) if (a < 0) != (b < 0))
+        measured.append((20 * math.log10(rms + 1e-12), round(crossings / 2 / (len(x) / 48000))))
+    return measured
+
+
+def transcode(master: Path, output: Path, preset: str) -> MediaInfo:
+    """Run the preset on the master as mpr does, check the output as mpr does (from its
+    mediainfo document), and return what the output check saw."""
+    info = probe(master)
+    chosen = BOOK.get(preset)
+    run_ffmpeg(build_transcode_argv(str(master), output, chosen, info, threads=2),
+               duration_s=info.duration_s)
+    made = media_info_from_json(mediainfo_json(output))
+    verify_output(made, info, chosen)
+    return made
+
+
+@pytest.mark.parametrize("extension", [".mxf", ".mov"])
+def test_two_mono_tracks_become_left_and_right(tmp_path: Path, extension: str) -> None:
+    master = master_with_tracks(tmp_path / f"VO-TST-00010{extension}", 440, 1000)
+    assert probe(master).audio_channels == (1, 1)
+    made = transcode(master, tmp_path / "out.mp4", "web-720p")
+    assert made.audio_channels == (2,)
+    (left_db, left_hz), (right_db, right_hz) = channels_of(tmp_path / "out.mp4")
+    assert (left_hz, right_hz) == (pytest.approx(440, abs=5), pytest.approx(1000, abs=5))
+    # lavfi's sine is at 1/8 of full scale: -21 dBFS RMS; each track keeps its level
+    assert left_db == pytest.approx(-21.1, abs=0.5) and right_db == pytest.approx(-21.1, abs=0.5)
+
+
+def test_three_mono_tracks_are_downmixed_odd_left_even_right(tmp_path: Path) -> None:
+    master = master_with_tracks(tmp_path / "VO-TST-00011.mxf", 440, 1000, 3000)
+    made = transcode(master, tmp_path / "out.mp3", "audio-mp3-192")
+    assert made.audio_channels == (2,)
+    (left_db, left_hz), (right_db, right_hz) = channels_of(tmp_path / "out.mp3")
+    # left: (440 Hz + 3000 Hz) / 2, two uncorrelated sines at half level: -24 dBFS, and
+    # zero crossings dominated by 3000 Hz; right: 1000 Hz alone, at its own level
+    assert left_db == pytest.approx(-24.1, abs=0.7) and left_hz > 2000
+    assert right_db == pytest.approx(-21.1, abs=0.5)
+    assert right_hz == pytest.approx(1000, abs=5)
+
+
+def test_a_stereo_first_track_is_kept_as_it_is(tmp_path: Path) -> None:
+    master = master_with_tracks(tmp_path / "VO-TST-00012.mov", 440, 1000, 3000,
+                                stereo_first=True)
+    assert probe(master).audio_channels == (2, 1)
+    transcode(master, tmp_path / "out.mp4", "web-720p")
+    (_, left_hz), (_, right_hz) = channels_of(tmp_path / "out.mp4")
+    assert (left_hz, right_hz) == (pytest.approx(440, abs=5), pytest.approx(1000, abs=5))
+
+
+def test_the_hevc_preset_makes_hevc_that_passes_its_own_check(tmp_path: Path) -> None:
+    master = master_with_tracks(tmp_path / "VO-TST-00013.mxf", 440, 1000)
+    made = transcode(master, tmp_path / "out.mp4", "web-1080p-hevc")
+    assert (made.container, made.video_codecs, made.audio_codecs, made.audio_channels) == (
+        Container.MPEG4, ("hevc",), ("aac",), (2,))
+    video = next(s for s in probe(tmp_path / "out.mp4").raw["streams"]
+                 if s["codec_type"] == "video")
+    assert video["codec_tag_string"] == "hvc1"
