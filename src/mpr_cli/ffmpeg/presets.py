@@ -10,7 +10,14 @@ libx265".
 Fields a preset leaves out take the defaults of its media type (video: libx264 High, yuv420p,
 CRF 23, x264 speed preset "medium", bwdif, faststart, AAC in MP4; audio: libmp3lame CBR in MP3).
 The speed preset is "medium" (x264's own default) because an access copy is encoded once and
-watched many times; a user who needs throughput adds `preset = "veryfast"`.
+watched many times; a user who needs throughput adds `preset = "veryfast"`. `audio_tracks`
+("merge", the default, or "first") says how the master's audio tracks become the copy's one
+audio stream (ffmpeg/command.py `plan_audio`).
+
+The output check (transcode.verify_output) is derived from the preset: `video_made` and
+`audio_made` name what its encoders make (`CODEC_MADE`), so a libx265 preset is checked for
+HEVC. A preset whose encoder the check does not know could never pass it and is refused here,
+when the presets load, naming the file, the preset and the field.
 """
 
 from __future__ import annotations
