@@ -188,6 +188,7 @@ class ExistingAsset:
     inventory_code: str
     has_master: bool
     has_streaming: bool
+    md5s: dict[str, str]  # key -> MD5 of each catalogued file that has one
 
 
 @dataclass(frozen=True)

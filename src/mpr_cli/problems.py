@@ -39,6 +39,7 @@ class Reason(StrEnum):
     MISSING_CHECKSUM = "missing_checksum"
     INVALID_CHECKSUM_SIDECAR = "invalid_checksum_sidecar"
     CHECKSUM_MISMATCH = "checksum_mismatch"
+    CONFLICTING_CHECKSUMS = "conflicting_checksums"
     CONTAINER_MISMATCH = "container_mismatch"
     ORPHAN_SIDECAR = "orphan_sidecar"
     INVALID_QC_REPORT = "invalid_qc_report"
@@ -64,6 +65,7 @@ REASON_INFO: dict[Reason, tuple[Phase, Severity]] = {
     Reason.MISSING_CHECKSUM: (Phase.INGEST, _E),
     Reason.INVALID_CHECKSUM_SIDECAR: (Phase.INGEST, _E),
     Reason.CHECKSUM_MISMATCH: (Phase.INGEST, _E),
+    Reason.CONFLICTING_CHECKSUMS: (Phase.INGEST, _E),
     Reason.CONTAINER_MISMATCH: (Phase.INGEST, _E),
     Reason.ORPHAN_SIDECAR: (Phase.INGEST, _E),
     Reason.INVALID_QC_REPORT: (Phase.INGEST, _E),

@@ -109,3 +109,85 @@ def test_master_that_is_not_the_described_media_is_refused(
     assert says in message, message
     assert f"{HOSTILE}.json says QuickTime (MPEG-4)" in message, message
     assert_only_the_hostile_asset_refused(run, database_url, four)
+
+
+# -- checksum sidecars that disagree -------------------------------------------------------------
+
+WRONG_MD5 = "0123456789abcdef0123456789abcdef"
+
+
+def md5_line(root: Path, name: str) -> str:
+    """The MD5 that <code>.md5 gives `name`."""
+    text = (root / "BRD" / f"{HOSTILE}.md5").read_text()
+    return re.search(rf"^([0-9a-f]{{32}})  {re.escape(name)}$", text, flags=re.M).group(1)
+
+
+def bare_code_md5_wrong(root: Path) -> tuple[str, str]:
+    """<code>.md5 a bare (wrong) hash for the master; each file its own right <file>.md5."""
+    brd = root / "BRD"
+    for name in (f"{HOSTILE}.mov", f"{HOSTILE}.mp4"):
+        (brd / f"{name}.md5").write_text(md5_line(root, name) + "\n")
+    right = md5_line(root, f"{HOSTILE}.mov")
+    (brd / f"{HOSTILE}.md5").write_text(WRONG_MD5 + "\n")
+    return WRONG_MD5, right
+
+
+def master_md5_wrong(root: Path) -> tuple[str, str]:
+    """<code>.md5 right for the master (md5sum lines); <master>.md5 another hash."""
+    (root / "BRD" / f"{HOSTILE}.mov.md5").write_text(f"{WRONG_MD5}  {HOSTILE}.mov\n")
+    return md5_line(root, f"{HOSTILE}.mov"), WRONG_MD5
+
+
+@pytest.mark.parametrize("make", [master_md5_wrong, bare_code_md5_wrong],
+                         ids=["master-md5-differs", "bare-code-md5-differs"])
+def test_two_checksum_files_disagreeing_about_the_master_are_refused(
+        make, four, tmp_path, s3_admin, buckets, run_mpr, database_url):
+    root = hostile_copy(four, tmp_path / "bucket")
+    first, second = make(root)
+    upload_tree(s3_admin, buckets[0], root)
+
+    run = parse_run(run_mpr("import", "--report", "-"))
+
+    problems = hostile_problems(run)
+    assert [(key, reason) for key, reason, _ in problems] == [
+        (f"BRD/{HOSTILE}.mov.md5", "conflicting_checksums")], problems
+    message = problems[0][2]
+    assert (f"{HOSTILE}.md5 gives {HOSTILE}.mov MD5 {first} but {HOSTILE}.mov.md5 gives "
+            f"{second}") in message, message
+    assert_only_the_hostile_asset_refused(run, database_url, four)
+
+
+@pytest.mark.parametrize("late_md5", ["right", "wrong"])
+def test_checksum_file_delivered_after_the_master_is_checked_against_the_catalogue(
+        late_md5, four, tmp_path, s3_admin, buckets, run_mpr, database_url):
+    """VO-HST-00005 is imported alone; the next delivery brings the four good assets and a
+    VO-HST-00005.mov.md5 for the master already catalogued."""
+    root = hostile_copy(four, tmp_path / "bucket")
+    hostile_keys = [k for k in (p.relative_to(root).as_posix() for p in root.rglob("*"))
+                    if HOSTILE in k]
+    upload_tree(s3_admin, buckets[0], root, hostile_keys)
+    assert run_mpr("import").returncode == 0
+    catalogued = md5_line(root, f"{HOSTILE}.mov")
+    md5 = catalogued if late_md5 == "right" else WRONG_MD5
+    late = root / "BRD" / f"{HOSTILE}.mov.md5"
+    late.write_text(f"{md5}  {HOSTILE}.mov\n")
+    upload_tree(s3_admin, buckets[0], root)
+
+    run = parse_run(run_mpr("import", "--report", "-"))
+
+    codes = {r["inventory_code"] for r in query(database_url, "SELECT inventory_code FROM assets")}
+    assert codes == {*four.assets_ok, HOSTILE}
+    late_rows = query(database_url, "SELECT 1 FROM asset_files WHERE key = %s",
+                      (f"BRD/{late.name}",))
+    if late_md5 == "right":
+        assert run.returncode == 0, run.report["problems"]
+        assert len(late_rows) == 1
+        return
+    assert run.returncode == 1, run.stderr
+    problems = hostile_problems(run)
+    assert [(key, reason) for key, reason, _ in problems] == [
+        (f"BRD/{late.name}", "checksum_mismatch")], problems
+    assert (f"gives {HOSTILE}.mov MD5 {WRONG_MD5}, but the catalogue records {catalogued}"
+            in problems[0][2]), problems
+    assert not late_rows
+    assert run.counts["inserted_assets"] == 4

@@ -341,19 +341,52 @@ class _AssetCheck:
 
     def _checksums(self, master: Candidate | None,
                    master_info: MediaInfo | None) -> dict[str, str] | None:
-        declared: dict[str, str] = {}
+        """Covered name -> MD5 from every checksum sidecar of the asset (a bare hash in
+        <code>.md5 filed under the master's name). Two sidecars giving one name two MD5s is
+        CONFLICTING_CHECKSUMS; a new sidecar giving a catalogued file an MD5 other than the
+        catalogued one is CHECKSUM_MISMATCH."""
+        claims: list[tuple[Candidate, str, str]] = []  # (sidecar, covered name, MD5)
         for sidecar in self.by_role[Role.CHECKSUM]:
             parsed = parse_checksum_sidecar(sidecar.name, self.read(sidecar), key=sidecar.key,
                                             inventory_code=self.asset.code)
             if isinstance(parsed, Problem):
                 self.plan.problems.append(parsed)
                 continue
-            declared.update(parsed)
-        if MASTER in declared:
-            name = master.name if master else _tape_name(master_info, declared)
-            if name:
-                declared.setdefault(name, declared[MASTER])
-        return declared if self.plan.ok else None
+            claims += [(sidecar, name, md5) for name, md5 in parsed.items()]
+        names = {name: md5 for _, name, md5 in claims}
+        master_name = (master.name if master else _tape_name(master_info, names)) or MASTER
+        declared: dict[str, tuple[Candidate, str]] = {}
+        for sidecar, name, md5 in claims:
+            name = master_name if name == MASTER else name
+            if sidecar.key in self.new_keys and not self._agrees_with_catalogue(
+                    sidecar, name, md5):
+                continue  # one problem per claim: the catalogue's word, not also a conflict
+            earlier = declared.setdefault(name, (sidecar, md5))
+            if earlier[1] != md5:
+                self._conflicting(name, earlier, (sidecar, md5))
+        return {name: md5 for name, (_, md5) in declared.items()} if self.plan.ok else None
+
+    def _conflicting(self, name: str, first: tuple[Candidate, str],
+                     second: tuple[Candidate, str]) -> None:
+        (one, md5_one), (other, md5_other) = first, second
+        blamed = other if other.key in self.new_keys or one.key not in self.new_keys else one
+        self.problem(Reason.CONFLICTING_CHECKSUMS, blamed.key,
+                     f"{one.name} gives {name} MD5 {md5_one} but {other.name} gives "
+                     f"{md5_other}: correct or remove the wrong checksum file and re-run")
+
+    def _agrees_with_catalogue(self, sidecar: Candidate, name: str, md5: str) -> bool:
+        """A checksum sidecar delivered after the file it covers was catalogued."""
+        existing = self.asset.existing
+        if existing is None or name in {c.name for c in self.asset.new}:
+            return True  # a new file is checked against its own bytes
+        catalogued = {base_name(key): value for key, value in existing.md5s.items()}
+        recorded = catalogued.get(name)
+        if recorded is None or recorded == md5:
+            return True
+        self.problem(Reason.CHECKSUM_MISMATCH, sidecar.key,
+                     f"{sidecar.name} gives {name} MD5 {md5}, but the catalogue records "
+                     f"{recorded} for it: correct {sidecar.name} or remove it, and re-run")
+        return False
 
     def _verified_md5(self, candidate: Candidate, declared: dict[str, str]) -> str | None:
         expected = declared.get(candidate.name)
