@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,48 @@ def test_checksum_file_delivered_after_the_master_is_checked_against_the_catalog
             in problems[0][2]), problems
     assert not late_rows
     assert run.counts["inserted_assets"] == 4
+
+
+# -- checksum and metadata files as labs write them ----------------------------------------------
+
+
+def test_checksum_files_from_certutil_and_rhash_are_imported(
+        four, tmp_path, s3_admin, buckets, run_mpr, database_url):
+    """<code>.md5 replaced by certutil's output for the master (Windows, CRLF, byte pairs)
+    and rhash's BSD line for the streaming copy."""
+    root = hostile_copy(four, tmp_path / "bucket")
+    brd = root / "BRD"
+    mov, mp4 = md5_line(root, f"{HOSTILE}.mov"), md5_line(root, f"{HOSTILE}.mp4")
+    (brd / f"{HOSTILE}.md5").unlink()
+    pairs = " ".join(mov[i:i + 2] for i in range(0, 32, 2))
+    (brd / f"{HOSTILE}.mov.md5").write_bytes(
+        f"MD5 hash of file D:\\digitisation\\BRD\\{HOSTILE}.mov:\r\n{pairs}\r\n"
+        "CertUtil: -hashfile command completed successfully.\r\n".encode())
+    (brd / f"{HOSTILE}.mp4.md5").write_text(f"MD5 (BRD/{HOSTILE}.mp4) = {mp4}\n")
+    upload_tree(s3_admin, buckets[0], root)
+
+    run = parse_run(run_mpr("import", "--report", "-"))
+
+    assert run.returncode == 0, run.report["problems"]
+    rows = {r["key"]: r["md5"] for r in query(
+        database_url, "SELECT key, md5 FROM asset_files WHERE key LIKE %s", (f"%{HOSTILE}%",))}
+    assert (rows[f"BRD/{HOSTILE}.mov"], rows[f"BRD/{HOSTILE}.mp4"]) == (mov, mp4)
+    assert f"BRD/{HOSTILE}.mov.md5" in rows and f"BRD/{HOSTILE}.mp4.md5" in rows
+
+
+def test_ffprobe_metadata_without_streams_is_an_invalid_sidecar(
+        four, tmp_path, s3_admin, buckets, run_mpr, database_url):
+    root = hostile_copy(four, tmp_path / "bucket")
+    brd = root / "BRD"
+    shown = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                            str(brd / f"{HOSTILE}.mov")], capture_output=True, check=True)
+    (brd / f"{HOSTILE}.json").write_bytes(shown.stdout)
+    upload_tree(s3_admin, buckets[0], root)
+
+    run = parse_run(run_mpr("import", "--report", "-"))
+
+    problems = hostile_problems(run)
+    assert [(key, reason) for key, reason, _ in problems] == [
+        (f"BRD/{HOSTILE}.json", "invalid_metadata_sidecar")], problems
+    assert "run ffprobe with -show_streams" in problems[0][2]
+    assert_only_the_hostile_asset_refused(run, database_url, four)

@@ -64,6 +64,47 @@ def test_checksum_formats(name: str, data: str, expected: dict[str, str]) -> Non
     assert parse_checksum_sidecar(name, data.encode()) == expected
 
 
+CERTUTIL_WIN10 = (  # `certutil -hashfile C:\...\VO-UMT-14387.mov MD5 > VO-UMT-14387.mov.md5`
+    "MD5 hash of C:\\Users\\lab\\Desktop\\out\\VO-UMT-14387.mov:\r\n"
+    f"{HASH}\r\n"
+    "CertUtil: -hashfile command completed successfully.\r\n"
+)
+CERTUTIL_WIN7 = (  # Windows 7 / Server 2008 R2: "of file", the hash in byte pairs
+    "MD5 hash of file D:\\digitisation\\BRD\\VO-UMT-14387.mov:\r\n"
+    "d4 1d 8c d9 8f 00 b2 04 e9 80 09 98 ec f8 42 7e\r\n"
+    "CertUtil: -hashfile command completed successfully.\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        pytest.param("VO-UMT-14387.mov.md5", CERTUTIL_WIN10.encode(),
+                     {"VO-UMT-14387.mov": HASH}, id="certutil"),
+        pytest.param("VO-UMT-14387.mov.md5", CERTUTIL_WIN7.encode("cp850"),
+                     {"VO-UMT-14387.mov": HASH}, id="certutil-byte-pairs"),
+        pytest.param("VO-UMT-14387.mov.md5", CERTUTIL_WIN10.encode("utf-16"),
+                     {"VO-UMT-14387.mov": HASH}, id="certutil-through-powershell-utf16"),
+        pytest.param("VO-UMT-14387.md5",
+                     f"MD5 (BRD/VO-UMT-14387.mov) = {HASH}\nMD5 (BRD/VO-UMT-14387.mp4) = "
+                     f"{HASH2}\n".encode(),
+                     {"VO-UMT-14387.mov": HASH, "VO-UMT-14387.mp4": HASH2}, id="rhash-bsd"),
+        pytest.param("VO-UMT-14387.md5",
+                     f"{HASH}\tVO-UMT-14387.mov\n{HASH2}\tVO-UMT-14387.mp4\n".encode(),
+                     {"VO-UMT-14387.mov": HASH, "VO-UMT-14387.mp4": HASH2}, id="tab"),
+        pytest.param("VO-UMT-14387.mov.md5", f"\ufeff{HASH}\r\n".encode(),
+                     {"VO-UMT-14387.mov": HASH}, id="bare-hash-with-bom"),
+        pytest.param("VO-UMT-14387.md5", f"\ufeff{HASH.upper()}".encode(), {MASTER: HASH},
+                     id="bare-master-hash-with-bom"),
+        pytest.param("VO-UMT-14387.md5",
+                     f"{HASH} *VO-UMT-14387.mov\r\n{HASH2} *VO-UMT-14387.mp4\r\n".encode(),
+                     {"VO-UMT-14387.mov": HASH, "VO-UMT-14387.mp4": HASH2}, id="crlf"),
+    ],
+)
+def test_lab_checksum_formats(name: str, data: bytes, expected: dict[str, str]) -> None:
+    assert parse_checksum_sidecar(name, data) == expected
+
+
 @pytest.mark.parametrize(
     ("data", "why"),
     [
@@ -77,7 +118,18 @@ def test_checksum_formats(name: str, data: str, expected: dict[str, str]) -> Non
         (f"{HASH}  VO-UMT-14387.mov\n\nhello world\n".encode(), "line 3: 'hello world' is not an"
          " md5sum line"),
         (f"{HASH}\n{HASH2}\n".encode(), "line 1: no file name after the hash"),
-        (b"\xff\xfe\x00garbage", "is not UTF-8 text"),
+        (b"\x80\x81 garbage", "is not UTF-8 text"),
+        (b"SHA1 hash of VO-UMT-14387.mov:\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n"
+         b"CertUtil: -hashfile command completed successfully.\r\n",
+         "line 1: certutil made a SHA1 hash; run `certutil -hashfile FILE MD5` for an MD5"),
+        (b"CertUtil: -hashfile command FAILED: 0x80070002 (WIN32: 2 ERROR_FILE_NOT_FOUND)\r\n"
+         b"CertUtil: The system cannot find the file specified.\r\n",
+         "line 1: certutil failed ('CertUtil: -hashfile command FAILED: 0x80070002"),
+        (b"MD5 hash of VO-UMT-14387.mov:\r\nCertUtil: -hashfile command completed "
+         b"successfully.\r\n", "line 2: 'CertUtil: -hashfile command completed successfully.'"
+         " under certutil's \"hash of VO-UMT-14387.mov:\" is not an MD5"),
+        (b"MD5 hash of VO-UMT-14387.mov:\r\n",
+         "line 1: no hash after certutil's \"hash of VO-UMT-14387.mov:\" line"),
         (f"{HASH}  VO-UMT-14387.mov\n{HASH2}  VO-UMT-14387.mov\n".encode(),
          "line 2: VO-UMT-14387.mov is listed twice with different hashes"),
         (b"%PDF-1.4 not a checksum", "line 1: '%PDF-1.4 not a checksum' is not an md5sum line"),
@@ -215,6 +267,18 @@ def test_invalid_metadata_sidecars(data: bytes, why: str) -> None:
     assert problem.message.startswith(f"metadata file VO-UMT-14387.json {why}")
     assert "regenerate it with `mediainfo --Output=JSON FILE`" in problem.message
     assert "\n" not in problem.message
+
+
+def test_ffprobe_output_without_streams_says_to_add_show_streams() -> None:
+    """`ffprobe -print_format json -show_format FILE` only: no "streams" at all, which is
+    not a file without streams (that would be "streams": [])."""
+    document = json.loads(_sample("mov_h264_aac.ffprobe.json"))
+    del document["streams"]
+    problem = parse_metadata_sidecar("VO-UMT-14387.json", json.dumps(document).encode())
+    assert isinstance(problem, Problem), problem
+    assert problem.reason is Reason.INVALID_METADATA_SIDECAR
+    assert problem.message.startswith("metadata file VO-UMT-14387.json is ffprobe output "
+                                      "without streams (run ffprobe with -show_streams)")
 
 
 # ----------------------------------------------------------------------------- QC reports

@@ -1,8 +1,11 @@
 """Sidecars: bytes in, a parsed result or a Problem out. No I/O.
 
 - `.md5` checksum sidecars: md5sum lines ("<32 hex>  <name>" or "<32 hex> *<name>"; also a
-  single space, as `md5 -r` writes, and BSD tags "MD5 (<name>) = <hex>"), blank lines and
-  "#" comments; or a bare hash.
+  single space, as `md5 -r` writes, or a tab), BSD tags ("MD5 (<name>) = <hex>", as `md5` and
+  `rhash --md5 --bsd` write), Windows `certutil -hashfile FILE MD5` output (a "MD5 hash of
+  FILE:" line, the hex, maybe in byte pairs, on the next, a "CertUtil: ..." trailer), blank
+  lines and "#" comments; or a bare hash. UTF-8 (a BOM allowed; UTF-16 with a BOM, as
+  PowerShell's `>` writes, too) with LF or CRLF line ends.
 - `.json` technical metadata: `mediainfo --Output=JSON` or
   `ffprobe -print_format json -show_format -show_streams` output, turned into `MediaInfo`.
 - `.pdf` QC reports: only the first bytes are checked.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from mpr_cli.problems import Problem, Reason
@@ -29,9 +33,11 @@ MASTER = ""  # the covered name of a bare hash in <code>.md5: the asset's master
 MAX_JSON_DEPTH = 64
 MAX_FILE_SIZE = 2**63 - 1  # the catalogue's bigint
 
-_MD5SUM_LINE = re.compile(r"([0-9a-fA-F]{32}) [ *]?(\S.*)")
-_BSD_LINE = re.compile(r"MD5 ?\((.+)\) ?= ?([0-9a-fA-F]{32})")
-_BARE = re.compile(rb"\s*([0-9a-fA-F]{32})\s*")
+_MD5SUM_LINE = re.compile(r"([0-9a-fA-F]{32})(?: [ *]?|\t\*?)(\S.*)")
+_BSD_LINE = re.compile(r"MD5 ?\((.+)\) ?= ?([0-9a-fA-F]{32})", re.IGNORECASE)
+_BARE = re.compile(r"\s*([0-9a-fA-F]{32})\s*")
+_CERTUTIL_HEADER = re.compile(r"(\w+) hash of (?:file )?(.+):", re.IGNORECASE)
+_CERTUTIL_HEX = re.compile(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{2}(?: [0-9a-fA-F]{2}){15}")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
@@ -53,19 +59,15 @@ def parse_checksum_sidecar(
     name: str, data: bytes, *, key: str | None = None, inventory_code: str | None = None
 ) -> dict[str, str] | Problem:
     """Covered base file name -> lower-case MD5 ("" = the master, for a bare hash in <code>.md5)."""
-    bare = _BARE.fullmatch(data)
-    if bare:
-        return {_bare_hash_target(name): bare.group(1).decode().lower()}
     try:
-        text = data.decode("utf-8-sig")
+        text = _checksum_text(data)
     except UnicodeDecodeError:
         return _bad_checksum(name, key, inventory_code, "is not UTF-8 text")
+    bare = _BARE.fullmatch(text)
+    if bare:
+        return {_bare_hash_target(name): bare.group(1).lower()}
     result: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = _checksum_entry(line)
+    for number, entry in _entries(text):
         if isinstance(entry, str):
             return _bad_checksum(name, key, inventory_code, f"line {number}: {entry}")
         covered, digest = entry
@@ -76,6 +78,49 @@ def parse_checksum_sidecar(
     if not result:
         return _bad_checksum(name, key, inventory_code, "holds no checksum")
     return result
+
+
+def _checksum_text(data: bytes) -> str:
+    """The sidecar as text: UTF-16 when it starts with its BOM, else UTF-8 (a BOM dropped)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def _entries(text: str) -> Iterator[tuple[int, tuple[str, str] | str]]:
+    """(line number, (base name, md5) or why the line is wrong) for each line that says
+    something; certutil's hex line is read with the "MD5 hash of FILE:" line above it."""
+    certutil: str | None = None  # the file of the certutil header just read
+    number = 0
+    for number, line in enumerate((line.strip() for line in text.splitlines()), start=1):
+        if not line or line.startswith("#"):
+            continue
+        header = _CERTUTIL_HEADER.fullmatch(line)
+        if certutil is not None:
+            yield number, _certutil_hash(certutil, line)
+            certutil = None
+        elif header is not None:
+            certutil = header.group(2).strip()
+            if header.group(1).upper() != "MD5":
+                yield number, (f"certutil made a {header.group(1).upper()} hash; run "
+                               "`certutil -hashfile FILE MD5` for an MD5")
+        elif line.lower().startswith("certutil:"):
+            if not line.lower().endswith("completed successfully."):
+                yield number, f"certutil failed ({_shown(line)})"
+        else:
+            yield number, _checksum_entry(line)
+    if certutil is not None:
+        yield number, f"no hash after certutil's \"hash of {certutil}:\" line"
+
+
+def _certutil_hash(covered: str, line: str) -> tuple[str, str] | str:
+    if _CERTUTIL_HEX.fullmatch(line):
+        return base_name(covered), line.replace(" ", "").lower()
+    return f"{_shown(line)} under certutil's \"hash of {covered}:\" is not an MD5"
+
+
+def _shown(line: str) -> str:
+    return repr(line if len(line) <= 60 else line[:57] + "...")
 
 
 def _bare_hash_target(name: str) -> str:
@@ -96,7 +141,7 @@ def _checksum_entry(line: str) -> tuple[str, str] | str:
 
 def _line_error(line: str) -> str:
     token = line.split()[0]
-    shown = repr(line if len(line) <= 60 else line[:57] + "...")
+    shown = _shown(line)
     if _HEX.fullmatch(token) and len(token) != 32:
         return f"{token[:40]!r} is {len(token)} hex digits; an MD5 has 32"
     if len(token) == 32 and not _HEX.fullmatch(token):
@@ -127,6 +172,9 @@ def parse_metadata_sidecar(
     try:
         check_storable(document)
         info = media_info_from_json(document)
+        if info.source == "ffprobe" and "streams" not in document:  # not "a file without any"
+            raise InvalidMetadata("is ffprobe output without streams (run ffprobe with "
+                                  "-show_streams)")
     except InvalidMetadata as exc:
         return _bad_metadata(name, key, inventory_code, str(exc))
     if info.size is not None and not 0 <= info.size <= MAX_FILE_SIZE:
