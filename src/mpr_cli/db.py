@@ -205,6 +205,7 @@ class FileRow:
     md5: str | None
     mime_type: str | None
     tech_metadata: dict[str, Any] | None
+    provisional: bool = False  # a master registered by `mpr transcode KEY`, not yet imported
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +266,8 @@ def _insert_files(conn: psycopg.Connection[Any], run_id: int | None,
         for f in files:
             copy.write_row((f.inventory_code, f.bucket, f.key, f.role, f.in_bucket, f.size,
                             f.etag, f.md5, f.mime_type,
-                            None if f.tech_metadata is None else Jsonb(f.tech_metadata)))
+                            None if f.tech_metadata is None else Jsonb(f.tech_metadata),
+                            f.provisional))
     inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
     conn.execute("TRUNCATE staged_files")
     return len(new_assets), len(inserted)

@@ -28,21 +28,22 @@ CREATE TEMPORARY TABLE IF NOT EXISTS incoming_keys (
 COPY incoming_keys (key, size, etag) FROM STDIN
 
 -- name: known_incoming
--- Only the keys that need attention: new ones (f.key IS NULL), changed ones, and masters
--- catalogued as on tape that are now in the bucket. Every other key is catalogued and
+-- Only the keys that need attention: new ones (f.key IS NULL, or a provisional master, checked
+-- as if new), changed ones, and masters catalogued as on tape that are now in the bucket. Every other key is catalogued and
 -- unchanged, so the nightly steady state returns no rows at all.
-SELECT i.key, f.key IS NULL AS new,
+SELECT i.key, (f.key IS NULL OR f.provisional) AS new,
        (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
        coalesce(NOT f.in_bucket, false) AS restored, f.md5
 FROM incoming_keys i
 LEFT JOIN asset_files f ON f.bucket = %s AND f.key = i.key
-WHERE f.key IS NULL OR NOT f.in_bucket
+WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional
    OR f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag
 
 -- name: existing_assets
 SELECT a.id, a.inventory_code,
-       EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'master')
-           AS has_master,
+       -- a provisional master (sql/006) is checked again as if it were new
+       EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'master'
+               AND NOT f.provisional) AS has_master,
        EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'streaming')
            AS has_streaming,
        -- key -> MD5 of each catalogued file: what a checksum sidecar delivered later must match
@@ -63,20 +64,28 @@ SELECT id, inventory_code FROM assets WHERE inventory_code = ANY(%s)
 -- name: create_staged_files
 CREATE TEMPORARY TABLE IF NOT EXISTS staged_files (
     inventory_code text, bucket text, key text, role text, in_bucket boolean, size bigint,
-    etag text, md5 text, mime_type text, tech_metadata jsonb
+    etag text, md5 text, mime_type text, tech_metadata jsonb, provisional boolean
 ) ON COMMIT DELETE ROWS
 
 -- name: copy_staged_files
 COPY staged_files (inventory_code, bucket, key, role, in_bucket, size, etag, md5, mime_type,
-                   tech_metadata) FROM STDIN
+                   tech_metadata, provisional) FROM STDIN
 
 -- name: insert_staged_files
-INSERT INTO asset_files (asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type,
-                         tech_metadata, import_run_id)
+-- A row already there is left untouched, except a provisional master (registered by
+-- `mpr transcode KEY`) that an import has now checked in full: it is confirmed with the
+-- import's verified values.
+INSERT INTO asset_files AS f (asset_id, bucket, key, role, in_bucket, size, etag, md5,
+                              mime_type, tech_metadata, provisional, import_run_id)
 SELECT a.id, s.bucket, s.key, s.role, s.in_bucket, s.size, s.etag, s.md5, s.mime_type,
-       s.tech_metadata, %s
+       s.tech_metadata, s.provisional, %s
 FROM staged_files s JOIN assets a ON a.inventory_code = s.inventory_code
-ON CONFLICT (bucket, key) DO NOTHING
+ON CONFLICT (bucket, key) DO UPDATE
+SET size = excluded.size, etag = excluded.etag, md5 = excluded.md5,
+    mime_type = excluded.mime_type, tech_metadata = excluded.tech_metadata,
+    import_run_id = excluded.import_run_id, provisional = false
+WHERE f.provisional AND NOT excluded.provisional AND f.asset_id = excluded.asset_id
+  AND f.role = excluded.role
 RETURNING id
 
 -- name: start_run
@@ -239,7 +248,11 @@ RETURNING id
 SELECT * FROM transcode_jobs WHERE id = %(id)s
 
 -- name: list_jobs
-SELECT j.* FROM transcode_jobs j
+-- master_provisional: the job's master was registered by `mpr transcode KEY`, not yet
+-- checked by an import
+SELECT j.*, EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = j.asset_id
+                    AND f.role = 'master' AND f.provisional) AS master_provisional
+FROM transcode_jobs j
 WHERE (%(status)s::text IS NULL OR j.status = %(status)s)
 ORDER BY j.id DESC
 LIMIT %(limit)s

@@ -465,9 +465,11 @@ def refuse_unsafe_output(conn: Any, storage: Storage, target: OutputTarget) -> N
 
 def register_master(conn: Any, source: Source, bucket: str, download: Any,
                     info: MediaInfo, etag: str | None) -> int:
-    """Catalogue an asset that was never imported, from its master's own probe."""
+    """Catalogue an asset that was never imported, from its master's own probe: provisional
+    until an import has checked its sidecars (sql/006)."""
     row = db.FileRow(source.inventory_code, bucket, source.key, Role.MASTER.value, True,
-                     download.size, etag, download.md5, mime_for_media(info), info.raw)
+                     download.size, etag, download.md5, mime_for_media(info), info.raw,
+                     provisional=True)
     db.insert_files(conn, None, [(source.inventory_code, source.media_type.value)], [row])
     asset = db.asset_by_code(conn, source.inventory_code)
     if asset is None:  # insert_files made it in this transaction

@@ -210,9 +210,10 @@ def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
         return
     for r in rows:
         error = f"  {r['error']}" if r["error"] else ""
+        provisional = "  (master provisional: run mpr import)" if r["master_provisional"] else ""
         click.echo(f"{r['id']:>6} {r['status']:<10} {r['progress']:>5.1f}% "
                    f"{r['attempts']}/{r['max_attempts']} {r['preset']:<14} "
-                   f"{r['source_key']} -> {r['output_key']}{error}")
+                   f"{r['source_key']} -> {r['output_key']}{provisional}{error}")
 
 
 @jobs.command("cancel")
