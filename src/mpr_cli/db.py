@@ -250,7 +250,8 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
     try:
         return _insert_files(conn, run_id, assets, files)
     except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-        raise RowsRefused(describe(exc), hint="the catalogue refused them") from None
+        raise RowsRefused(describe(exc), hint="the catalogue refused them",
+                          duplicate=isinstance(exc, psycopg.errors.UniqueViolation)) from None
     except (RecursionError, ValueError, TypeError, OverflowError) as exc:  # encoding a value
         raise RowsRefused(describe(exc),
                           hint="a value could not be sent to the catalogue") from None

@@ -77,6 +77,11 @@ class RowsRefused(DatabaseError):
 
     exit_code = ExitCode.FILE_ERRORS
 
+    def __init__(self, message: str, *, hint: str | None = None,
+                 duplicate: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.duplicate = duplicate  # a unique constraint: the row is already there
+
 
 class FfmpegError(MprError):
     exit_code = ExitCode.FILE_ERRORS

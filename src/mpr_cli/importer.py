@@ -138,14 +138,23 @@ class _Inserter:
             try:
                 added = self._insert([(plan.code, plan.media_type.value)], plan.rows)
             except RowsRefused as exc:
-                self.report.add(Problem.make(
-                    Reason.INTERNAL_ERROR, plan.rows[0].key,
-                    f"the catalogue refused {plan.code} ({exc.message}): the asset was left "
-                    "out, the others were inserted; report this as a bug",
-                    inventory_code=plan.code))
+                self.report.add(_refused(plan, exc))
                 continue
             new_assets, new_files = new_assets + added[0], new_files + added[1]
         return new_assets, new_files
+
+
+def _refused(plan: AssetPlan, exc: RowsRefused) -> Problem:
+    if exc.duplicate:  # e.g. a streaming copy recorded by a transcode while this import ran
+        return Problem.make(
+            Reason.DUPLICATE_ROLE, plan.rows[0].key,
+            f"{plan.code} already has such a file in the catalogue (recorded while this import "
+            f"ran: {exc.message}): the asset was left out; check it with the catalogue and "
+            "remove the extra file from the delivery", inventory_code=plan.code)
+    return Problem.make(
+        Reason.INTERNAL_ERROR, plan.rows[0].key,
+        f"the catalogue refused {plan.code} ({exc.message}): the asset was left out, the "
+        "others were inserted; report this as a bug", inventory_code=plan.code)
 
 
 class _BytesMeter:

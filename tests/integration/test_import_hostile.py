@@ -226,3 +226,28 @@ def test_report_json_keeps_keys_exactly(four, tmp_path, s3_admin, buckets, run_m
     assert run.returncode == 1
     assert {p["key"] for p in run.report["problems"]} >= set(MARKUP_KEYS)
     assert json.loads(json.dumps(run.report)) == run.report
+
+
+def test_a_second_streaming_copy_recorded_meanwhile_is_duplicate_role(settings: Settings,
+                                                                      database_url):
+    """A transcode recorded VO-DUP-00004's streaming copy while this import planned a
+    delivered one: the catalogue's one-streaming-copy index refuses it, and the problem says
+    so (duplicate_role), never internal_error."""
+    code = "VO-DUP-00004"
+    report = Report(command="import")
+    with db.connect(settings) as conn:
+        db.insert_files(conn, None, [(code, "video")], [plan(code, f"FILE/{code}.mp4",
+                                                            role="streaming",
+                                                            mime_type="video/mp4").rows[0]])
+        conn.commit()
+        inserter = _Inserter(conn, None, report, dry_run=False, existing=set())
+        inserter.add(plan("VO-AAA-00001", "BRD/VO-AAA-00001.mov"))
+        inserter.add(plan(code, f"BRD/{code}.mp4", role="streaming", mime_type="video/mp4"))
+        inserter.flush()
+        conn.commit()
+
+    assert [(p.key, p.reason.value) for p in report.problems] == [
+        (f"BRD/{code}.mp4", "duplicate_role")]
+    assert "UniqueViolation" in report.problems[0].message
+    keys = [r["key"] for r in query(database_url, "SELECT key FROM asset_files ORDER BY key")]
+    assert keys == ["BRD/VO-AAA-00001.mov", f"FILE/{code}.mp4"]
