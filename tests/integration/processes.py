@@ -10,10 +10,11 @@ signal). The encode never gets further than the test allows, however fast the ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,14 @@ class HeldFfmpeg:
                  timeout, f"mpr to signal ffmpeg {self.pid} to stop", every=POLL_S)
         if _alive(self.pid):
             os.kill(self.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def reaped(proc: Any) -> Iterator[Any]:
+    """The block's Popen never outlives it: killed and reaped if the test failed first."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -11,6 +11,7 @@ from mpr_cli.config import load_settings
 from mpr_cli.devservices import free_port
 from mpr_cli.errors import DatabaseError
 from tests.integration.archive import mpr_argv
+from tests.integration.processes import reaped
 from tests.integration.proxy import Forwarder
 
 pytestmark = pytest.mark.integration
@@ -111,16 +112,12 @@ def test_connecting_is_retried_while_postgresql_restarts(services, database_url,
            "MPR_DB_RETRY_SECONDS": "120"}
     proc = subprocess.Popen(mpr_argv("db", "status"), env=env, cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with reaped(proc):
         first = proc.stderr.readline()  # blocks until mpr says it waits
         assert "database unreachable" in first and "retrying in" in first, first
         assert services.pg_password not in first
         with Forwarder("127.0.0.1", services.pg_port, listen_port=port):  # PostgreSQL is back
             out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     assert proc.returncode == 0, err
     assert "applied  001_initial" in out

@@ -37,6 +37,7 @@ from tests.integration.archive import (
     upload_multipart,
     wait_until_waiting_on_a_lock,
 )
+from tests.integration.processes import reaped
 
 pytestmark = pytest.mark.integration
 
@@ -581,16 +582,12 @@ def test_import_while_another_runs_is_refused_in_one_line(big_archive, upload, s
                                                            run_mpr, database_url, tmp_path):
     upload(big_archive.root)
     first = start_import(service_env, tmp_path / "first")
-    try:
+    with reaped(first):
         with held_asset(database_url, middle_code(big_archive)):
             wait_until_waiting_on_a_lock(first, database_url)  # it holds the import lock
             [running] = runs(database_url)
             second = run_mpr("import", "--report", "-")
         _, first_stderr = first.communicate(timeout=180)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
 
     assert second.returncode == 4
     lines = second.stderr.strip().splitlines()

@@ -30,6 +30,7 @@ from tests.integration.archive import (
     start_import,
     wait_until_waiting_on_a_lock,
 )
+from tests.integration.processes import reaped
 from tests.integration.proxy import forwarder
 
 pytestmark = pytest.mark.integration
@@ -58,16 +59,12 @@ def test_terminated_import_rolls_back_its_batch_and_a_rerun_completes(
         big_archive, upload, service_env, database_url, run_mpr, tmp_path):
     upload(big_archive.root)
     proc = start_import(service_env, tmp_path / "cwd")
-    try:
+    with reaped(proc):
         with held_asset(database_url, middle_code(big_archive)):
             wait_until_waiting_on_a_lock(proc, database_url)
             proc.send_signal(signal.SIGTERM)  # what cron, systemd and kill send
         # released: the batch waiting on the held asset ends, then the import stops
         stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     assert proc.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "interrupted"
@@ -97,15 +94,10 @@ def test_killed_import_is_marked_aborted_by_the_next_run(big_archive, upload, se
                                                          database_url, run_mpr, tmp_path):
     upload(big_archive.root)
     proc = start_import(service_env, tmp_path / "cwd")
-    try:
-        with held_asset(database_url, middle_code(big_archive)):
-            wait_until_waiting_on_a_lock(proc, database_url)
-            proc.kill()
-            proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with reaped(proc), held_asset(database_url, middle_code(big_archive)):
+        wait_until_waiting_on_a_lock(proc, database_url)
+        proc.kill()
+        proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert [r["status"] for r in runs(database_url)] == ["running"]
     done = assert_whole_assets(database_url, big_archive)
@@ -131,15 +123,11 @@ def test_s3_lost_mid_import_is_exit_4_and_the_run_failed(big_archive, upload, se
     with forwarder(services.s3_endpoint) as s3:
         through = {**service_env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}"}
         proc = start_import(through, tmp_path / "cwd")
-        try:
+        with reaped(proc):
             with held_asset(database_url, middle_code(big_archive)):
                 wait_until_waiting_on_a_lock(proc, database_url)
                 s3.cut()
             stdout, stderr = proc.communicate(timeout=300)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
     assert proc.returncode == 4, stderr
     errors = [line for line in stderr.splitlines() if "error" in line.lower()]

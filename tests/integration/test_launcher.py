@@ -21,6 +21,7 @@ from tests.integration.archive import (
     runs,
     wait_until_waiting_on_a_lock,
 )
+from tests.integration.processes import reaped
 from tests.integration.test_nightly import clean_keys, nightly_sample
 
 pytestmark = pytest.mark.integration
@@ -62,7 +63,7 @@ def test_second_launcher_skips_while_first_runs(tmp_path_factory, upload, servic
     cwd.mkdir()
 
     first = launch(env, cwd)
-    try:
+    with reaped(first):
         # the first launcher's mpr waits on the catalogue until the test lets it go on, so the
         # second launches while the first holds the flock however fast the machine is
         with held_transaction(database_url, "LOCK TABLE import_runs IN ACCESS EXCLUSIVE MODE"):
@@ -72,10 +73,6 @@ def test_second_launcher_skips_while_first_runs(tmp_path_factory, upload, servic
             out2, err2 = second.communicate(timeout=60)
             first_still_running = first.poll() is None
         out1, err1 = first.communicate(timeout=300)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
 
     log = logs(tmp_path)
     assert first_still_running, "the runs did not overlap"
