@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -20,7 +21,9 @@ import pytest
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive
 from tests.integration import test_transcode_jobs as jobs_module
-from tests.integration.processes import group_members, wait_for
+from tests.integration.archive import mpr_argv, mpr_env
+from tests.integration.processes import HeldFfmpeg, group_members, reaped, wait_for
+from tests.integration.proxy import forwarder
 from tests.integration.test_transcode import (
     AUDIO_CODE,
     VIDEO_CODE,
@@ -31,6 +34,8 @@ from tests.integration.test_transcode import (
     output_key,
 )
 from tests.integration.test_transcode_jobs import (
+    LONG_CODE,
+    LONG_KEY,
     create_pending_job,
     register_master,
     start_long_job,
@@ -402,3 +407,38 @@ def test_transcode_key_after_a_failure_reuses_the_failed_job_up_to_its_last_atte
     assert f"{key} failed all 3 attempts with web-720p (job {job['id']}:" in one_line(refused)
     assert [(j["id"], j["status"], j["attempts"]) for j in cat.jobs()] == [
         (job["id"], "FAILED", 3)]
+
+
+def test_s3_lost_while_ffmpeg_encodes_puts_the_job_back_to_pending(long_master, cat, settings,
+                                                                   service_env, services,
+                                                                   run_mpr, tmp_path):
+    """S3 goes away mid-job: the master is downloaded and ffmpeg encodes (held with SIGSTOP
+    while the test cuts the S3 forwarder, then let go). The upload fails after its retries:
+    the job is PENDING again with the reason, the run exits 4, nothing is left, and the next
+    run completes the job."""
+    data = long_master.read_bytes()
+    asset_id = register_master(cat, LONG_CODE, LONG_KEY, data)
+    job_id = create_pending_job(settings, LONG_CODE, LONG_KEY, asset_id)
+    with forwarder(services.s3_endpoint) as s3:
+        through = {**service_env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3.port}"}
+        proc = subprocess.Popen(mpr_argv("transcode", "--pending"), env=mpr_env(through),
+                                cwd=tmp_path, text=True, start_new_session=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with reaped(proc):
+            held = HeldFfmpeg(proc).catch()  # the master is in the temp folder: S3 goes away
+            s3.cut()
+            held.resume()
+            out, err = proc.communicate(timeout=600)
+
+    assert proc.returncode == 4, out + err
+    job = cat.job(job_id)
+    assert (job["status"], job["attempts"], job["worker"]) == ("PENDING", 0, None)
+    assert job["error"].startswith("pending again: S3 unreachable"), job["error"]
+    assert leftover_workdirs(service_env) == [] and group_members(proc.pid) == []
+    assert cat.output_keys() == set()
+
+    again = run_mpr("transcode", "--pending")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert completed_ids(again.stdout) == [job_id]
+    assert cat.streaming_per_asset() == {LONG_CODE: 1}
