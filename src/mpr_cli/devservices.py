@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mpr_cli.errors import ConfigError, MprError
@@ -265,7 +265,11 @@ def _wait_for_s3(state: ServiceState, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise MprError("SeaweedFS exited at start", hint=f"see {state.home}/s3/weed.log")
+            log = Path(state.home) / "s3" / "weed.log"
+            tail = log.read_text(errors="replace")[-20_000:]
+            taken = any(sign in tail for sign in _PORT_TAKEN)
+            raise (_PortTaken if taken else MprError)("SeaweedFS exited at start",
+                                                      hint=f"see {log}")
         with contextlib.suppress(Exception):
             names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
             if set(BUCKETS) <= names:
@@ -304,8 +308,26 @@ def up(home: Path) -> ServiceState:
         _save_state(state)
     _init_pg(state)
     _start_pg(state)
-    _start_weed(state)
+    for attempt in range(3):
+        try:
+            _start_weed(state)
+            break
+        except _PortTaken:
+            # a port found free was taken before SeaweedFS bound it (another process on the
+            # machine, e.g. a second test run): new ports, and start again
+            if attempt == 2:
+                raise
+            state = replace(state, s3_ports={flag: free_port() for flag in WEED_PORT_FLAGS})
+            _save_state(state)
     return state
+
+
+# what `weed mini` logs when a port it was given is in use (it checks them itself first)
+_PORT_TAKEN = ("address already in use", "Port allocation failed")
+
+
+class _PortTaken(MprError):
+    """SeaweedFS could not bind one of its ports."""
 
 
 def down(home: Path) -> None:

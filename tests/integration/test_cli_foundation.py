@@ -2,7 +2,9 @@
 `mpr` script in a subprocess. What needs no server (help, usage and configuration errors, the
 masked config) is in tests/unit/test_cli.py."""
 
+import json
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -69,3 +71,24 @@ def test_dev_up_is_idempotent_and_down_stops(run_mpr, service_env):
         shutil.rmtree(home, ignore_errors=True)
     assert stopped.returncode == 1
     assert "postgresql  stopped" in stopped.stdout and "s3          stopped" in stopped.stdout
+
+
+def test_dev_up_moves_seaweedfs_to_new_ports_when_one_is_taken(run_mpr):
+    """A port of the saved state is taken by another process when the services start again:
+    SeaweedFS gets new ports instead of failing, and the state file says which."""
+    home = Path(tempfile.mkdtemp(prefix="mpr-dev-test-"))
+    try:
+        assert run_mpr("dev", "up", "--home", str(home)).returncode == 0
+        assert run_mpr("dev", "down", "--home", str(home)).returncode == 0
+        before = json.loads((home / "services.json").read_text())["s3_ports"]
+        with socket.create_server(("127.0.0.1", before["s3.port"])):  # someone else's now
+            again = run_mpr("dev", "up", "--home", str(home))
+        after = json.loads((home / "services.json").read_text())["s3_ports"]
+        status = run_mpr("dev", "status", "--home", str(home))
+    finally:
+        run_mpr("dev", "down", "--home", str(home))
+        shutil.rmtree(home, ignore_errors=True)
+
+    assert again.returncode == 0, again.stderr
+    assert after["s3.port"] != before["s3.port"]
+    assert status.returncode == 0 and "s3          running" in status.stdout, status.stdout
