@@ -530,7 +530,7 @@ def _what_it_is(info: MediaInfo) -> str:
 def _tape_name(info: MediaInfo | None, declared: dict[str, str]) -> str | None:
     """The master's file name when it is not in the bucket: from its metadata, else the md5."""
     if info is not None and info.file_name:
-        return info.file_name.replace("\\", "/").rsplit("/", 1)[-1]
+        return base_name(info.file_name)
     return next((name for name in declared if _is_master_name(name)), None)
 
 
