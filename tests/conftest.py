@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -114,15 +114,28 @@ def _empty_and_delete(client, bucket: str) -> None:
 
 
 @pytest.fixture()
-def buckets(s3_admin) -> Iterator[tuple[str, str]]:
-    tag = uuid.uuid4().hex[:10]
-    pair = (f"in-{tag}", f"out-{tag}")
-    for name in pair:
-        s3_admin.create_bucket(Bucket=name)
-    yield pair
-    for name in pair:
+def bucket_pairs(s3_admin) -> Iterator[Callable[..., tuple[str, str]]]:
+    """bucket_pairs(prefix_in="in", prefix_out="out"): a fresh pair of buckets, emptied and
+    deleted when the test ends."""
+    made: list[str] = []
+
+    def make(prefix_in: str = "in", prefix_out: str = "out") -> tuple[str, str]:
+        tag = uuid.uuid4().hex[:10]
+        pair = (f"{prefix_in}-{tag}", f"{prefix_out}-{tag}")
+        for name in pair:
+            s3_admin.create_bucket(Bucket=name)
+            made.append(name)
+        return pair
+
+    yield make
+    for name in made:
         with contextlib.suppress(Exception):  # cleanup must not hide the test's own result
             _empty_and_delete(s3_admin, name)
+
+
+@pytest.fixture()
+def buckets(bucket_pairs) -> tuple[str, str]:
+    return bucket_pairs()
 
 
 @pytest.fixture()

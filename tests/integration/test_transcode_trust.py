@@ -7,13 +7,10 @@ PostgreSQL, SeaweedFS and ffmpeg; work that must be caught in the middle is held
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
 import subprocess
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -54,18 +51,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
 
 
 @pytest.fixture()
-def other_buckets(s3_admin) -> Iterator[tuple[str, str]]:
+def other_buckets(bucket_pairs) -> tuple[str, str]:
     """A second pair of buckets, for a process configured for other buckets."""
-    tag = uuid.uuid4().hex[:10]
-    pair = (f"in2-{tag}", f"out2-{tag}")
-    for name in pair:
-        s3_admin.create_bucket(Bucket=name)
-    yield pair
-    for name in pair:
-        with contextlib.suppress(Exception):
-            for obj in s3_admin.list_objects_v2(Bucket=name).get("Contents", []):
-                s3_admin.delete_object(Bucket=name, Key=obj["Key"])
-            s3_admin.delete_bucket(Bucket=name)
+    return bucket_pairs("in2", "out2")
 
 
 def keys_in(s3, bucket: str) -> set[str]:
