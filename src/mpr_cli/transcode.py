@@ -91,7 +91,7 @@ def default_output_key(source: Source, preset: Preset) -> str:
 
 
 WORKDIR_PREFIX = "mpr-transcode-"
-OWNER_FILE = "owner"  # "<host> <pid> <process start time>" of the process that made the folder
+OWNER_FILE = "owner"  # "<host> <pid> <start time>", how older folders named their owner
 
 
 def _process_started(pid: int) -> str | None:
@@ -105,8 +105,17 @@ def _process_started(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def _owner_line() -> str:
-    return f"{socket.gethostname()} {os.getpid()} {_process_started(os.getpid())}"
+def _host_tag(host: str) -> str:
+    """A short, file-name-safe tag of the host name (a shared MPR_TEMP_DIR holds several)."""
+    return hashlib.sha256(host.encode()).hexdigest()[:8]
+
+
+def _owner_prefix() -> str:
+    """The folder name's owner part, `mpr-transcode-<host>-<pid>-<start>-`: the name is made in
+    the same system call as the folder, so a kill -9 at any point leaves no folder whose owner
+    is unknown (a separate owner file could be missing or empty)."""
+    pid = os.getpid()
+    return f"{WORKDIR_PREFIX}{_host_tag(socket.gethostname())}-{pid}-{_process_started(pid)}-"
 
 
 def _new_workdir(settings: Settings) -> Path:
@@ -114,28 +123,36 @@ def _new_workdir(settings: Settings) -> Path:
     try:
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
-        (work / OWNER_FILE).write_text(_owner_line())
-        return work
+        return Path(tempfile.mkdtemp(prefix=_owner_prefix(), dir=root))
     except OSError as exc:
         raise ConfigError(f"cannot make a temp folder in {root or tempfile.gettempdir()}: "
                           f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
                                                          "with free space") from None
 
 
-def _orphaned(work: Path, host: str) -> bool:
-    """A temp folder whose owner (this host's process that made it) is gone; a folder without
-    an owner file counts once it is a day old (made before owners were recorded)."""
+def _owner(work: Path) -> list[str] | None:
+    """[host tag, pid, start time] of the process that made the folder, from its name, or from
+    the owner file of an older folder; None when neither says."""
+    parts = work.name[len(WORKDIR_PREFIX):].split("-")
+    if len(parts) >= 4 and parts[1].isdigit():
+        return parts[:3]
     try:
-        owner = (work / OWNER_FILE).read_text().split()
-    except FileNotFoundError:
+        host, pid, started = (work / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        return None
+    return [_host_tag(host), pid, started]
+
+
+def _orphaned(work: Path, host: str) -> bool:
+    """A temp folder whose owner (this host's process that made it) is gone; a folder that
+    names no owner counts once it is a day old."""
+    owner = _owner(work)
+    if owner is None:
         try:
             return time.time() - work.stat().st_mtime > 86_400
         except OSError:
             return False
-    except OSError:
-        return False
-    if len(owner) != 3 or owner[0] != host or not owner[1].isdigit():
+    if owner[0] != _host_tag(host) or not owner[1].isdigit():
         return False  # another machine's folder (a shared MPR_TEMP_DIR): its own runs clean it
     return _process_started(int(owner[1])) != owner[2]
 
