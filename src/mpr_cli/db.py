@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,7 +31,8 @@ from tenacity import (
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import DatabaseError, RowsRefused, describe
-from mpr_cli.secrets import scrub
+from mpr_cli.rules import Role
+from mpr_cli.secrets import scrub_first_line
 
 MIGRATION_LOCK = 7_230_001  # pg_advisory_lock keys, one per purpose
 IMPORT_LOCK = 7_230_002
@@ -78,18 +79,35 @@ def connect(settings: Settings, *, autocommit: bool = False) -> Iterator[psycopg
     seconds), with a logged, doubling backoff. Statements are not retried here: a lost
     connection mid-transaction cannot be resumed, so the caller's unit of work fails whole
     (and is rolled back by the server) and the run's own resumption takes over."""
-    try:
+    with wrap_database_errors(settings, {psycopg.Error: "database unreachable"},
+                              hint="check DATABASE_URL (or DB_HOST/DB_PORT) and that "
+                                   "PostgreSQL is running"):
         conn = _connect_retrying(settings, autocommit)
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(
-            f"database unreachable: {_scrub(str(exc), settings)}",
-            hint="check DATABASE_URL (or DB_HOST/DB_PORT) and that PostgreSQL is running",
-        ) from None
+    with wrap_database_errors(settings), conn:
+        yield conn
+
+
+# What a psycopg error escaping a unit of work is called: the first class of the error's MRO
+# found here names it (every psycopg error derives from psycopg.Error).
+IN_USE: Mapping[type[psycopg.Error], str] = {
+    psycopg.OperationalError: "database connection lost",
+    psycopg.Error: "database error",
+}
+
+
+@contextmanager
+def wrap_database_errors(settings: Settings,
+                         messages: Mapping[type[psycopg.Error], str] = IN_USE, *,
+                         hint: str | None = None) -> Iterator[None]:
+    """Any psycopg error raised inside leaves as one DatabaseError: "<message>: <the error's
+    first line, secrets scrubbed>", the message chosen by class from `messages` (which must
+    cover psycopg.Error). Every place that turns psycopg errors into mpr's errors goes
+    through here, as procrastinate's connector wraps every psycopg error once."""
     try:
-        with conn:
-            yield conn
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"database connection lost: {_scrub(str(exc), settings)}") from None
+        yield
+    except psycopg.Error as exc:
+        what = next(messages[k] for k in type(exc).__mro__ if k in messages)
+        raise DatabaseError(f"{what}: {_scrub(str(exc), settings)}", hint=hint) from None
 
 
 def _connect_retrying(settings: Settings, autocommit: bool) -> psycopg.Connection[Any]:
@@ -111,8 +129,8 @@ def _connect_retrying(settings: Settings, autocommit: bool) -> psycopg.Connectio
 
 
 def _scrub(text: str, settings: Settings) -> str:
-    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    return scrub(first, settings.secret_values())
+    """The first line of a psycopg error's text without this process's secrets."""
+    return scrub_first_line(text, settings.secret_values())
 
 
 # ---------------------------------------------------------------- migrations
@@ -157,20 +175,20 @@ def migrate(settings: Settings) -> list[Migration]:
     """Apply pending migrations, each in its own transaction. Idempotent and lock-guarded."""
     applied_now = []
     with connect(settings, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute(query("lock"), {"key": MIGRATION_LOCK})
         try:
-            done = {version for version, _, _ in _applied(conn)}
-            for migration in available_migrations():
-                if migration.version in done:
-                    continue
-                with conn.transaction():
-                    conn.execute(migration.path.read_text())  # trusted file shipped with mpr
-                    conn.execute(query("record_migration"), (migration.version, migration.name))
-                applied_now.append(migration)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"migration failed: {str(exc).splitlines()[0]}") from None
+            with wrap_database_errors(settings, {psycopg.Error: "migration failed"}):
+                done = {version for version, _, _ in _applied(conn)}
+                for migration in available_migrations():
+                    if migration.version in done:
+                        continue
+                    with conn.transaction():
+                        conn.execute(migration.path.read_text())  # trusted file from mpr
+                        conn.execute(query("record_migration"),
+                                     {"version": migration.version, "name": migration.name})
+                    applied_now.append(migration)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+            conn.execute(query("unlock"), {"key": MIGRATION_LOCK})
     return applied_now
 
 
@@ -198,7 +216,7 @@ class FileRow:
     inventory_code: str
     bucket: str
     key: str
-    role: str
+    role: Role  # written as its value (asset_files.role is text)
     in_bucket: bool
     size: int | None
     etag: str | None
@@ -225,17 +243,18 @@ def incoming_changes(conn: psycopg.Connection[Any], bucket: str,
         with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
             for row in rows:
                 copy.write_row(row)
-        found = conn.execute(query("known_incoming"), (bucket,)).fetchall()
+        found = conn.execute(query("known_incoming"), {"bucket": bucket}).fetchall()
     return {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"]) for r in found}
 
 
 def mark_restored(conn: psycopg.Connection[Any], bucket: str, key: str, size: int,
                   etag: str) -> bool:
-    return conn.execute(query("mark_restored"), (size, etag, bucket, key)).rowcount > 0
+    params = {"size": size, "etag": etag, "bucket": bucket, "key": key}
+    return conn.execute(query("mark_restored"), params).rowcount > 0
 
 
 def existing_assets(conn: psycopg.Connection[Any], codes: list[str]) -> dict[str, ExistingAsset]:
-    rows = conn.execute(query("existing_assets"), (codes,)).fetchall()
+    rows = conn.execute(query("existing_assets"), {"codes": codes}).fetchall()
     return {r["inventory_code"]: ExistingAsset(**r) for r in rows}
 
 
@@ -259,45 +278,48 @@ def insert_files(conn: psycopg.Connection[Any], run_id: int | None,
 
 def _insert_files(conn: psycopg.Connection[Any], run_id: int | None,
                   assets: list[tuple[str, str]], files: list[FileRow]) -> tuple[int, int]:
-    codes = [code for code, _ in assets]
-    types = [media for _, media in assets]
-    new_assets = conn.execute(query("insert_assets"), (run_id, codes, types)).fetchall()
+    params = {"run_id": run_id, "codes": [code for code, _ in assets],
+              "media_types": [media for _, media in assets]}
+    new_assets = conn.execute(query("insert_assets"), params).fetchall()
     conn.execute(query("create_staged_files"))
     with conn.cursor() as cur, cur.copy(query("copy_staged_files")) as copy:
         for f in files:
-            copy.write_row((f.inventory_code, f.bucket, f.key, f.role, f.in_bucket, f.size,
+            copy.write_row((f.inventory_code, f.bucket, f.key, Role(f.role).value, f.in_bucket, f.size,
                             f.etag, f.md5, f.mime_type,
                             None if f.tech_metadata is None else Jsonb(f.tech_metadata),
                             f.provisional))
-    inserted = conn.execute(query("insert_staged_files"), (run_id,)).fetchall()
-    conn.execute("TRUNCATE staged_files")
+    inserted = conn.execute(query("insert_staged_files"),
+                            {"run_id": run_id}).fetchall()
+    conn.execute(query("truncate_staged_files"))
     return len(new_assets), len(inserted)
 
 
 def start_run(conn: psycopg.Connection[Any], command: str, mode: str, prefix: str,
               run_key: str | None = None) -> int:
-    row = _one(conn.execute(query("start_run"), (command, mode, prefix, socket.gethostname(),
-                                                 os.getpid(), run_key)))
-    conn.execute(query("abandon_stale_runs"), (row["id"],))
+    params = {"command": command, "mode": mode, "prefix": prefix,
+              "host": socket.gethostname(), "pid": os.getpid(), "run_key": run_key}
+    row = _one(conn.execute(query("start_run"), params))
+    conn.execute(query("abandon_stale_runs"), {"current": row["id"]})
     return int(row["id"])
 
 
 def finish_run(conn: psycopg.Connection[Any], run_id: int, status: str,
                counts: dict[str, Any], report: dict[str, Any]) -> None:
-    conn.execute(query("finish_run"), (status, Jsonb(counts), Jsonb(report), run_id))
+    conn.execute(query("finish_run"), {"status": status, "counts": Jsonb(counts),
+                                        "report": Jsonb(report), "id": run_id})
 
 
 def update_run_report(conn: psycopg.Connection[Any], run_id: int,
                       report: dict[str, Any]) -> None:
-    conn.execute(query("update_run_report"), (Jsonb(report), run_id))
+    conn.execute(query("update_run_report"), {"report": Jsonb(report), "id": run_id})
 
 
 def list_runs(conn: psycopg.Connection[Any], limit: int) -> list[dict[str, Any]]:
-    return list(conn.execute(query("list_runs"), (limit,)).fetchall())
+    return list(conn.execute(query("list_runs"), {"limit": limit}).fetchall())
 
 
 def get_run(conn: psycopg.Connection[Any], id_or_key: str) -> dict[str, Any] | None:
-    return conn.execute(query("get_run"), (id_or_key, id_or_key)).fetchone()
+    return conn.execute(query("get_run"), {"id_or_key": id_or_key}).fetchone()
 
 
 @contextmanager
@@ -307,7 +329,7 @@ def import_lock(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     A second import gets a DatabaseError naming the run that holds it.
     """
     with connect(settings, autocommit=True) as conn:
-        if not _one(conn.execute(query("try_lock"), (IMPORT_LOCK,)))["locked"]:
+        if not _one(conn.execute(query("try_lock"), {"key": IMPORT_LOCK}))["locked"]:
             running = conn.execute(query("running_run")).fetchone()
             holder = (f"run {running['id']} started {running['started_at']:%Y-%m-%d %H:%M:%S} "
                       f"on {running['host']} (pid {running['pid']})") if running else "another run"
@@ -316,7 +338,7 @@ def import_lock(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
         try:
             yield conn
         finally:
-            conn.execute(query("unlock"), (IMPORT_LOCK,))
+            conn.execute(query("unlock"), {"key": IMPORT_LOCK})
 
 
 class ImportLocked(DatabaseError):

@@ -1,7 +1,9 @@
--- Named queries of mpr. Each begins with a `-- name: <name>` header; db.query(name) returns it.
--- Parameters are always passed separately (%s / %(name)s), never formatted in.
+-- Named queries of mpr. Each begins with a `-- name: <name>` header and, on the line right under
+-- it, a one-line description (tests/integration/test_sql.py checks both); db.query(name) returns
+-- it. Parameters are always named (%(name)s) and passed separately, never formatted in.
 
 -- name: create_migrations_table
+-- The table that records which migrations (sql/NNN_*.sql) are applied; made if missing.
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
     name       text NOT NULL,
@@ -9,15 +11,19 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )
 
 -- name: migrations_table_exists
+-- Whether schema_migrations exists (read only: a dry run never creates it).
 SELECT to_regclass('schema_migrations') IS NOT NULL AS present
 
 -- name: applied_migrations
+-- Every applied migration, oldest first.
 SELECT version, name, applied_at FROM schema_migrations ORDER BY version
 
 -- name: record_migration
-INSERT INTO schema_migrations (version, name) VALUES (%s, %s)
+-- One migration applied, in the transaction that applied it.
+INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s)
 
 -- name: create_incoming
+-- The session's table of the keys just listed in a bucket (emptied at each commit).
 CREATE TEMPORARY TABLE IF NOT EXISTS incoming_keys (
     key  text PRIMARY KEY,
     size bigint,
@@ -25,9 +31,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS incoming_keys (
 ) ON COMMIT DELETE ROWS
 
 -- name: copy_incoming
+-- Stream the listed keys (key, size, ETag) into incoming_keys.
 COPY incoming_keys (key, size, etag) FROM STDIN
 
 -- name: known_incoming
+-- The listed keys that need attention, with what the catalogue knows of them.
 -- Only the keys that need attention: new ones (f.key IS NULL, or a provisional master, checked
 -- as if new), changed ones, and masters catalogued as on tape that are now in the bucket. Every other key is catalogued and
 -- unchanged, so the nightly steady state returns no rows at all.
@@ -35,11 +43,12 @@ SELECT i.key, (f.key IS NULL OR f.provisional) AS new,
        (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
        coalesce(NOT f.in_bucket, false) AS restored, f.md5
 FROM incoming_keys i
-LEFT JOIN asset_files f ON f.bucket = %s AND f.key = i.key
+LEFT JOIN asset_files f ON f.bucket = %(bucket)s AND f.key = i.key
 WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional
    OR f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag
 
 -- name: existing_assets
+-- The catalogued assets among these inventory codes, with what their files already cover.
 SELECT a.id, a.inventory_code,
        -- a provisional master (sql/006) is checked again as if it were new
        EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'master'
@@ -50,35 +59,37 @@ SELECT a.id, a.inventory_code,
        coalesce((SELECT jsonb_object_agg(f.key, f.md5) FROM asset_files f
                  WHERE f.asset_id = a.id AND f.md5 IS NOT NULL), '{}'::jsonb) AS md5s
 FROM assets a
-WHERE a.inventory_code = ANY(%s)
+WHERE a.inventory_code = ANY(%(codes)s)
 
 -- name: insert_assets
+-- New assets (parallel arrays of codes and media types); an existing code is left untouched.
 INSERT INTO assets (inventory_code, media_type, import_run_id)
-SELECT code, media_type, %s FROM unnest(%s::text[], %s::text[]) AS t(code, media_type)
+SELECT code, media_type, %(run_id)s
+FROM unnest(%(codes)s::text[], %(media_types)s::text[]) AS t(code, media_type)
 ON CONFLICT (inventory_code) DO NOTHING
 RETURNING id, inventory_code
 
--- name: asset_ids
-SELECT id, inventory_code FROM assets WHERE inventory_code = ANY(%s)
-
 -- name: create_staged_files
+-- The session's table of the file rows of one batch (emptied at each commit).
 CREATE TEMPORARY TABLE IF NOT EXISTS staged_files (
     inventory_code text, bucket text, key text, role text, in_bucket boolean, size bigint,
     etag text, md5 text, mime_type text, tech_metadata jsonb, provisional boolean
 ) ON COMMIT DELETE ROWS
 
 -- name: copy_staged_files
+-- Stream one batch of file rows into staged_files.
 COPY staged_files (inventory_code, bucket, key, role, in_bucket, size, etag, md5, mime_type,
                    tech_metadata, provisional) FROM STDIN
 
 -- name: insert_staged_files
+-- The staged files into asset_files, each under its asset; the ids of the rows written.
 -- A row already there is left untouched, except a provisional master (registered by
 -- `mpr transcode KEY`) that an import has now checked in full: it is confirmed with the
 -- import's verified values.
 INSERT INTO asset_files AS f (asset_id, bucket, key, role, in_bucket, size, etag, md5,
                               mime_type, tech_metadata, provisional, import_run_id)
 SELECT a.id, s.bucket, s.key, s.role, s.in_bucket, s.size, s.etag, s.md5, s.mime_type,
-       s.tech_metadata, s.provisional, %s
+       s.tech_metadata, s.provisional, %(run_id)s
 FROM staged_files s JOIN assets a ON a.inventory_code = s.inventory_code
 ON CONFLICT (bucket, key) DO UPDATE
 SET size = excluded.size, etag = excluded.etag, md5 = excluded.md5,
@@ -88,29 +99,43 @@ WHERE f.provisional AND NOT excluded.provisional AND f.asset_id = excluded.asset
   AND f.role = excluded.role
 RETURNING id
 
+-- name: truncate_staged_files
+-- Empty staged_files for the next batch of the same transaction.
+TRUNCATE staged_files
+
 -- name: start_run
+-- A run begins: its row, status 'running'.
 INSERT INTO import_runs (command, mode, prefix, host, pid, run_key)
-VALUES (%s, %s, %s, %s, %s, %s)
+VALUES (%(command)s, %(mode)s, %(prefix)s, %(host)s, %(pid)s, %(run_key)s)
 RETURNING id, started_at
 
 -- name: finish_run
+-- A run ends: its status, counts and report.
 UPDATE import_runs
-SET status = %s, finished_at = now(), counts = %s, report = %s
-WHERE id = %s
+SET status = %(status)s, finished_at = now(), counts = %(counts)s, report = %(report)s
+WHERE id = %(id)s
 
 -- name: abandon_stale_runs
+-- Runs still 'running' other than this one (it holds the import lock): their process ended.
 UPDATE import_runs
 SET status = 'aborted', finished_at = now(),
     report = jsonb_build_object('message', 'process ended without recording its result')
-WHERE status = 'running' AND id <> %s
+WHERE status = 'running' AND id <> %(current)s
 
 -- name: try_lock
-SELECT pg_try_advisory_lock(%s) AS locked
+-- Take a session advisory lock if free (locked: whether it was taken).
+SELECT pg_try_advisory_lock(%(key)s) AS locked
+
+-- name: lock
+-- Take a session advisory lock, waiting for it.
+SELECT pg_advisory_lock(%(key)s)
 
 -- name: unlock
-SELECT pg_advisory_unlock(%s)
+-- Release a session advisory lock.
+SELECT pg_advisory_unlock(%(key)s)
 
 -- name: running_run
+-- The newest run still 'running' (the one holding the import lock), or no row.
 SELECT id, started_at, host, pid FROM import_runs
 WHERE status = 'running' ORDER BY id DESC LIMIT 1
 
@@ -258,6 +283,7 @@ ORDER BY j.id DESC
 LIMIT %(limit)s
 
 -- name: asset_by_code
+-- The asset of an inventory code, or no row.
 SELECT id, inventory_code, media_type FROM assets WHERE inventory_code = %(code)s
 
 -- name: recorded_output
@@ -299,18 +325,21 @@ WHERE asset_files.asset_id = EXCLUDED.asset_id AND asset_files.role = EXCLUDED.r
 RETURNING id
 
 -- name: update_run_report
-UPDATE import_runs SET report = %s WHERE id = %s
+-- Replace a run's report (nightly: the combined import and transcode report).
+UPDATE import_runs SET report = %(report)s WHERE id = %(id)s
 
 -- name: list_runs
+-- The newest runs, newest first.
 SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts
-FROM import_runs ORDER BY id DESC LIMIT %s
+FROM import_runs ORDER BY id DESC LIMIT %(limit)s
 
 -- name: get_run
+-- One run by its id or its run key, or no row.
 SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts, report,
        host, pid
-FROM import_runs WHERE id::text = %s OR run_key = %s
+FROM import_runs WHERE id::text = %(id_or_key)s OR run_key = %(id_or_key)s
 
 -- name: mark_restored
 -- A master recorded from its sidecars (on tape) that is now in the bucket.
-UPDATE asset_files SET in_bucket = true, size = %s, etag = %s
-WHERE bucket = %s AND key = %s AND NOT in_bucket
+UPDATE asset_files SET in_bucket = true, size = %(size)s, etag = %(etag)s
+WHERE bucket = %(bucket)s AND key = %(key)s AND NOT in_bucket

@@ -5,8 +5,9 @@ a presigned URL's signature) are replaced wherever they stand, also percent-enco
 that a server or a library echoes back, which mpr may never have been told, are recognised by
 their shape: the password in `scheme://user:password@host`, and `password=...` in a libpq
 key=value string (quoted or not) or in a URL's query. `scrub` removes both kinds from free
-text; `mask_url` shows one DSN or URL with its password as `****`; `redact_query` and
-`url_queries` hide presigned signatures in the ffmpeg argv shown in logs.
+text, `scrub_first_line` from the first line of a server's error; `mask_url` shows one DSN or
+URL with its password as `****`; `redact_query` and `url_queries` hide presigned signatures in
+the ffmpeg argv shown in logs.
 
 Pure string work, no I/O, no imports of the rest of mpr: every module may use it.
 """
@@ -35,6 +36,13 @@ def scrub(text: str, secrets: Iterable[str | None] = (), *, mask: str = MASK) ->
         text = text.replace(secret, mask)
     text = _URL_PASSWORD.sub(lambda m: m["head"] + mask + "@", text)
     return _KEY_PASSWORD.sub(lambda m: m["head"] + mask, text)
+
+
+def scrub_first_line(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """The first line of `text` (a server's error runs over several lines), scrubbed as
+    `scrub` does; "unknown error" when `text` is blank."""
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return scrub(first, secrets)
 
 
 def _variants(secrets: Iterable[str | None]) -> list[str]:
