@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
+from mpr_cli.rules import Role
 from mpr_cli.sample import Expect, SampleArchive, build_sample_archive
 
 MIME_BY_SUFFIX = {
@@ -276,3 +279,48 @@ def wait_until_waiting_on_a_lock(proc: subprocess.Popen[str], database_url: str,
                                         f"{proc.stderr.read() if proc.stderr else ''}"
             assert time.monotonic() < deadline, "mpr never reached the held lock"
             time.sleep(0.05)
+
+
+def assert_whole_assets(database_url: str, archive: SampleArchive) -> set[str]:
+    """Every catalogued asset has all the files a complete import gives it; returns the codes."""
+    files: dict[str, set[str]] = defaultdict(set)
+    for row in query(database_url, """SELECT a.inventory_code, f.key FROM assets a
+                                      LEFT JOIN asset_files f ON f.asset_id = a.id"""):
+        files[row["inventory_code"]].add(row["key"])
+    for code, keys in files.items():
+        assert keys == set(keys_of(archive, [code])), code
+    return set(files)
+
+
+# -- the nightly tests' sample archive (media generated once per session) ----------------------
+_ARCHIVES: dict[str, SampleArchive] = {}
+
+
+def nightly_sample(factory: pytest.TempPathFactory) -> SampleArchive:
+    """Small sample: one good video and audio asset, the tape master, every bad case, and two
+    masters awaiting transcode (short clips, so the transcode step stays quick). Cached, so
+    test_launcher.py shares it."""
+    if "archive" not in _ARCHIVES:
+        if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
+            pytest.skip("needs ffmpeg and ffprobe")
+        _ARCHIVES["archive"] = build_sample_archive(
+            factory.mktemp("nightly") / "bucket", assets_video=1, assets_audio=1, awaiting=2,
+            duration=1.0)
+    return _ARCHIVES["archive"]
+
+
+def awaiting_codes(archive: SampleArchive) -> list[str]:
+    return [c for c in archive.assets_ok if "-NEW-" in c]
+
+
+def awaiting_masters(archive: SampleArchive) -> list[str]:
+    codes = set(awaiting_codes(archive))
+    return sorted(f.key for f in archive.files
+                  if f.inventory_code in codes and f.role is Role.MASTER)
+
+
+def clean_keys(archive: SampleArchive, *, awaiting: bool = True) -> list[str]:
+    """The keys of the assets that import without any problem (an archive built with
+    bad=False), with or without the masters awaiting transcode."""
+    skip = set() if awaiting else set(awaiting_codes(archive))
+    return keys_of(archive, [c for c in clean_codes(archive) if c not in skip])

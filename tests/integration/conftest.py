@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
-from collections.abc import Callable, Iterable
+import signal
+import subprocess
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from mpr_cli.sample import SampleArchive, build_sample_archive
-from tests.integration.archive import Outcome, parse_run, upload_tree
+from mpr_cli.sample import SampleArchive, build_sample_archive, generate_media
+from tests.integration.archive import Outcome, mpr_argv, mpr_env, parse_run, upload_tree
+from tests.integration.processes import GROUPS_SEEN, group_members
+from tests.integration.transcoding import LONG_CODE, LONG_SECONDS, Catalogue
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +62,44 @@ def mpr_report(run_mpr) -> Callable[..., Outcome]:
         return parse_run(run_mpr(command, "--report", "-", *args, env=env))
 
     return run
+
+
+# -- the transcode tests' fixtures (helpers in transcoding.py) -----------------------------
+
+
+@pytest.fixture()
+def cat(database_url, buckets, s3_admin) -> Catalogue:
+    return Catalogue(database_url, buckets[0], buckets[1], s3_admin)
+
+
+@pytest.fixture()
+def popen_mpr(service_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `mpr ...` in its own session (a process group, as a shell job would be)."""
+    started: list[subprocess.Popen[str]] = []
+    workdir = tmp_path / "cwd"
+    workdir.mkdir(exist_ok=True)
+
+    def start(*args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(mpr_argv(*args), env=mpr_env(service_env), cwd=workdir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:  # never leave mpr (or an ffmpeg it started) behind a failed test
+        group_members(proc.pid)
+        for group in GROUPS_SEEN.get(proc.pid, {proc.pid}):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        proc.wait(timeout=30)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture(scope="module")
+def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("long") / f"{LONG_CODE}.mov"
+    generate_media(path, "mov", duration=LONG_SECONDS, size="640x360")
+    return path

@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import json
 import signal
-from collections import defaultdict
 
 import pytest
 
 from mpr_cli.sample import SampleArchive
 from tests.integration.archive import (
     assert_rows_match_files,
+    assert_whole_assets,
     duplicate_keys,
     expected_keys,
     held_asset,
-    keys_of,
     middle_code,
     parse_run,
-    query,
     row_counts,
     runs,
     start_import,
@@ -34,17 +32,6 @@ from tests.integration.processes import reaped
 from tests.integration.proxy import forwarder
 
 pytestmark = pytest.mark.integration
-
-
-def assert_whole_assets(database_url: str, archive: SampleArchive) -> set[str]:
-    """Every catalogued asset has all the files a complete import gives it; returns the codes."""
-    files: dict[str, set[str]] = defaultdict(set)
-    for row in query(database_url, """SELECT a.inventory_code, f.key FROM assets a
-                                      LEFT JOIN asset_files f ON f.asset_id = a.id"""):
-        files[row["inventory_code"]].add(row["key"])
-    for code, keys in files.items():
-        assert keys == set(keys_of(archive, [code])), code
-    return set(files)
 
 
 def assert_complete(database_url: str, archive: SampleArchive) -> None:

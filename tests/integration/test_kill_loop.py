@@ -20,9 +20,10 @@ import subprocess
 import psycopg
 import pytest
 
-from tests.integration import test_transcode_jobs as jobs_module
+from mpr_cli.sample import SampleArchive
 from tests.integration.archive import (
     assert_rows_match_files,
+    assert_whole_assets,
     duplicate_keys,
     expected_keys,
     mpr_argv,
@@ -31,18 +32,24 @@ from tests.integration.archive import (
     runs,
 )
 from tests.integration.processes import group_members, wait_for
-from tests.integration.test_import_interrupt import assert_whole_assets
-from tests.integration.test_transcode import leftover_workdirs, output_key
-from tests.integration.test_transcode_jobs import register_sample
+from tests.integration.transcoding import (
+    PENDING_CODES,
+    build_awaiting_archive,
+    leftover_workdirs,
+    output_key,
+    register_sample,
+)
 
 pytestmark = pytest.mark.integration
 
-archive = jobs_module.archive  # the fixtures of test_transcode_jobs.py, shared
-cat = jobs_module.cat
-popen_mpr = jobs_module.popen_mpr
 
 KILLS = 4
 SEED = 20261201
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return build_awaiting_archive(tmp_path_factory.mktemp("kill") / "bucket", len(PENDING_CODES))
 
 
 def kill_after(proc: subprocess.Popen[str], delay: float) -> None:
@@ -98,7 +105,7 @@ def unfinished_uploads(cat) -> list[str]:
 
 def test_transcode_killed_at_random_points_then_rerun_completes_once(archive, cat, service_env,
                                                                      tmp_path, run_mpr):
-    codes = jobs_module.PENDING_CODES[:4]
+    codes = PENDING_CODES[:4]
     register_sample(cat, archive, codes)
     rng = random.Random(SEED)
     cwd = tmp_path / "cwd"

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.integration.archive import (
+    clean_keys,
     held_transaction,
+    nightly_sample,
     query,
     runs,
     wait_until_waiting_on_a_lock,
 )
 from tests.integration.processes import reaped
-from tests.integration.test_nightly import clean_keys, nightly_sample
 
 pytestmark = pytest.mark.integration
 

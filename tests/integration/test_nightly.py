@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import email
 import json
-import shutil
 import subprocess
 import time
 import uuid
@@ -34,18 +33,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from mpr_cli.devservices import ServiceState, free_port
-from mpr_cli.sample import Role, SampleArchive, build_sample_archive
+from mpr_cli.sample import SampleArchive
 from tests.integration.archive import (
     Outcome,
-    clean_codes,
+    awaiting_codes,
+    awaiting_masters,
+    clean_keys,
     keys_of,
     mpr_argv,
     mpr_env,
+    nightly_sample,
     query,
     tree_keys,
     upload_tree,
 )
-from tests.integration.test_import import assert_contract, assert_manifest_reasons
+from tests.integration.reports import assert_contract, assert_manifest_reasons
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
@@ -62,42 +64,10 @@ IMPORT_PHASES = {"discover", "crossref", "ingest", "insert"}
 
 # -- the sample archive (media generated once per session) ----------------------------------------
 
-_ARCHIVES: dict[str, SampleArchive] = {}
-
-
-def nightly_sample(factory: pytest.TempPathFactory) -> SampleArchive:
-    """Small sample: one good video and audio asset, the tape master, every bad case, and two
-    masters awaiting transcode (short clips, so the transcode step stays quick). Cached, so
-    test_launcher.py shares it."""
-    if "archive" not in _ARCHIVES:
-        if not shutil.which("ffmpeg") or not shutil.which("ffprobe"):
-            pytest.skip("needs ffmpeg and ffprobe")
-        _ARCHIVES["archive"] = build_sample_archive(
-            factory.mktemp("nightly") / "bucket", assets_video=1, assets_audio=1, awaiting=2,
-            duration=1.0)
-    return _ARCHIVES["archive"]
-
 
 @pytest.fixture(scope="session")
 def nightly_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     return nightly_sample(tmp_path_factory)
-
-
-def awaiting_codes(archive: SampleArchive) -> list[str]:
-    return [c for c in archive.assets_ok if "-NEW-" in c]
-
-
-def awaiting_masters(archive: SampleArchive) -> list[str]:
-    codes = set(awaiting_codes(archive))
-    return sorted(f.key for f in archive.files
-                  if f.inventory_code in codes and f.role is Role.MASTER)
-
-
-def clean_keys(archive: SampleArchive, *, awaiting: bool = True) -> list[str]:
-    """The keys of the assets that import without any problem (an archive built with
-    bad=False), with or without the masters awaiting transcode."""
-    skip = set() if awaiting else set(awaiting_codes(archive))
-    return keys_of(archive, [c for c in clean_codes(archive) if c not in skip])
 
 
 # -- a real SMTP server ---------------------------------------------------------------------------

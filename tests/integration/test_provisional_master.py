@@ -9,17 +9,25 @@ import json
 
 import pytest
 
-from tests.integration import test_transcode as transcode_module
+from mpr_cli.sample import SampleArchive
 from tests.integration.archive import parse_run, upload_tree
-from tests.integration.test_transcode import VIDEO_CODE, VIDEO_MASTER, output_key
+from tests.integration.transcoding import (
+    VIDEO_CODE,
+    VIDEO_MASTER,
+    build_awaiting_archive,
+    output_key,
+)
 
 pytestmark = pytest.mark.integration
 
-archive = transcode_module.archive  # the fixtures of test_transcode.py, shared
-cat = transcode_module.cat
 
 SIDECARS = [f"FILE/{VIDEO_CODE}.json", f"FILE/{VIDEO_CODE}.md5", f"FILE/{VIDEO_CODE}_qc.pdf"]
 WRONG_MD5 = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return build_awaiting_archive(tmp_path_factory.mktemp("provisional") / "bucket", 2)
 
 
 def jobs(run_mpr) -> list[dict]:

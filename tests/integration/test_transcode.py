@@ -6,140 +6,35 @@ streaming copy yet), generated once per module; each test uploads what it needs 
 fresh input bucket, imports it with `mpr import` when the test is about catalogued masters,
 and checks what lands in the output bucket by downloading and probing it.
 
-The helpers in the first section are shared with test_transcode_jobs.py.
+The helpers shared with the other transcode tests are in transcoding.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import struct
 import subprocess
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mpr_cli.sample import SampleArchive, build_sample_archive, md5_file
-from tests.integration.archive import keys_of, query, upload_tree
+from mpr_cli.sample import SampleArchive, md5_file
+from tests.integration.archive import upload_tree
+from tests.integration.transcoding import (
+    AUDIO_CODE,
+    VIDEO_CODE,
+    VIDEO_MASTER,
+    build_awaiting_archive,
+    completed_ids,
+    ffprobe,
+    leftover_workdirs,
+    master_key,
+    md5_bytes,
+    output_key,
+    put_catalogued,
+    top_level_boxes,
+)
 
 pytestmark = pytest.mark.integration
-
-VIDEO_CODE, AUDIO_CODE = "VO-NEW-00001", "AO-NEW-00002"
-VIDEO_MASTER, AUDIO_MASTER = f"FILE/{VIDEO_CODE}.mov", f"CD/{AUDIO_CODE}.wav"
-
-
-# -- shared helpers ------------------------------------------------------------------------------
-
-
-def build_awaiting_archive(root: Path, count: int) -> SampleArchive:
-    """`count` assets with a master and sidecars but no streaming copy (2 s, 320x240):
-    VO-NEW-00001 (FILE/, .mov), AO-NEW-00002 (CD/, .wav), VO-NEW-00003, ..."""
-    return build_sample_archive(root, assets_video=0, assets_audio=0, bad=False,
-                                tape_master=False, awaiting=count)
-
-
-def master_key(code: str) -> str:
-    return f"FILE/{code}.mov" if code.startswith("V") else f"CD/{code}.wav"
-
-
-def output_key(code: str) -> str:
-    return f"FILE/{code}.mp4" if code.startswith("V") else f"CD/{code}.mp3"
-
-
-@dataclass
-class Catalogue:
-    """This test's database and buckets, read the way a test checks them."""
-
-    url: str
-    bucket_in: str
-    bucket_out: str
-    s3: Any
-
-    def rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        return query(self.url, sql, params)
-
-    def jobs(self) -> list[dict[str, Any]]:
-        return self.rows("SELECT * FROM transcode_jobs ORDER BY id")
-
-    def job(self, job_id: int) -> dict[str, Any]:
-        return self.rows("SELECT * FROM transcode_jobs WHERE id = %s", (job_id,))[0]
-
-    def files(self, code: str, role: str | None = None) -> list[dict[str, Any]]:
-        return self.rows("""SELECT f.* FROM asset_files f JOIN assets a ON a.id = f.asset_id
-                            WHERE a.inventory_code = %s AND (%s::text IS NULL OR f.role = %s)
-                            ORDER BY f.key""", (code, role, role))
-
-    def streaming_per_asset(self) -> dict[str, int]:
-        rows = self.rows("""SELECT a.inventory_code, count(f.id) AS n FROM assets a
-                            LEFT JOIN asset_files f ON f.asset_id = a.id AND f.role = 'streaming'
-                            GROUP BY a.inventory_code""")
-        return {r["inventory_code"]: r["n"] for r in rows}
-
-    def output_keys(self) -> set[str]:
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_out)
-        return {o["Key"] for page in pages for o in page.get("Contents", [])}
-
-    def download(self, key: str, path: Path) -> Path:
-        self.s3.download_file(self.bucket_out, key, str(path))
-        return path
-
-    def head_out(self, key: str) -> dict[str, Any]:
-        return self.s3.head_object(Bucket=self.bucket_out, Key=key)
-
-
-@pytest.fixture()
-def cat(database_url, buckets, s3_admin) -> Catalogue:
-    return Catalogue(database_url, buckets[0], buckets[1], s3_admin)
-
-
-def put_catalogued(run_mpr: Callable[..., Any], cat: Catalogue, archive: SampleArchive,
-                   codes: Iterable[str]) -> None:
-    """Upload the assets' files into the input bucket and import them with `mpr import`."""
-    upload_tree(cat.s3, cat.bucket_in, archive.root, keys_of(archive, codes))
-    done = run_mpr("import")
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def completed_ids(stdout: str) -> list[int]:
-    """The job ids of every "job N completed" line a transcode printed."""
-    return [int(n) for n in re.findall(r"^job (\d+) completed", stdout, re.MULTILINE)]
-
-
-def leftover_workdirs(service_env: dict[str, str]) -> list[Path]:
-    temp = Path(service_env["MPR_TEMP_DIR"])
-    return sorted(temp.glob("mpr-transcode-*")) if temp.exists() else []
-
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
-                           "-show_streams", str(path)], capture_output=True, text=True,
-                          check=True, timeout=60)
-    return json.loads(done.stdout)
-
-
-def top_level_boxes(data: bytes) -> list[tuple[str, int]]:
-    """(type, offset) of each top-level ISO-BMFF box, walked header by header."""
-    boxes, offset = [], 0
-    while offset + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        if size == 1:
-            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
-        elif size == 0:
-            size = len(data) - offset
-        assert size >= 8, f"bad box size {size} at {offset}"
-        boxes.append((kind.decode("latin-1"), offset))
-        offset += size
-    assert offset == len(data), "the boxes do not add up to the file"
-    return boxes
-
-
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
 
 # -- fixtures ------------------------------------------------------------------------------------
 

@@ -11,132 +11,50 @@ progress comes every 5 s).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from mpr_cli import db
-from mpr_cli.sample import SampleArchive, generate_media
-from tests.integration.archive import mpr_argv, mpr_env, upload_tree
-from tests.integration.processes import GROUPS_SEEN, HeldFfmpeg, group_members, wait_for
-from tests.integration.test_transcode import (
+from mpr_cli.sample import SampleArchive
+from tests.integration.archive import upload_tree
+from tests.integration.processes import HeldFfmpeg, group_members, wait_for
+from tests.integration.transcoding import (
     AUDIO_CODE,
+    CORRUPT_CODE,
+    CORRUPT_KEY,
+    HEARTBEAT_S,
+    LONG_CODE,
+    LONG_KEY,
+    PENDING_CODES,
     VIDEO_CODE,
     Catalogue,
     build_awaiting_archive,
     completed_ids,
+    create_pending_job,
+    jobs_json,
     leftover_workdirs,
     master_key,
     output_key,
     put_catalogued,
+    register_master,
+    register_sample,
+    start_long_job,
 )
 
 pytestmark = pytest.mark.integration
-
-PENDING_CODES = ["VO-NEW-00001", "AO-NEW-00002", "VO-NEW-00003", "AO-NEW-00004",
-                 "VO-NEW-00005", "AO-NEW-00006"]
-CORRUPT_CODE = "VO-CRP-00001"
-CORRUPT_KEY = f"FILE/{CORRUPT_CODE}.mov"
-LONG_CODE = "VO-LNG-00001"
-LONG_KEY = f"FILE/{LONG_CODE}.mov"
-LONG_SECONDS = 60
-HEARTBEAT_S = 5.0
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     return build_awaiting_archive(tmp_path_factory.mktemp("jobs") / "bucket",
                                   len(PENDING_CODES))
-
-
-@pytest.fixture(scope="module")
-def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("long") / f"{LONG_CODE}.mov"
-    generate_media(path, "mov", duration=LONG_SECONDS, size="640x360")
-    return path
-
-
-@pytest.fixture()
-def cat(database_url, buckets, s3_admin) -> Catalogue:
-    return Catalogue(database_url, buckets[0], buckets[1], s3_admin)
-
-
-@pytest.fixture()
-def popen_mpr(service_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start `mpr ...` in its own session (a process group, as a shell job would be)."""
-    started: list[subprocess.Popen[str]] = []
-    workdir = tmp_path / "cwd"
-    workdir.mkdir(exist_ok=True)
-
-    def start(*args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(mpr_argv(*args), env=mpr_env(service_env), cwd=workdir,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:  # never leave mpr (or an ffmpeg it started) behind a failed test
-        group_members(proc.pid)
-        for group in GROUPS_SEEN.get(proc.pid, {proc.pid}):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-        proc.wait(timeout=30)
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
-MASTER_MIME = {".mov": "video/quicktime", ".wav": "audio/wav"}
-
-
-def register_master(cat: Catalogue, code: str, key: str, data: bytes) -> int:
-    """Put a master into the input bucket and catalogue it with SQL (asset + master row), as
-    `mpr import` would have."""
-    cat.s3.put_object(Bucket=cat.bucket_in, Key=key, Body=data)
-    etag = cat.s3.head_object(Bucket=cat.bucket_in, Key=key)["ETag"].strip('"')
-    with psycopg.connect(cat.url, autocommit=True) as conn:
-        asset_id = conn.execute(
-            "INSERT INTO assets (inventory_code, media_type) VALUES (%s, %s) RETURNING id",
-            (code, "video" if code.startswith("V") else "audio")).fetchone()[0]
-        conn.execute("""INSERT INTO asset_files (asset_id, bucket, key, role, size, etag, md5,
-                                                 mime_type)
-                        VALUES (%s, %s, %s, 'master', %s, %s, %s, %s)""",
-                     (asset_id, cat.bucket_in, key, len(data), etag,
-                      hashlib.md5(data).hexdigest(), MASTER_MIME[Path(key).suffix]))
-    return int(asset_id)
-
-
-def register_sample(cat: Catalogue, archive: SampleArchive, codes: list[str]) -> None:
-    for code in codes:
-        register_master(cat, code, master_key(code), (archive.root / master_key(code)).read_bytes())
-
-
-def create_pending_job(settings, code: str, key: str, asset_id: int | None) -> int:
-    """A PENDING job, made with the product's own `create_job` query (nothing runs it yet)."""
-    with db.connect(settings, autocommit=True) as conn:
-        job_id = db.create_job(conn, asset_id=asset_id, inventory_code=code, media_type="video",
-                               source_bucket=settings.s3_bucket_in, source_key=key,
-                               preset="web-720p", output_bucket=settings.s3_bucket_out,
-                               output_key=output_key(code), max_attempts=3)
-    assert job_id is not None
-    return job_id
-
-
-def jobs_json(run_mpr) -> list[dict[str, Any]]:
-    done = run_mpr("jobs", "list", "--json", "--limit", "1000")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 # -- --pending -----------------------------------------------------------------------------------
@@ -253,25 +171,6 @@ def test_cancel_a_pending_job_and_list_jobs(archive, run_mpr, cat, settings):
 
 
 # -- cancelling a running job --------------------------------------------------------------------
-
-
-def processing(cat: Catalogue, key: str) -> dict[str, Any] | None:
-    rows = cat.rows("""SELECT * FROM transcode_jobs WHERE source_key = %s
-                       AND status = 'PROCESSING' AND progress > 0""", (key,))
-    return rows[0] if rows else None
-
-
-def start_long_job(long_master: Path, cat: Catalogue,
-                   popen_mpr) -> tuple[subprocess.Popen[str], dict[str, Any], HeldFfmpeg]:
-    """`mpr transcode` of the long master, its ffmpeg held (SIGSTOP) once the job is
-    PROCESSING with progress > 0: mid-encode however fast the machine is."""
-    cat.s3.upload_file(str(long_master), cat.bucket_in, LONG_KEY)
-    proc = popen_mpr("transcode", LONG_KEY)
-    held = HeldFfmpeg(proc).catch()
-    job = held.advance_until(lambda: processing(cat, LONG_KEY),
-                             "the job to be PROCESSING with progress > 0")
-    assert "ffmpeg" in group_members(proc.pid)
-    return proc, job, held
 
 
 def assert_nothing_left(cat: Catalogue, service_env: dict[str, str], job_id: int,

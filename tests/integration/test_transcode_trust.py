@@ -17,32 +17,26 @@ import pytest
 
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive
-from tests.integration import test_transcode_jobs as jobs_module
 from tests.integration.archive import mpr_argv, mpr_env
 from tests.integration.processes import HeldFfmpeg, group_members, reaped, wait_for
 from tests.integration.proxy import forwarder
-from tests.integration.test_transcode import (
+from tests.integration.transcoding import (
     AUDIO_CODE,
+    LONG_CODE,
+    LONG_KEY,
     VIDEO_CODE,
     build_awaiting_archive,
     completed_ids,
+    create_pending_job,
     leftover_workdirs,
     master_key,
     output_key,
-)
-from tests.integration.test_transcode_jobs import (
-    LONG_CODE,
-    LONG_KEY,
-    create_pending_job,
     register_master,
     start_long_job,
 )
 
 pytestmark = pytest.mark.integration
 
-cat = jobs_module.cat  # the fixtures of test_transcode_jobs.py, shared
-popen_mpr = jobs_module.popen_mpr
-long_master = jobs_module.long_master
 
 
 @pytest.fixture(scope="module")
