@@ -46,7 +46,7 @@ CREATE TABLE asset_files (
     CHECK (NOT in_bucket OR size IS NOT NULL)
 );
 CREATE INDEX asset_files_asset_idx ON asset_files (asset_id);
--- one master and one streaming copy per asset
+-- at most one master per asset (at most one streaming copy per asset: sql/004)
 CREATE UNIQUE INDEX asset_files_one_master ON asset_files (asset_id) WHERE role = 'master';
 
 CREATE TABLE transcode_jobs (

@@ -1,0 +1,140 @@
+-- The catalogue's schema as the migrations (sql/NNN_*.sql, applied in order by `mpr db migrate`)
+-- leave it: one place to read what every table, column and constraint is. It is a description,
+-- not a migration: `mpr db migrate` never runs it (it records no version, so a database made
+-- from it would get every migration on top). tests/integration/test_sql.py applies the
+-- migrations to one database and this file to another and compares their catalogues (tables,
+-- columns, constraints, indexes, triggers): a new migration comes with its change here.
+--
+-- Constraint names are written out: they are the names PostgreSQL gave the migrations' unnamed
+-- constraints (`<table>_<column>_check`, `<table>_check`, ...), which error messages quote.
+
+-- Which migrations are applied; made by `mpr db migrate` itself (queries.sql
+-- create_migrations_table), before the first migration.
+CREATE TABLE schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per `mpr import` / `mpr nightly` invocation. Only a running run has no end time.
+CREATE TABLE import_runs (
+    id          bigserial   PRIMARY KEY,
+    command     text        NOT NULL
+                            CONSTRAINT import_runs_command_check
+                            CHECK (command IN ('import', 'nightly')),
+    mode        text        NOT NULL
+                            CONSTRAINT import_runs_mode_check
+                            CHECK (mode IN ('normal', 'dry_run', 'safe_run')),
+    status      text        NOT NULL DEFAULT 'running'
+                            CONSTRAINT import_runs_status_check
+                            CHECK (status IN ('running', 'completed', 'aborted', 'failed')),
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    prefix      text        NOT NULL DEFAULT '',
+    counts      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    report      jsonb,
+    host        text,
+    pid         integer,
+    -- the key naming this invocation in logs, reports, metrics and e-mails (sql/003)
+    run_key     text        CONSTRAINT import_runs_run_key_key UNIQUE,
+    CONSTRAINT import_runs_check CHECK (status = 'running' OR finished_at IS NOT NULL)
+);
+
+-- One row per inventory code. What a code looks like is the rules file's to say (sql/005):
+-- the catalogue refuses only what no rules file may accept (rules.py CODE_CHARS).
+CREATE TABLE assets (
+    id             bigserial   PRIMARY KEY,
+    inventory_code text        NOT NULL CONSTRAINT assets_inventory_code_key UNIQUE
+                               CONSTRAINT assets_inventory_code_chars
+                               CHECK (inventory_code ~ '^[!-.0-~]{1,64}$'),
+    media_type     text        NOT NULL
+                               CONSTRAINT assets_media_type_check
+                               CHECK (media_type IN ('video', 'audio')),
+    import_run_id  bigint      REFERENCES import_runs (id),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per file of an asset, at its bucket and key.
+CREATE TABLE asset_files (
+    id            bigserial   PRIMARY KEY,
+    asset_id      bigint      NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    bucket        text        NOT NULL,
+    key           text        NOT NULL
+                              CONSTRAINT asset_files_key_check
+                              CHECK (key <> '' AND left(key, 1) <> '/'),
+    role          text        NOT NULL
+                              CONSTRAINT asset_files_role_check
+                              CHECK (role IN ('master', 'streaming', 'metadata', 'checksum',
+                                              'qc_report')),
+    -- false: a master recorded from its sidecars while it is on tape
+    in_bucket     boolean     NOT NULL DEFAULT true,
+    size          bigint      CONSTRAINT asset_files_size_check CHECK (size >= 0),
+    etag          text,
+    md5           text        CONSTRAINT asset_files_md5_check CHECK (md5 ~ '^[0-9a-f]{32}$'),
+    mime_type     text,
+    tech_metadata jsonb,
+    import_run_id bigint      REFERENCES import_runs (id),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    -- the preset mpr made a streaming copy with; NULL for a delivered copy (sql/002)
+    preset        text,
+    -- a master registered by `mpr transcode KEY`, its sidecars not yet checked by an import
+    -- (sql/006)
+    provisional   boolean     NOT NULL DEFAULT false,
+    CONSTRAINT asset_files_bucket_key_key UNIQUE (bucket, key),
+    CONSTRAINT asset_files_check CHECK (NOT in_bucket OR size IS NOT NULL),
+    CONSTRAINT asset_files_preset_only_streaming CHECK (preset IS NULL OR role = 'streaming'),
+    CONSTRAINT asset_files_provisional_only_master CHECK (NOT provisional OR role = 'master')
+);
+CREATE INDEX asset_files_asset_idx ON asset_files (asset_id);
+-- at most one master and at most one streaming copy per asset (sql/004)
+CREATE UNIQUE INDEX asset_files_one_master ON asset_files (asset_id) WHERE role = 'master';
+CREATE UNIQUE INDEX asset_files_one_streaming ON asset_files (asset_id) WHERE role = 'streaming';
+
+-- One row per transcode job. A job names its asset by inventory code: a master never imported
+-- can be transcoded, its asset registered on success (asset_id set by then).
+CREATE TABLE transcode_jobs (
+    id             bigserial   PRIMARY KEY,
+    asset_id       bigint      REFERENCES assets (id) ON DELETE CASCADE,
+    source_bucket  text        NOT NULL,
+    source_key     text        NOT NULL,
+    preset         text        NOT NULL,
+    output_bucket  text        NOT NULL,
+    output_key     text        NOT NULL,
+    status         text        NOT NULL DEFAULT 'PENDING'
+                               CONSTRAINT transcode_jobs_status_check
+                               CHECK (status IN ('PENDING', 'PROCESSING', 'COMPLETED', 'FAILED',
+                                                 'CANCELLED')),
+    attempts       integer     NOT NULL DEFAULT 0
+                               CONSTRAINT transcode_jobs_attempts_check CHECK (attempts >= 0),
+    max_attempts   integer     NOT NULL DEFAULT 3
+                               CONSTRAINT transcode_jobs_max_attempts_check
+                               CHECK (max_attempts >= 1),
+    error          text,
+    stderr_tail    text,
+    progress       real        NOT NULL DEFAULT 0
+                               CONSTRAINT transcode_jobs_progress_check
+                               CHECK (progress BETWEEN 0 AND 100),
+    worker         text,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    started_at     timestamptz,
+    heartbeat_at   timestamptz,
+    finished_at    timestamptz,
+    inventory_code text        NOT NULL
+                               CONSTRAINT transcode_jobs_inventory_code_chars
+                               CHECK (inventory_code ~ '^[!-.0-~]{1,64}$'),
+    media_type     text        NOT NULL
+                               CONSTRAINT transcode_jobs_media_type_check
+                               CHECK (media_type IN ('video', 'audio')),
+    CONSTRAINT transcode_jobs_check CHECK (status <> 'PROCESSING' OR started_at IS NOT NULL),
+    CONSTRAINT transcode_jobs_check1
+        CHECK (status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') OR finished_at IS NOT NULL),
+    CONSTRAINT transcode_jobs_completed_has_asset
+        CHECK (status <> 'COMPLETED' OR asset_id IS NOT NULL)
+);
+-- at most one live job per source and preset
+CREATE UNIQUE INDEX transcode_jobs_one_live
+    ON transcode_jobs (source_bucket, source_key, preset)
+    WHERE status IN ('PENDING', 'PROCESSING');
+CREATE INDEX transcode_jobs_claim ON transcode_jobs (status, created_at);
+CREATE INDEX transcode_jobs_asset_idx ON transcode_jobs (asset_id);
+CREATE INDEX transcode_jobs_code_idx ON transcode_jobs (inventory_code);
