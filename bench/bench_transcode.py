@@ -59,7 +59,7 @@ import psycopg
 from botocore.config import Config
 from results_file import add_save_option, emit, save_path
 
-import mpr_cli.transcode as transcode_module
+import mpr_cli.transcode.stages as transcode_module
 from mpr_cli import db, devservices, sample
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
 from mpr_cli.ffmpeg.command import PROGRESS_ARGS, build_transcode_argv, threads_per_job
@@ -67,7 +67,7 @@ from mpr_cli.ffmpeg.presets import Preset, load_presets
 from mpr_cli.ffmpeg.probe import ffmpeg_version, probe
 from mpr_cli.rules import load_rules
 from mpr_cli.storage import Storage
-from mpr_cli.transcode import SourceMode, Transcoder, parse_source
+from mpr_cli.transcode.stages import SourceMode, Transcoder, parse_source
 from mpr_cli.validation.mime import mime_for_media
 
 HERE = Path(__file__).resolve().parent
@@ -493,8 +493,8 @@ def wait_for_quiet(max_wait_s: float, what: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def phase_clock() -> Iterator[dict[str, float]]:
-    """Seconds spent in each step of Transcoder.run, by wrapping the names mpr_cli.transcode
-    calls (in this process only, for the duration of the block)."""
+    """Seconds spent in each step of Transcoder.run, by wrapping the names
+    mpr_cli.transcode.stages calls (in this process only, for the duration of the block)."""
     spent: dict[str, float] = {}
     originals: dict[str, Any] = {}
 
@@ -566,7 +566,7 @@ def run_inprocess(settings: Settings, key: str, preset: Preset, mode: SourceMode
     self_before = resource.getrusage(resource.RUSAGE_SELF)
     with phase_clock() as spent:
         started = time.perf_counter()
-        outcome, _ = transcoder.run(source, preset, out_key)
+        outcome = transcoder.run(source, preset, out_key)
         wall = time.perf_counter() - started
     cpu, busy = _cpu_children() - cpu_before, _machine_busy_s() - busy_before
     self_after = resource.getrusage(resource.RUSAGE_SELF)

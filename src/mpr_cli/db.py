@@ -13,7 +13,6 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -359,88 +358,8 @@ def require_migrated_conn(conn: psycopg.Connection[Any]) -> None:
         )
 
 
-# ---------------------------------------------------------------- catalogue: transcode jobs
-
-
-class JobStatus(StrEnum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-def like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching the keys that start with `prefix` (its wildcards escaped)."""
-    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def assets_needing_streaming(conn: psycopg.Connection[Any], bucket: str, prefix: str,
-                             limit: int | None) -> list[dict[str, Any]]:
-    params = {"bucket": bucket, "prefix": like_prefix(prefix), "limit": limit}
-    return list(conn.execute(query("assets_needing_streaming"), params).fetchall())
-
-
-def create_job(conn: psycopg.Connection[Any], **job: Any) -> int | None:
-    """A PENDING job; None when a live job for the same source and preset exists."""
-    row = conn.execute(query("create_job"), job).fetchone()
-    return None if row is None else int(row["id"])
-
-
-@dataclass(frozen=True)
-class ClaimScope:
-    """Which jobs a process may claim: those of its own buckets, optionally only some ids or
-    only sources under a prefix."""
-
-    source_bucket: str
-    output_bucket: str
-    only_ids: list[int] | None = None
-    prefix: str = ""
-
-
-def claim_job(conn: psycopg.Connection[Any], worker: str, lease_s: float,
-              scope: ClaimScope) -> dict[str, Any] | None:
-    """One job claimed for `worker`; first, stale jobs without an attempt left are FAILED."""
-    params = {"worker": worker, "lease": lease_s, "source_bucket": scope.source_bucket,
-              "output_bucket": scope.output_bucket, "only_ids": scope.only_ids,
-              "prefix": like_prefix(scope.prefix)}
-    conn.execute(query("fail_exhausted_jobs"), params)
-    return conn.execute(query("claim_job"), params).fetchone()
-
-
-def job_update(conn: psycopg.Connection[Any], name: str, **params: Any) -> bool:
-    """Run one of the job transitions (heartbeat_job, complete_job, fail_job, cancel_job,
-    retry_job); True when a row changed."""
-    cur = conn.execute(query(name), params)
-    return cur.rowcount > 0
-
-
-def count_claimable(conn: psycopg.Connection[Any], lease_s: float, scope: ClaimScope) -> int:
-    params = {"lease": lease_s, "source_bucket": scope.source_bucket,
-              "output_bucket": scope.output_bucket, "only_ids": scope.only_ids,
-              "prefix": like_prefix(scope.prefix)}
-    return int(_one(conn.execute(query("count_claimable"), params))["n"])
-
-
-def newest_job_for(conn: psycopg.Connection[Any], source_bucket: str, source_key: str,
-                   preset: str) -> dict[str, Any] | None:
-    params = {"source_bucket": source_bucket, "source_key": source_key, "preset": preset}
-    return conn.execute(query("newest_job_for"), params).fetchone()
-
-
-def abandoned_output_keys(conn: psycopg.Connection[Any], bucket: str, keys: list[str],
-                          lease_s: float) -> set[str]:
-    params = {"bucket": bucket, "keys": keys, "lease": lease_s}
-    return {r["output_key"] for r in conn.execute(query("abandoned_output_keys"), params)}
-
-
-def get_job(conn: psycopg.Connection[Any], job_id: int) -> dict[str, Any] | None:
-    return conn.execute(query("get_job"), {"id": job_id}).fetchone()
-
-
-def list_jobs(conn: psycopg.Connection[Any], status: str | None,
-              limit: int) -> list[dict[str, Any]]:
-    return list(conn.execute(query("list_jobs"), {"status": status, "limit": limit}).fetchall())
+# ---------------------------------------------------------------- catalogue: transcode outputs
+# (the job table is transcode/jobs.py's)
 
 
 def asset_by_code(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | None:

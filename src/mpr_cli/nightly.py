@@ -13,14 +13,15 @@ from typing import Any
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, MprError
-from mpr_cli.ffmpeg.pool import JobEvents, JobRunner, JobSettings, PoolResult, run_pending
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.importer import ImportOptions, Progress, run_import
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
 from mpr_cli.runlog import get_logger
+from mpr_cli.transcode.jobrunner import JobRunner, JobSettings
+from mpr_cli.transcode.jobs import JobStatus
+from mpr_cli.transcode.pool import JobEvents, PoolResult, run_pending
 
 
 @dataclass
@@ -80,11 +81,10 @@ def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, optio
     return result, int(ExitCode.FILE_ERRORS if failed else ExitCode.OK), ""
 
 
-def _transcode_section(result: PoolResult | None, jobs_by_id: dict[int, dict[str, Any]],
-                       note: str) -> dict[str, Any]:
+def _transcode_section(result: PoolResult | None, note: str) -> dict[str, Any]:
     if result is None:
         return {"created": 0, "jobs": {}, "failures": [], "message": note}
-    failures = [{"job_id": job_id, "source_key": jobs_by_id.get(job_id, {}).get("source_key", ""),
+    failures = [{"job_id": job_id, "source_key": result.source_key(job_id),
                  "error": result.messages.get(job_id, "")}
                 for job_id in result.finished.get(JobStatus.FAILED, [])]
     return {"created": result.created,
@@ -94,7 +94,6 @@ def _transcode_section(result: PoolResult | None, jobs_by_id: dict[int, dict[str
 
 def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
                 *, workers: int, progress: Progress, events: JobEvents,
-                jobs_seen: dict[int, dict[str, Any]],
                 stop: threading.Event | None = None) -> NightlyOutcome:
     """Both steps; never raises MprError (each step's failure is in the outcome). A set
     `stop` (Ctrl-C, SIGTERM) ends the step in progress cleanly and skips the rest."""
@@ -118,7 +117,7 @@ def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: 
     report.durations["total"] = time.monotonic() - started
     combined = report.to_dict()
     combined["command"] = "nightly"
-    combined["transcode"] = _transcode_section(result, jobs_seen, note)
+    combined["transcode"] = _transcode_section(result, note)
     exit_code = max(import_code, transcode_code)
     combined["exit_code"] = exit_code
     if report.run_id is not None:

@@ -140,6 +140,7 @@ SELECT id, started_at, host, pid FROM import_runs
 WHERE status = 'running' ORDER BY id DESC LIMIT 1
 
 -- name: assets_needing_streaming
+-- The masters that need a transcode job (the jobs of `mpr transcode --pending`).
 -- Catalogued assets whose master is in the input bucket, with no streaming copy, no live job
 -- and no FAILED job: a failed master waits for `mpr jobs retry`, never retried by cron forever.
 SELECT a.id AS asset_id, a.inventory_code, a.media_type, f.bucket, f.key
@@ -155,6 +156,7 @@ ORDER BY a.inventory_code
 LIMIT %(limit)s
 
 -- name: create_job
+-- A new PENDING job, unless a live one of the same source and preset exists (no row).
 INSERT INTO transcode_jobs (asset_id, inventory_code, media_type, source_bucket, source_key,
                             preset, output_bucket, output_key, status, max_attempts)
 VALUES (%(asset_id)s, %(inventory_code)s, %(media_type)s, %(source_bucket)s, %(source_key)s, %(preset)s,
@@ -164,6 +166,7 @@ DO NOTHING
 RETURNING id
 
 -- name: fail_exhausted_jobs
+-- Stale jobs of this process's buckets with no attempt left: FAILED.
 -- PROCESSING jobs whose heartbeat is older than the lease (their process died) and that have
 -- used every attempt: FAILED, never claimed as attempt max_attempts + 1.
 UPDATE transcode_jobs
@@ -176,9 +179,11 @@ WHERE status = 'PROCESSING' AND attempts >= max_attempts
 RETURNING id
 
 -- name: claim_job
+-- One claimable job for this worker, PROCESSING with one more attempt, or no row.
 -- One claimable job of this process's buckets: PENDING, or PROCESSING with a heartbeat older
 -- than the lease (its process died) and an attempt left. SKIP LOCKED: concurrent claimers,
--- even on other machines, never share a job. only_ids / prefix narrow the selection.
+-- even on other machines, never share a job. only_ids / prefix narrow the selection. The
+-- inner WHERE is count_claimable's too: change both together.
 UPDATE transcode_jobs j
 SET status = 'PROCESSING', attempts = j.attempts + 1, started_at = now(),
     heartbeat_at = now(), worker = %(worker)s, progress = 0, error = NULL, stderr_tail = NULL
@@ -196,28 +201,33 @@ WHERE j.id = (
 RETURNING j.*
 
 -- name: heartbeat_job
+-- A running job's lease renewed with its progress (no row: no longer this worker's).
 UPDATE transcode_jobs SET heartbeat_at = now(), progress = %(progress)s
 WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
 RETURNING id
 
 -- name: complete_job
+-- This worker's running job COMPLETED, with the asset its output is recorded for.
 UPDATE transcode_jobs SET status = 'COMPLETED', progress = 100, finished_at = now(),
        asset_id = %(asset_id)s
 WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
 RETURNING id
 
 -- name: fail_job
+-- This worker's running job FAILED, with the error and ffmpeg's stderr tail.
 UPDATE transcode_jobs
 SET status = 'FAILED', error = %(error)s, stderr_tail = %(stderr_tail)s, finished_at = now()
 WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
 
 -- name: cancel_job
+-- A PENDING or PROCESSING job CANCELLED (the reason, when given, becomes its error).
 UPDATE transcode_jobs SET status = 'CANCELLED', finished_at = now(),
        error = coalesce(%(reason)s, error)
 WHERE id = %(id)s AND status IN ('PENDING', 'PROCESSING')
 RETURNING id
 
 -- name: release_job
+-- This worker's PROCESSING job PENDING again, its attempt given back.
 -- A job this worker claimed ahead and never started (its run is stopping), or one that S3, the
 -- catalogue or the temp folder failed (reason: why): PENDING again for the next run, with the
 -- attempt its claim counted given back.
@@ -228,6 +238,7 @@ WHERE id = %(id)s AND status = 'PROCESSING' AND worker = %(worker)s
 RETURNING id
 
 -- name: retry_job
+-- A FAILED job PENDING again while it has an attempt left (`mpr jobs retry`).
 UPDATE transcode_jobs
 SET status = 'PENDING', finished_at = NULL, started_at = NULL, heartbeat_at = NULL,
     progress = 0, worker = NULL
@@ -235,6 +246,7 @@ WHERE id = %(id)s AND status = 'FAILED' AND attempts < max_attempts
 RETURNING id
 
 -- name: abandoned_output_keys
+-- The output keys a dead worker left unfinished (no running job writes them).
 -- Of these keys of an output bucket, those that are a job's output and that no running job
 -- (PROCESSING with a heartbeat within the lease) writes: what a dead worker left unfinished.
 SELECT DISTINCT j.output_key FROM transcode_jobs j
@@ -245,14 +257,15 @@ WHERE j.output_bucket = %(bucket)s AND j.output_key = ANY(%(keys)s)
                     AND l.heartbeat_at >= now() - make_interval(secs => %(lease)s))
 
 -- name: count_claimable
--- How many jobs claim_job would give this process now (the total of the progress bar).
+-- How many jobs claim_job would give this process now (the progress bar's total).
+-- Its WHERE is claim_job's, word for word (tests/unit/test_jobs.py checks it).
 SELECT count(*) AS n FROM transcode_jobs
-WHERE (status = 'PENDING'
-       OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
-  AND attempts < max_attempts
-  AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
-  AND source_key LIKE %(prefix)s
-  AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
+    WHERE (status = 'PENDING'
+           OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
+      AND attempts < max_attempts
+      AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+      AND source_key LIKE %(prefix)s
+      AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
 
 -- name: newest_job_for
 -- The newest job of a source and preset (any status), or no row.
@@ -261,6 +274,7 @@ WHERE source_bucket = %(source_bucket)s AND source_key = %(source_key)s AND pres
 ORDER BY id DESC LIMIT 1
 
 -- name: reuse_failed_job
+-- A FAILED job PENDING again to a new output key while it has an attempt left.
 -- `mpr transcode KEY` after a failure: the FAILED job is PENDING again (to this output key)
 -- while it has an attempt left, so the attempt cap holds across runs.
 UPDATE transcode_jobs
@@ -270,9 +284,11 @@ WHERE id = %(id)s AND status = 'FAILED' AND attempts < max_attempts
 RETURNING id
 
 -- name: get_job
+-- One job by id, or no row.
 SELECT * FROM transcode_jobs WHERE id = %(id)s
 
 -- name: list_jobs
+-- The newest jobs (of one status, or all), with whether their master is provisional.
 -- master_provisional: the job's master was registered by `mpr transcode KEY`, not yet
 -- checked by an import
 SELECT j.*, EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = j.asset_id
@@ -287,8 +303,8 @@ LIMIT %(limit)s
 SELECT id, inventory_code, media_type FROM assets WHERE inventory_code = %(code)s
 
 -- name: recorded_output
--- The asset's streaming copy as the catalogue records it (delivered: preset NULL; made by mpr:
--- its preset), or no row.
+-- The asset's streaming copy as the catalogue records it, or no row.
+-- Delivered: preset NULL; made by mpr: its preset.
 SELECT f.id, f.bucket, f.key, f.size, f.etag, f.preset FROM asset_files f
 JOIN assets a ON a.id = f.asset_id
 WHERE a.inventory_code = %(code)s AND f.role = 'streaming'
@@ -301,6 +317,7 @@ JOIN assets a ON a.id = f.asset_id
 WHERE f.bucket = %(bucket)s AND f.key = ANY(%(keys)s)
 
 -- name: replace_streaming_file
+-- The asset's one streaming row updated in place to the new copy.
 -- The asset's one streaming row now describes the new copy (a --force run, or a lost copy made
 -- again): updated in place, never a second row (asset_files_one_streaming).
 UPDATE asset_files
@@ -311,6 +328,7 @@ WHERE asset_id = %(asset_id)s AND role = 'streaming'
 RETURNING id
 
 -- name: upsert_output_file
+-- An output file's row, inserted or updated when it is the same asset's in the same role.
 -- An output row; a row already at its bucket and key is updated only when it is the same
 -- asset's file in the same role (no row returned otherwise: the caller refuses).
 INSERT INTO asset_files (asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type,

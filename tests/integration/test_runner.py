@@ -22,7 +22,7 @@ from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv
 from mpr_cli.ffmpeg.presets import load_presets
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
-from mpr_cli.transcode import verify_output
+from mpr_cli.transcode.stages import verify_output
 from mpr_cli.validation.containers import Container, MediaInfo
 from mpr_cli.validation.sidecars import media_info_from_json
 

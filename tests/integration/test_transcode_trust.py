@@ -17,6 +17,7 @@ import pytest
 
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive
+from mpr_cli.transcode import jobs
 from tests.integration.archive import mpr_argv, mpr_env
 from tests.integration.processes import HeldFfmpeg, group_members, reaped, wait_for
 from tests.integration.proxy import forwarder
@@ -159,10 +160,10 @@ def test_an_output_never_replaces_an_object_of_the_input_bucket(archive, run_mpr
 
     # a job written before these checks (or by hand) whose output is the master itself
     with db.connect(settings, autocommit=True) as conn:
-        job_id = db.create_job(conn, asset_id=None, inventory_code=VIDEO_CODE,
-                               media_type="video", source_bucket=cat.bucket_in, source_key=key,
-                               preset="web-720p", output_bucket=cat.bucket_in, output_key=key,
-                               max_attempts=3)
+        job_id = jobs.create(conn, asset_id=None, inventory_code=VIDEO_CODE,
+                             media_type="video", source_bucket=cat.bucket_in, source_key=key,
+                             preset="web-720p", output_bucket=cat.bucket_in, output_key=key,
+                             max_attempts=3)
     master_before = cat.s3.head_object(Bucket=cat.bucket_in, Key=key)["ETag"]
 
     done = run_mpr("transcode", "--pending", env=same)
@@ -183,10 +184,10 @@ def test_a_job_never_replaces_another_assets_file(archive, run_mpr, cat, setting
     other_id = register_master(cat, OTHER_CODE, master_key(OTHER_CODE),
                                (archive.root / master_key(VIDEO_CODE)).read_bytes())
     with db.connect(settings, autocommit=True) as conn:  # a job made before --output-key checks
-        job_id = db.create_job(conn, asset_id=other_id, inventory_code=OTHER_CODE,
-                               media_type="video", source_bucket=cat.bucket_in,
-                               source_key=master_key(OTHER_CODE), preset="web-720p",
-                               output_bucket=cat.bucket_out, output_key=theirs, max_attempts=3)
+        job_id = jobs.create(conn, asset_id=other_id, inventory_code=OTHER_CODE,
+                             media_type="video", source_bucket=cat.bucket_in,
+                             source_key=master_key(OTHER_CODE), preset="web-720p",
+                             output_bucket=cat.bucket_out, output_key=theirs, max_attempts=3)
 
     done = run_mpr("transcode", "--pending")
 
@@ -359,10 +360,10 @@ def test_pending_with_a_prefix_also_runs_the_pending_jobs_under_it(archive, run_
     cat.s3.put_object(Bucket=cat.bucket_in, Key=audio_key,
                       Body=(archive.root / audio_key).read_bytes())
     with db.connect(settings, autocommit=True) as conn:  # e.g. `mpr jobs retry`, outside FILE/
-        audio = db.create_job(conn, asset_id=None, inventory_code=AUDIO_CODE, media_type="audio",
-                              source_bucket=cat.bucket_in, source_key=audio_key,
-                              preset="audio-mp3-192", output_bucket=cat.bucket_out,
-                              output_key=output_key(AUDIO_CODE), max_attempts=3)
+        audio = jobs.create(conn, asset_id=None, inventory_code=AUDIO_CODE, media_type="audio",
+                            source_bucket=cat.bucket_in, source_key=audio_key,
+                            preset="audio-mp3-192", output_bucket=cat.bucket_out,
+                            output_key=output_key(AUDIO_CODE), max_attempts=3)
 
     done = run_mpr("transcode", "--pending", "--prefix", "FILE/")
 

@@ -20,6 +20,7 @@ import psycopg
 
 from mpr_cli import db
 from mpr_cli.sample import SampleArchive, build_sample_archive
+from mpr_cli.transcode import jobs
 from tests.integration.archive import keys_of, query, upload_tree
 from tests.integration.processes import HeldFfmpeg, group_members
 
@@ -166,10 +167,10 @@ def register_sample(cat: Catalogue, archive: SampleArchive, codes: list[str]) ->
 def create_pending_job(settings, code: str, key: str, asset_id: int | None) -> int:
     """A PENDING job, made with the product's own `create_job` query (nothing runs it yet)."""
     with db.connect(settings, autocommit=True) as conn:
-        job_id = db.create_job(conn, asset_id=asset_id, inventory_code=code, media_type="video",
-                               source_bucket=settings.s3_bucket_in, source_key=key,
-                               preset="web-720p", output_bucket=settings.s3_bucket_out,
-                               output_key=output_key(code), max_attempts=3)
+        job_id = jobs.create(conn, asset_id=asset_id, inventory_code=code, media_type="video",
+                             source_bucket=settings.s3_bucket_in, source_key=key,
+                             preset="web-720p", output_bucket=settings.s3_bucket_out,
+                             output_key=output_key(code), max_attempts=3)
     assert job_id is not None
     return job_id
 

@@ -12,7 +12,7 @@ import pytest
 
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.presets import load_presets
-from mpr_cli.transcode import verify_output
+from mpr_cli.transcode.stages import verify_output
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import media_info_from_json
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli import transcode
 from mpr_cli.config import load_settings
+from mpr_cli.transcode import workdirs as transcode
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from mpr_cli.commands.context import (
     pass_app,
     writable_file,
 )
-from mpr_cli.db import JobStatus
 from mpr_cli.errors import UsageError
 from mpr_cli.ffmpeg.presets import load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
@@ -30,6 +29,7 @@ from mpr_cli.notify import send_digest
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, write_json
 from mpr_cli.runlog import LogFormat, configure, get_logger, new_run_id
+from mpr_cli.transcode.jobs import Job, JobStatus
 
 
 class LoggedProgress:
@@ -38,7 +38,6 @@ class LoggedProgress:
     def __init__(self) -> None:
         self.log = get_logger()
         self.last: dict[str, int] = {}
-        self.jobs: dict[int, dict[str, Any]] = {}
 
     def start(self, phase: str, total: int | None = None) -> None:
         self.last[phase] = 0
@@ -50,17 +49,16 @@ class LoggedProgress:
     def finish(self, phase: str) -> None:
         self.log.info("phase %s: done (%d)", phase, self.last.get(phase, 0))
 
-    def job_started(self, job: dict[str, Any]) -> None:
-        self.jobs[job["id"]] = job
-        self.log.info("job %d started: %s -> %s (%s)", job["id"], job["source_key"],
-                      job["output_key"], job["preset"])
+    def job_started(self, job: Job) -> None:
+        self.log.info("job %d started: %s -> %s (%s)", job.id, job.source_key,
+                      job.output_key, job.preset)
 
     def job_progress(self, job_id: int, update: ProgressUpdate) -> None:
         pass
 
-    def job_finished(self, job: dict[str, Any], status: JobStatus, message: str) -> None:
+    def job_finished(self, job: Job, status: JobStatus, message: str) -> None:
         level = self.log.warning if status is JobStatus.FAILED else self.log.info
-        level("job %d %s: %s: %s", job["id"], status.value.lower(), job["source_key"], message)
+        level("job %d %s: %s: %s", job.id, status.value.lower(), job.source_key, message)
 
 
 @click.command("nightly")
@@ -101,8 +99,7 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     with graceful_stop() as stop:
         outcome = run_nightly(settings, app.rules(), load_presets(settings.presets_file),
                               options, workers=workers or settings.transcode_workers,
-                              progress=progress, events=progress, jobs_seen=progress.jobs,
-                              stop=stop)
+                              progress=progress, events=progress, stop=stop)
     _deliver(outcome.report, outcome.exit_code, report_path, metrics_file, settings)
     if fmt is LogFormat.TEXT:
         print_summary(outcome.import_report, Console(stderr=report_path == "-",

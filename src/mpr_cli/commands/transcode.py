@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from datetime import datetime
 from typing import Any
 
 import click
@@ -15,13 +14,16 @@ from rich.progress import Progress as RichProgress
 
 from mpr_cli import db
 from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
-from mpr_cli.db import JobStatus
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
-from mpr_cli.ffmpeg.pool import JobRunner, JobSettings, run_pending, run_pool
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
-from mpr_cli.transcode import require_usable_temp_dir
+from mpr_cli.transcode import jobs as job_store
+from mpr_cli.transcode.create import create_for_key
+from mpr_cli.transcode.jobrunner import JobRunner, JobSettings
+from mpr_cli.transcode.jobs import Job, JobStatus
+from mpr_cli.transcode.pool import run_pending, run_pool
+from mpr_cli.transcode.workdirs import require_usable_temp_dir
 
 
 def _presets(app: App) -> PresetBook:
@@ -53,24 +55,24 @@ class JobBars:
         if self.live:
             self.bars.stop()
 
-    def job_started(self, job: dict[str, Any]) -> None:
-        label = f"#{job['id']} {job['inventory_code']} {job['preset']}"
+    def job_started(self, job: Job) -> None:
+        label = f"#{job.id} {job.inventory_code} {job.preset}"
         with self.lock:
-            self.tasks[job["id"]] = self.bars.add_task(label, total=100, info="")
+            self.tasks[job.id] = self.bars.add_task(label, total=100, info="")
         if not self.live:
-            self.console.print(f"job {job['id']} started: {job['source_key']} -> "
-                               f"{job['output_key']} ({job['preset']})", markup=False)
+            self.console.print(f"job {job.id} started: {job.source_key} -> "
+                               f"{job.output_key} ({job.preset})", markup=False)
 
     def job_progress(self, job_id: int, update: ProgressUpdate) -> None:
         speed = f"{update.speed:.1f}x" if update.speed else ""
         with self.lock:
             self.bars.update(self.tasks[job_id], completed=update.percent or 0, info=speed)
 
-    def job_finished(self, job: dict[str, Any], status: JobStatus, message: str) -> None:
+    def job_finished(self, job: Job, status: JobStatus, message: str) -> None:
         with self.lock:
-            self.bars.remove_task(self.tasks.pop(job["id"]))
+            self.bars.remove_task(self.tasks.pop(job.id))
             self.bars.advance(self.overall)
-        self.console.print(f"job {job['id']} {status.value.lower()}: {job['source_key']}: "
+        self.console.print(f"job {job.id} {status.value.lower()}: {job.source_key}: "
                            f"{message}", markup=False)
 
 
@@ -110,13 +112,12 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
                                  preset_name=preset_name, events=bars, stop_all=stop,
                                  on_created=bars.set_total)
     else:
-        with db.connect(settings, autocommit=True) as conn:
-            db.require_migrated_conn(conn)
-            ids = _create_single(conn, runner, key or "", preset_name, output_key, force, console)
-        if not ids:
+        job_id, nothing = create_for_key(runner, key or "", preset_name, output_key, force)
+        if job_id is None:
+            console.print(nothing, markup=False)
             return
         with graceful_stop() as stop, JobBars(console, 1) as bars:
-            result = run_pool(runner, 1, stop, bars, only_ids=ids)
+            result = run_pool(runner, 1, stop, bars, only_ids=[job_id])
     failed = result.count(JobStatus.FAILED)
     released = f"; {len(result.released)} not started, pending again" if result.released else ""
     if result.cleaned:
@@ -130,22 +131,13 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     sys.exit(int(ExitCode.FILE_ERRORS if failed else ExitCode.OK))
 
 
-def _create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | None,
-                   output_key: str | None, force: bool, console: Console) -> list[int]:
-    job_id, nothing = runner.create_single(conn, key, preset_name, output_key, force)
-    if job_id is None:
-        console.print(nothing, markup=False)
-        return []
-    return [job_id]
-
-
 def _print_tails(settings: Any, job_ids: list[int], console: Console) -> None:
     with db.connect(settings, autocommit=True) as conn:
         for job_id in job_ids:
-            job = db.get_job(conn, job_id)
-            if job and job.get("stderr_tail"):
+            job = job_store.get(conn, job_id)
+            if job and job.stderr_tail:
                 console.print(f"--- job {job_id} ffmpeg stderr (tail) ---", markup=False)
-                console.print(job["stderr_tail"], markup=False)
+                console.print(job.stderr_tail, markup=False)
 
 
 # ---------------------------------------------------------------- presets
@@ -189,11 +181,6 @@ def jobs() -> None:
     """Transcode jobs in the catalogue."""
 
 
-def _job_json(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in job.items()
-            if k != "stderr_tail"}
-
-
 @jobs.command("list")
 @click.option("--status", type=click.Choice([s.value for s in JobStatus], case_sensitive=False))
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
@@ -204,16 +191,16 @@ def _job_json(job: dict[str, Any]) -> dict[str, Any]:
 def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
     with db.connect(app.settings, autocommit=True) as conn:
-        rows = db.list_jobs(conn, status.upper() if status else None, limit)
+        rows = job_store.list_recent(conn, status.upper() if status else None, limit)
     if as_json:
-        click.echo(json.dumps([_job_json(r) for r in rows], indent=2))
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     for r in rows:
-        error = f"  {r['error']}" if r["error"] else ""
-        provisional = "  (master provisional: run mpr import)" if r["master_provisional"] else ""
-        click.echo(f"{r['id']:>6} {r['status']:<10} {r['progress']:>5.1f}% "
-                   f"{r['attempts']}/{r['max_attempts']} {r['preset']:<14} "
-                   f"{r['source_key']} -> {r['output_key']}{provisional}{error}")
+        error = f"  {r.error}" if r.error else ""
+        provisional = "  (master provisional: run mpr import)" if r.master_provisional else ""
+        click.echo(f"{r.id:>6} {r.status.value:<10} {r.progress:>5.1f}% "
+                   f"{r.attempts}/{r.max_attempts} {r.preset:<14} "
+                   f"{r.source_key} -> {r.output_key}{provisional}{error}")
 
 
 @jobs.command("cancel")
@@ -223,7 +210,7 @@ def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
 def jobs_cancel(app: App, job_id: int) -> None:
     """Cancel a PENDING or PROCESSING job (a running ffmpeg stops at its next heartbeat)."""
     with db.connect(app.settings, autocommit=True) as conn:
-        if not db.job_update(conn, "cancel_job", id=job_id, reason="cancelled by a user"):
+        if not job_store.cancel(conn, job_id, "cancelled by a user"):
             raise UsageError(f"job {job_id} is not pending or processing",
                              hint="see mpr jobs list")
     click.echo(f"job {job_id} cancelled")
@@ -236,10 +223,10 @@ def jobs_cancel(app: App, job_id: int) -> None:
 def jobs_retry(app: App, job_id: int) -> None:
     """Put a FAILED job back to PENDING (while attempts < max attempts)."""
     with db.connect(app.settings, autocommit=True) as conn:
-        if not db.job_update(conn, "retry_job", id=job_id):
-            job = db.get_job(conn, job_id)
-            why = ("does not exist" if job is None else f"is {job['status']}"
-                   if job["status"] != "FAILED" else
-                   f"has used all {job['max_attempts']} attempts")
+        if not job_store.retry(conn, job_id):
+            job = job_store.get(conn, job_id)
+            why = ("does not exist" if job is None else f"is {job.status.value}"
+                   if job.status is not JobStatus.FAILED else
+                   f"has used all {job.max_attempts} attempts")
             raise UsageError(f"job {job_id} cannot be retried: it {why}")
     click.echo(f"job {job_id} is pending again; run `mpr transcode --pending`")

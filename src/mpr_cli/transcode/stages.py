@@ -1,7 +1,7 @@
 """One transcode: master in the input bucket -> verified streaming copy in the output bucket,
 with its `.md5` and mediainfo `.json` sidecars, recorded in the catalogue.
 
-Three stages, which `Transcoder.run` chains and the job pool (ffmpeg/pool.py) overlaps across
+Three stages, which `Transcoder.run` chains and the job pool (transcode/pool.py) overlaps across
 jobs: `prepare` streams the master to a private temp folder (MD5 on the fly) and probes it;
 `encode` runs ffmpeg into a temp file there (and, with full verification, decodes the whole
 output); `finish` describes the output with mediainfo (the .json sidecar), checks it against
@@ -11,15 +11,13 @@ upload that is not followed by its catalogue record is deleted again, so a cance
 a partial object behind.
 """
 
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import os
 import shutil
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,29 +26,21 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import (
-    ConfigError,
-    DatabaseError,
-    FfmpegError,
-    MissingObject,
-    StorageError,
-    UsageError,
-)
+from mpr_cli.errors import FfmpegError, MissingObject, StorageError, UsageError
 from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv, plan_audio
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
 from mpr_cli.rules import MediaType, Role, Rules
-from mpr_cli.storage import Download, Storage
+from mpr_cli.storage import Download, ObjectInfo, Storage
+from mpr_cli.transcode.workdirs import _new_workdir
 from mpr_cli.validation.containers import Container, MediaInfo
 from mpr_cli.validation.inventory import Candidate, classify_key
-from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
+from mpr_cli.validation.mime import mime_for_media
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
 
 OnProgress = Callable[[ProgressUpdate], None]
-
 
 @dataclass(frozen=True)
 class Source:
@@ -63,13 +53,24 @@ class Source:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TranscodeResult:
+    """An output checked and uploaded with its sidecars, not yet recorded in the catalogue
+    (`outputs.record_output` does that, in the caller's transaction)."""
+
     output_key: str
     size: int
+    etag: str
     md5: str
+    mime: str | None
+    tech: dict[str, Any]  # the mediainfo document, also uploaded as the .json sidecar
+    sidecars: tuple[tuple[ObjectInfo, Role], ...]  # the .md5 (CHECKSUM) and .json (METADATA)
     duration_s: float | None
     elapsed_s: float
-    skipped: bool = False
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key this output wrote: what to delete when it is not recorded."""
+        return [self.output_key] + [obj.key for obj, _ in self.sidecars]
 
 
 def parse_source(key: str, rules: Rules) -> Source:
@@ -88,99 +89,6 @@ def parse_source(key: str, rules: Rules) -> Source:
 def default_output_key(source: Source, preset: Preset) -> str:
     """Mirror the input: <folder>/<code>.<ext>."""
     return f"{source.folder}/{source.inventory_code}{preset.extension}"
-
-
-WORKDIR_PREFIX = "mpr-transcode-"
-OWNER_FILE = "owner"  # "<host> <pid> <start time>", how older folders named their owner
-
-
-def _process_started(pid: int) -> str | None:
-    """The start time of a live process (clock ticks since boot, from /proc), None when gone;
-    with the pid it names one process even after the pid is reused."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def _host_tag(host: str) -> str:
-    """A short, file-name-safe tag of the host name (a shared MPR_TEMP_DIR holds several)."""
-    return hashlib.sha256(host.encode()).hexdigest()[:8]
-
-
-def _owner_prefix() -> str:
-    """The folder name's owner part, `mpr-transcode-<host>-<pid>-<start>-`: the name is made in
-    the same system call as the folder, so a kill -9 at any point leaves no folder whose owner
-    is unknown (a separate owner file could be missing or empty)."""
-    pid = os.getpid()
-    return f"{WORKDIR_PREFIX}{_host_tag(socket.gethostname())}-{pid}-{_process_started(pid)}-"
-
-
-def _new_workdir(settings: Settings) -> Path:
-    root = settings.temp_dir
-    try:
-        if root is not None:
-            root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=_owner_prefix(), dir=root))
-    except OSError as exc:
-        raise ConfigError(f"cannot make a temp folder in {root or tempfile.gettempdir()}: "
-                          f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
-                                                         "with free space") from None
-
-
-def _owner(work: Path) -> list[str] | None:
-    """[host tag, pid, start time] of the process that made the folder, from its name, or from
-    the owner file of an older folder; None when neither says."""
-    parts = work.name[len(WORKDIR_PREFIX):].split("-")
-    if len(parts) >= 4 and parts[1].isdigit():
-        return parts[:3]
-    try:
-        host, pid, started = (work / OWNER_FILE).read_text().split()
-    except (OSError, ValueError):
-        return None
-    return [_host_tag(host), pid, started]
-
-
-def _orphaned(work: Path, host: str) -> bool:
-    """A temp folder whose owner (this host's process that made it) is gone; a folder that
-    names no owner counts once it is a day old."""
-    owner = _owner(work)
-    if owner is None:
-        try:
-            return time.time() - work.stat().st_mtime > 86_400
-        except OSError:
-            return False
-    if owner[0] != _host_tag(host) or not owner[1].isdigit():
-        return False  # another machine's folder (a shared MPR_TEMP_DIR): its own runs clean it
-    return _process_started(int(owner[1])) != owner[2]
-
-
-def remove_dead_workdirs(settings: Settings) -> int:
-    """Remove the temp folders (mpr-transcode-*) whose owning process is gone, e.g. after a
-    `kill -9`; returns how many."""
-    root = settings.temp_dir or Path(tempfile.gettempdir())
-    removed, host = 0, socket.gethostname()
-    for work in sorted(root.glob(WORKDIR_PREFIX + "*")) if root.is_dir() else []:
-        if work.is_dir() and _orphaned(work, host):
-            shutil.rmtree(work, ignore_errors=True)
-            removed += not work.exists()
-    return removed
-
-
-def require_usable_temp_dir(settings: Settings) -> None:
-    """ConfigError (exit 2) unless a temp folder can be made and written: checked before any
-    job is created or claimed, so a bad MPR_TEMP_DIR never fails a job."""
-    work = _new_workdir(settings)
-    try:
-        (work / "probe").write_bytes(b"mpr")
-    except OSError as exc:
-        raise ConfigError(f"cannot write in the temp folder {work.parent}: "
-                          f"{exc.strerror or exc}", hint="set MPR_TEMP_DIR to a writable folder "
-                                                         "with free space") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -311,8 +219,8 @@ class Transcoder:
 
     def run(self, source: Source, preset: Preset, output_key: str, *,
             on_progress: OnProgress | None = None,
-            cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
-        """Transcode and upload; returns the outcome and what to record (not yet recorded)."""
+            cancel: threading.Event | None = None) -> TranscodeResult:
+        """Transcode and upload; returns what to record (not yet recorded)."""
         prepared = self.prepare(source, preset, output_key)
         try:
             self.encode(prepared, on_progress=on_progress, cancel=cancel)
@@ -355,23 +263,25 @@ class Transcoder:
                            stall_timeout=stall)
 
     def finish(self, prepared: Prepared, *,
-               cancel: threading.Event | None = None) -> tuple[Outcome, dict[str, Any]]:
-        """Stage 3: describe and check the output, upload it with its sidecars; returns the
-        outcome and what to record (not yet recorded). The temp folder stays for `discard`."""
+               cancel: threading.Event | None = None) -> TranscodeResult:
+        """Stage 3: describe and check the output, upload it with its sidecars; returns what to
+        record (not yet recorded). The temp folder stays for `discard`."""
         name = PurePosixPath(prepared.output_key).name
         with _named_by_key(prepared.work, prepared.source, prepared.source_bucket):
             meta = mediainfo_json(prepared.output, ref=name)
             made = _described(meta, name)
             verify_output(made, prepared.master, prepared.preset)
-            record = self._upload(prepared.output, prepared.output_bucket, prepared.output_key,
-                                  made, meta, cancel)
-        record["master"] = (prepared.download, prepared.master)
-        outcome = Outcome(prepared.output_key, record["size"], record["md5"], made.duration_s,
-                          time.monotonic() - prepared.started)
-        return outcome, record
+            md5_hex, obj, sidecars = self._upload(prepared.output, prepared.output_bucket,
+                                                  prepared.output_key, made, meta, cancel)
+        return TranscodeResult(prepared.output_key, obj.size, obj.etag, md5_hex,
+                               mime_for_media(made), meta, sidecars, made.duration_s,
+                               time.monotonic() - prepared.started)
 
     def _upload(self, output: Path, bucket: str, key: str, info: MediaInfo,
-                meta: dict[str, Any], cancel: threading.Event | None) -> dict[str, Any]:
+                meta: dict[str, Any], cancel: threading.Event | None,
+                ) -> tuple[str, ObjectInfo, tuple[tuple[ObjectInfo, Role], ...]]:
+        """The output's MD5, then the output and its two sidecars uploaded (the ones already
+        uploaded are deleted again when one fails or `cancel` is set first)."""
         with output.open("rb") as handle:
             md5 = hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False))
         md5_hex, name = md5.hexdigest(), PurePosixPath(key).name
@@ -391,9 +301,7 @@ class Transcoder:
         except BaseException:
             self.remove_outputs(uploaded, bucket)
             raise
-        return {"size": obj.size, "etag": obj.etag, "md5": md5_hex, "mime": mime_for_media(info),
-                "tech": meta, "key": key, "sidecars": [(md5_obj, "checksum"),
-                                                        (json_obj, "metadata")]}
+        return md5_hex, obj, ((md5_obj, Role.CHECKSUM), (json_obj, Role.METADATA))
 
     def remove_outputs(self, keys: list[str], bucket: str | None = None) -> None:
         for key in keys:
@@ -401,94 +309,3 @@ class Transcoder:
                 self.storage.delete(bucket or self.settings.s3_bucket_out, key)
 
 
-def record_output(conn: Any, asset_id: int, preset: Preset, record: dict[str, Any],
-                  bucket: str) -> None:
-    """The streaming copy (replacing the asset's streaming row, if any) and its sidecars as
-    catalogue rows, in the caller's transaction."""
-    rows: list[tuple[Any, ...]] = [(record["key"], Role.STREAMING.value, record["size"],
-                                    record["etag"], record["md5"], record["mime"],
-                                    record["tech"], preset.name)]
-    rows += [(obj.key, role, obj.size, obj.etag, obj.single_part_md5,
-              mime_for_sidecar("." + obj.key.rsplit(".", 1)[-1]), None, None)
-             for obj, role in record["sidecars"]]
-    for key, role, size, etag, md5, mime, tech, made_by in rows:
-        if db.upsert_output_file(conn, asset_id=asset_id, bucket=bucket, key=key, role=role,
-                                 size=size, etag=etag, md5=md5, mime_type=mime,
-                                 tech_metadata=tech, preset=made_by) is None:
-            raise UsageError(f"s3://{bucket}/{key} is catalogued as another asset's file or "
-                             f"in another role than {role}; not recorded",
-                             hint="choose another --output-key")
-
-
-def check_output_key(key: str, source: Source, preset: Preset) -> None:
-    """--output-key is checked like any key: relative, no '.' or '..' or empty segments, the
-    preset's extension, a file name that starts with the asset's inventory code."""
-    parts = key.split("/")
-    name = parts[-1]
-    if key.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        why = "must not start with '/' or have '.', '..' or empty segments"
-    elif not name.endswith(preset.extension):
-        why = f"must end in {preset.extension} (what preset {preset.name} makes)"
-    elif not name.startswith(source.inventory_code):
-        why = f"must name the asset: a file name that starts with {source.inventory_code}"
-    else:
-        return
-    raise UsageError(f"--output-key {key!r} {why}",
-                     hint=f"e.g. {default_output_key(source, preset)}")
-
-
-@dataclass(frozen=True)
-class OutputTarget:
-    """Where a job reads its master and writes its output (as recorded on the job)."""
-
-    inventory_code: str
-    source_bucket: str
-    source_key: str
-    output_bucket: str
-    output_key: str
-
-    @property
-    def keys(self) -> dict[str, str]:
-        """Each key the output writes -> the role it is catalogued in."""
-        key = self.output_key
-        return {key: Role.STREAMING.value, key + ".md5": Role.CHECKSUM.value,
-                key + ".json": Role.METADATA.value}
-
-
-def refuse_unsafe_output(conn: Any, storage: Storage, target: OutputTarget) -> None:
-    """Raise unless the output may be written: never over the master or any object of the input
-    bucket that mpr did not make, never over a file catalogued for another asset or in another
-    role. Called before every upload (and when a job is created)."""
-    bucket, keys = target.output_bucket, target.keys
-    hint = "choose another --output-key, or set S3_BUCKET_OUT to another bucket"
-    if bucket == target.source_bucket and target.output_key == target.source_key:
-        raise UsageError(f"s3://{bucket}/{target.output_key} is the master itself: an output "
-                         "never replaces it", hint=hint)
-    rows = db.catalogued_files(conn, bucket, list(keys))
-    for key, role in keys.items():
-        row = rows.get(key)
-        if row is not None and (row["inventory_code"], row["role"]) != (target.inventory_code,
-                                                                        role):
-            raise UsageError(f"s3://{bucket}/{key} is catalogued as the {row['role']} file of "
-                             f"{row['inventory_code']}: the output would replace it", hint=hint)
-    made = rows.get(target.output_key, {}).get("preset") is not None
-    if bucket != target.source_bucket or made:
-        return
-    for key in keys:
-        if storage.head(bucket, key) is not None:
-            raise UsageError(f"s3://{bucket}/{key} is an object of the input bucket that mpr did "
-                             "not make: the output would replace it", hint=hint)
-
-
-def register_master(conn: Any, source: Source, bucket: str, download: Any,
-                    info: MediaInfo, etag: str | None) -> int:
-    """Catalogue an asset that was never imported, from its master's own probe: provisional
-    until an import has checked its sidecars (sql/006)."""
-    row = db.FileRow(source.inventory_code, bucket, source.key, Role.MASTER.value, True,
-                     download.size, etag, download.md5, mime_for_media(info), info.raw,
-                     provisional=True)
-    db.insert_files(conn, None, [(source.inventory_code, source.media_type.value)], [row])
-    asset = db.asset_by_code(conn, source.inventory_code)
-    if asset is None:  # insert_files made it in this transaction
-        raise DatabaseError(f"asset {source.inventory_code} vanished while it was registered")
-    return int(asset["id"])

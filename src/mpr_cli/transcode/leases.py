@@ -1,6 +1,6 @@
 """The leases of claimed transcode jobs: one thread, one connection for a whole pool.
 
-A job's lease is kept alive (`heartbeat_job`, with its progress) from its claim to its last
+A job's lease is kept alive (`jobs.heartbeat`, with its progress) from its claim to its last
 status write, also while it waits prepared for a free ffmpeg slot and while it is finished. A
 job the catalogue no longer gives to this worker (`mpr jobs cancel`, a lease taken over) and,
 on a stop, every job gets its cancel event set; a running ffmpeg stops at that event.
@@ -16,6 +16,7 @@ from typing import Any
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.errors import MprError
+from mpr_cli.transcode import jobs
 
 
 @dataclass
@@ -73,6 +74,5 @@ class Leases(threading.Thread):
             if waited >= self.every and conn is not None:
                 waited = 0.0
                 for job_id, lease in leases:
-                    if not db.job_update(conn, "heartbeat_job", id=job_id, worker=lease.worker,
-                                         progress=lease.progress):
+                    if not jobs.heartbeat(conn, job_id, lease.worker, lease.progress):
                         lease.cancel.set()
