@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.errors import MprError
+from mpr_cli.ffmpeg import INSTALL_HINT
 from mpr_cli.secrets import mask_url, scrub
 
 
@@ -83,5 +84,5 @@ def run_checks(env_file: str | None) -> Iterator[Check]:
         yield _check("database", lambda: _database(settings),
                      "check DATABASE_URL; locally run `mpr dev up`, then `mpr db migrate`",
                      secrets)
-    yield _check("ffmpeg", _ffmpeg, "apt-get install -y --no-install-recommends ffmpeg")
+    yield _check("ffmpeg", _ffmpeg, INSTALL_HINT)
     yield _check("mediainfo", _mediainfo, "pip install pymediainfo")

@@ -6,13 +6,13 @@ carries the previous value over from the existing file.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from mpr_cli.atomic import atomic_write
 
 OUTCOMES = ("listed", "excluded", "rejected", "skipped", "accepted", "inserted_files")
 LAST_SUCCESS = "mpr_last_success_timestamp_seconds"
@@ -80,12 +80,4 @@ def write_metrics(path: Path, report: dict[str, Any], *, success: bool, exit_cod
     text = render(report, success=success, exit_code=exit_code,
                   last_success=previous_success(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text, permissions=0o644, suffix="")

@@ -17,6 +17,7 @@ from xml.etree import ElementTree as ET  # noqa: S405 - we only write XML, never
 from rich.console import Console
 from rich.table import Table
 
+from mpr_cli.atomic import atomic_write
 from mpr_cli.display import for_console, for_xml, visible
 from mpr_cli.errors import ExitCode
 from mpr_cli.problems import Problem, Severity
@@ -106,10 +107,7 @@ def write_json(report: Report | dict[str, Any], target: str, stdout: IO[str]) ->
     if target == "-":
         stdout.write(text)
         return
-    path = Path(target)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(Path(target), text)
 
 
 def to_junit(report: Report) -> str:

@@ -9,7 +9,6 @@ naming the file and the field, e.g.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -18,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from mpr_cli.errors import ConfigError
+from mpr_cli import tomlfiles
 
 SUPPORTED_VERSIONS = (1,)
 BUILTIN = "built-in rules.toml"
@@ -75,7 +74,7 @@ class Rules:
         return spec[0] if spec else None
 
 
-class _Bad(Exception):
+class _Bad(tomlfiles.BadField):
     """One wrong field: turned into a ConfigError naming the file."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -86,15 +85,9 @@ def load_rules(path: Path | None = None, exclude_prefixes: tuple[str, ...] | Non
     """Load the shipped rules or `path`; `exclude_prefixes` (when not None) replaces the file's."""
     path = None if path is None else Path(path)
     source = BUILTIN if path is None else str(path)
-    try:
-        data = tomllib.loads(_read_text(path))
-        rules = _rules_from(data, source)
-    except _Bad as exc:
-        raise ConfigError(
-            f"rules file {source}: {exc}", hint="fix the rules file (see the shipped rules.toml)"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"rules file {source}: not valid TOML: {exc}") from None
+    with tomlfiles.reported("rules", source,
+                            hint="fix the rules file (see the shipped rules.toml)"):
+        rules = _rules_from(tomlfiles.parse(_read_text(path)), source)
     if exclude_prefixes is not None:
         rules = _with_excludes(rules, exclude_prefixes)
     return rules
@@ -103,14 +96,7 @@ def load_rules(path: Path | None = None, exclude_prefixes: tuple[str, ...] | Non
 def _read_text(path: Path | None) -> str:
     if path is None:
         return resources.files("mpr_cli").joinpath("rules.toml").read_text(encoding="utf-8")
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"rules file {path}: not found", hint="check --rules or MPR_RULES"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"rules file {path}: cannot be read: {exc}") from None
+    return tomlfiles.read_text(path, "rules", missing_hint="check --rules or MPR_RULES")
 
 
 def _with_excludes(rules: Rules, prefixes: tuple[str, ...]) -> Rules:

@@ -13,6 +13,7 @@ archive takes a few seconds. Run ``python -m mpr_cli.sample OUTDIR`` for one fro
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -31,13 +32,14 @@ from pathlib import Path
 
 from pymediainfo import MediaInfo
 
+from mpr_cli.atomic import replacing
 from mpr_cli.errors import FfmpegError, MprError, UsageError
+from mpr_cli.ffmpeg import INSTALL_HINT
 from mpr_cli.problems import Reason
-from mpr_cli.rules import Role
+from mpr_cli.rules import Role, Rules, load_rules
 
 log = logging.getLogger(__name__)
 
-CODE_PATTERN = re.compile(r"^[VA][OC]-[A-Z0-9]{3}-\d{5}$")
 FIXED_MTIME = 1_704_067_200  # 2024-01-01 00:00 UTC, so mediainfo's file dates never vary
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"  # the wrong hash: that of a zero-byte upload
 BITEXACT = ("-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
@@ -161,12 +163,8 @@ def media_argv(out: Path, kind: str, *, duration: float = 2.0, size: str = "320x
 
 def generate_media(path: Path, kind: str, *, duration: float = 2.0, size: str = "320x240") -> None:
     """Encode a test clip of ``kind`` at ``path``, through a temp file moved into place."""
-    part = path.with_name(f".{path.name}.part")
-    try:
+    with replacing(path) as (part, _):
         _run(media_argv(part, kind, duration=duration, size=size), what=f"encoding {path.name}")
-        part.replace(path)
-    finally:
-        part.unlink(missing_ok=True)
     _settle(path)
 
 
@@ -231,9 +229,17 @@ def qc_report_pdf(lines: Sequence[str]) -> bytes:
 
 
 def inventory_code_of(name: str) -> str | None:
-    """The code a base name starts with (followed by ``.`` or ``_``), or None."""
-    code = name[:12]
-    return code if CODE_PATTERN.match(code) and name[12:13] in (".", "_") else None
+    """The code a base name starts with (followed by ``.`` or ``_``), by the built-in rules
+    (rules.toml: the sample archive is made for them), or None."""
+    rules = _builtin_rules()
+    code = name[:rules.code_length]
+    followed = name[rules.code_length:rules.code_length + 1] in (".", "_")
+    return code if followed and rules.is_code(code) else None
+
+
+@functools.cache
+def _builtin_rules() -> Rules:
+    return load_rules()
 
 
 def _pdf_string(line: str) -> str:
@@ -245,7 +251,7 @@ def _run(argv: list[str], *, what: str, cwd: Path | None = None) -> str:
     try:
         done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
     except FileNotFoundError as exc:
-        raise FfmpegError(f"{what}: {argv[0]} not found", hint="install ffmpeg") from exc
+        raise FfmpegError(f"{what}: {argv[0]} not found", hint=INSTALL_HINT) from exc
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-20:]
         last = tail[-1] if tail else f"exit status {done.returncode}"

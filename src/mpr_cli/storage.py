@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import io
-import os
 import re
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from mpr_cli.atomic import replacing
 from mpr_cli.config import Settings
 from mpr_cli.errors import S3Unavailable, StorageError, UnsafeKeyError
 from mpr_cli.secrets import mask_url, scrub
@@ -120,7 +120,8 @@ def _parse_timestamp(value: str) -> datetime:
         except (TypeError, ValueError):
             from botocore.utils import parse_timestamp
 
-            return parse_timestamp(value)
+            stamp: datetime = parse_timestamp(value)
+            return stamp
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -332,22 +333,13 @@ class Storage:
         return self._fetch(bucket, key, safe_local_path(root, key), md5=md5)
 
     def _fetch(self, bucket: str, key: str, path: Path, *, md5: bool) -> Download:
-        """Write to a hidden partial file beside `path`, then move it into place."""
+        """Write to a hidden partial file beside `path` (private), then move it into place."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, partial = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".part",
-                                           dir=path.parent)
+            with replacing(path, permissions=0o600) as (_, out):
+                digest, size = self._copy_object(bucket, key, out, md5=md5)
         except OSError as exc:
             raise self._local_error(exc, path, key) from exc
-        try:
-            with os.fdopen(fd, "wb") as out:
-                digest, size = self._copy_object(bucket, key, out, md5=md5)
-            os.replace(partial, path)
-        except BaseException as exc:
-            Path(partial).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise self._local_error(exc, path, key) from exc
-            raise
         return Download(path=path, size=size, md5=digest)
 
     def _copy_object(self, bucket: str, key: str, out: Any, *, md5: bool) -> tuple[str | None, int]:

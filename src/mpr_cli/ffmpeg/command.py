@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -43,7 +44,7 @@ import ffmpeg
 from mpr_cli.errors import FfmpegError
 from mpr_cli.ffmpeg.presets import AudioCodec, AudioTracks, Preset, VideoCodec
 from mpr_cli.rules import MediaType
-from mpr_cli.secrets import redact_query
+from mpr_cli.secrets import REDACTED, redact_query, scrub, url_queries
 from mpr_cli.validation.containers import MediaInfo
 
 FFMPEG = "ffmpeg"
@@ -55,6 +56,9 @@ URL_TIMEOUT_US = 60_000_000  # a stalled http(s) read fails after 60 s instead o
 # for the copies it checks (mp4 is "mov", mp3): nothing that opens other files or URLs
 ALLOWED_DEMUXERS = ("mov", "matroska", "mxf", "avi", "wav", "flac", "mp3")
 _URL_PROTOCOLS = {"https": "https,tls,tcp", "http": "http,tcp"}
+_MAX_MESSAGE = 300
+# stderr lines that say nothing about the cause: the one before them is the message
+_GENERIC_LINES = ("Conversion failed!", "Exiting normally, received signal")
 
 
 def build_transcode_argv(
@@ -78,7 +82,7 @@ def build_transcode_argv(
     streams = _video_streams(src, preset, info) + _audio_streams(src, preset, info)
     options = _output_options(preset, threads, with_audio=with_audio)
     out = ffmpeg.output(*streams, _file_arg(str(output)), **options)
-    return out.compile(cmd=_head(progress))
+    return list(out.compile(cmd=_head(progress)))
 
 
 def build_decode_check_argv(path: str | Path, *, progress: bool = False) -> list[str]:
@@ -88,7 +92,7 @@ def build_decode_check_argv(path: str | Path, *, progress: bool = False) -> list
     src = ffmpeg.input(_file_arg(str(path)), **input_restrictions(str(path)))
     out = ffmpeg.output(src["V?"], src["a?"], "-", format="null")
     head = [FFMPEG, "-hide_banner", "-nostdin", "-v", "error"]
-    return out.compile(cmd=head + (list(PROGRESS_ARGS) if progress else []))
+    return list(out.compile(cmd=head + (list(PROGRESS_ARGS) if progress else [])))
 
 
 def input_restrictions(source: str) -> dict[str, str]:
@@ -116,6 +120,27 @@ def refusal(stderr: str) -> str | None:
             return (f"it names a {protocol} resource, and ffmpeg may open only the file "
                     "it was given")
     return None
+
+
+def redact_output(text: str, args: Iterable[str]) -> str:
+    """What ffmpeg or ffprobe printed, with the query of every http(s) URL among `args` (a
+    presigned signature) replaced by <redacted> wherever it stands: text shown to a user."""
+    return scrub(text, url_queries(args), mask=REDACTED)
+
+
+def last_message(stderr: str, *, source: str = "", none: str = "no error message") -> str:
+    """The last meaningful line of ffmpeg's or ffprobe's stderr, the message of its failure:
+    blank lines and lines that say nothing about the cause ("Conversion failed!") skipped,
+    a leading "<source>: " removed, at most _MAX_MESSAGE characters; `none` when no line is
+    left."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    meaningful = [line for line in lines if not line.startswith(_GENERIC_LINES)]
+    if not meaningful:
+        return none
+    line = meaningful[-1]
+    if source and line.startswith(source + ": "):
+        line = line[len(source) + 2:]
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."
 
 
 def describe_argv(argv: list[str]) -> str:

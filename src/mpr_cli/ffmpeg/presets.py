@@ -23,8 +23,8 @@ when the presets load, naming the file, the preset and the field.
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -35,6 +35,7 @@ from typing import Annotated, Any, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from mpr_cli import tomlfiles
 from mpr_cli.errors import ConfigError
 from mpr_cli.rules import MediaType
 
@@ -300,7 +301,7 @@ class PresetBook:
         }
 
 
-class _Bad(Exception):
+class _Bad(tomlfiles.BadField):
     """One wrong field: turned into a ConfigError naming the file."""
 
 
@@ -317,7 +318,8 @@ def load_presets(path: Path | None = None) -> PresetBook:
             origins[name] = PresetOrigin.REPLACES_BUILTIN if replaces else PresetOrigin.USER
         presets.update(user_presets)
         defaults.update(user_defaults)
-    _guard(source, _check_defaults, presets, defaults)
+    with _reported(source):
+        _check_defaults(presets, defaults)
     return PresetBook(
         presets=MappingProxyType(presets),
         defaults=MappingProxyType({MediaType(m): n for m, n in defaults.items()}),
@@ -331,31 +333,22 @@ def _read_builtin() -> str:
 
 
 def _read_user(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"presets file {path}: not found", hint="check MPR_PRESETS") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"presets file {path}: cannot be read: {exc}") from None
+    return tomlfiles.read_text(path, "presets", missing_hint="check MPR_PRESETS")
 
 
-def _guard(source: str, check: Any, *args: Any) -> Any:
-    """Run `check(*args)`, turning _Bad and TOML errors into a ConfigError naming the file."""
-    try:
-        return check(*args)
-    except _Bad as exc:
-        raise ConfigError(f"presets file {source}: {exc}",
-                          hint="fix the presets file (see the shipped presets.toml)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"presets file {source}: not valid TOML: {exc}") from None
+def _reported(source: str) -> AbstractContextManager[None]:
+    """A _Bad or a TOML error raised inside becomes a ConfigError naming the file."""
+    return tomlfiles.reported("presets", source,
+                              hint="fix the presets file (see the shipped presets.toml)")
 
 
 def _parse(text: str, source: str) -> tuple[dict[str, Preset], dict[str, str]]:
-    return _guard(source, _parse_document, text)
+    with _reported(source):
+        return _parse_document(text)
 
 
 def _parse_document(text: str) -> tuple[dict[str, Preset], dict[str, str]]:
-    data = tomllib.loads(text)
+    data = tomlfiles.parse(text)
     for key in data:
         if key not in _TOP_KEYS:
             raise _Bad(f"{key}: unknown key (expected one of {', '.join(_TOP_KEYS)})")

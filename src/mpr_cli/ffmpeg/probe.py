@@ -20,15 +20,22 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from mpr_cli.errors import FfmpegError
-from mpr_cli.ffmpeg.command import input_restrictions, refusal
-from mpr_cli.secrets import REDACTED, scrub, url_queries
+from mpr_cli.ffmpeg.command import (
+    FFMPEG,
+    input_restrictions,
+    last_message,
+    redact_output,
+    refusal,
+)
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
 
 FFPROBE = "ffprobe"
-FFMPEG = "ffmpeg"
+# the shorter text `mpr` has always shown for a missing ffprobe (its tests hold it); the
+# package's INSTALL_HINT is the one for ffmpeg itself
 INSTALL_HINT = "apt-get install -y ffmpeg"
 _STDERR_TAIL_LINES = 20
+_NO_MESSAGE = "no error message (not a media file?)"
 
 
 def probe(source: str | Path, *, timeout: float = 60) -> MediaInfo:
@@ -41,16 +48,15 @@ def probe(source: str | Path, *, timeout: float = 60) -> MediaInfo:
         argv += [f"-{option}", value]
     argv.append(target)
     completed = _run(argv, timeout=timeout, what=f"ffprobe on {shown}")
-    stderr = _redact(completed.stderr, target, shown)
+    # the URL as shown (no query), and no stray copy of its query (a presigned signature)
+    stderr = redact_output(completed.stderr.replace(target, shown), [target])
     refused = refusal(stderr) if completed.returncode != 0 else None
     if refused is not None:
         raise FfmpegError(f"{shown} cannot be transcoded: {refused}",
                           hint="replace it with the real master", stderr_tail=_tail(stderr))
     if completed.returncode != 0:
-        raise FfmpegError(
-            f"ffprobe could not read {shown}: {_last_line(stderr, shown)}",
-            stderr_tail=_tail(stderr),
-        )
+        reason = last_message(stderr, source=shown, none=_NO_MESSAGE)
+        raise FfmpegError(f"ffprobe could not read {shown}: {reason}", stderr_tail=_tail(stderr))
     try:
         return media_info_from_json(json.loads(completed.stdout))
     except (ValueError, InvalidMetadata) as exc:
@@ -77,7 +83,7 @@ def mediainfo_json(path: Path, *, ref: str | None = None) -> dict[str, Any]:
 
     try:
         text = PyMediaInfo.parse(str(path), output="JSON", full=False)
-        document = json.loads(text)
+        document: dict[str, Any] = json.loads(text)
     except (OSError, RuntimeError, ValueError) as exc:
         raise FfmpegError(
             f"mediainfo could not read {path.name}: {exc}",
@@ -230,19 +236,6 @@ def _version(program: str) -> str:
     if completed.returncode != 0 or len(words) < 3 or words[1] != "version":
         raise FfmpegError(f"{program} -version gave no version", hint=INSTALL_HINT)
     return words[2]
-
-
-def _redact(stderr: str, target: str, shown: str) -> str:
-    """The URL as shown (no query), and no stray copy of its query (a presigned signature)."""
-    return scrub(stderr.replace(target, shown), url_queries([target]), mask=REDACTED)
-
-
-def _last_line(stderr: str, shown: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    if not lines:
-        return "no error message (not a media file?)"
-    last = lines[-1]
-    return last[len(shown) + 2 :] if last.startswith(shown + ": ") else last
 
 
 def _tail(stderr: str) -> str:

@@ -40,24 +40,25 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import IO
 
 from mpr_cli.errors import FfmpegError
-from mpr_cli.ffmpeg.command import describe_argv, refusal
-from mpr_cli.secrets import REDACTED, scrub, url_queries
+from mpr_cli.ffmpeg import INSTALL_HINT
+from mpr_cli.ffmpeg.command import (
+    describe_argv,
+    last_message,
+    redact_output,
+    refusal,
+)
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "apt-get install -y --no-install-recommends ffmpeg"
 STDERR_TAIL_LINES = 50
 GRACE_S = 5.0
 _POLL_S = 0.1
-_MAX_MESSAGE = 300
-# stderr lines that say nothing about the cause: the one before them is the message
-_GENERIC_LINES = ("Conversion failed!", "Exiting normally, received signal")
 
 
 TIME_LIMIT_FLOOR_S = 3600.0
@@ -181,7 +182,7 @@ def run_ffmpeg(
     finally:
         for reader in readers:
             reader.join(timeout=GRACE_S)
-    result = RunResult(returncode, _redact("\n".join(tail), argv), time.monotonic() - started)
+    result = RunResult(returncode, redact_output("\n".join(tail), argv), time.monotonic() - started)
     _raise_unless_ok(result, stop, timeout=timeout, stall_timeout=stall_timeout,
                      duration_s=duration_s)
     return result
@@ -205,7 +206,7 @@ def _raise_unless_ok(result: RunResult, stop: _Stop | None, *, timeout: float | 
             stderr_tail=tail, hint=TIME_LIMIT_HINT)
     if result.returncode != 0:
         refused = refusal(tail)
-        reason = f"the input was refused: {refused}" if refused else _last_line(tail)
+        reason = f"the input was refused: {refused}" if refused else last_message(tail)
         raise FfmpegError(f"ffmpeg failed (exit {result.returncode}): {reason}",
                           stderr_tail=tail)
 
@@ -365,17 +366,3 @@ def _speed(text: str) -> float | None:
     except ValueError:
         return None
     return value if value > 0 else None
-
-
-def _last_line(stderr_tail: str) -> str:
-    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
-    meaningful = [line for line in lines if not line.startswith(_GENERIC_LINES)]
-    if not meaningful:
-        return "no error message"
-    line = meaningful[-1]
-    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."
-
-
-def _redact(text: str, argv: Iterable[str]) -> str:
-    """No URL query (a presigned signature) from argv survives in text shown to a user."""
-    return scrub(text, url_queries(argv), mask=REDACTED)

@@ -25,8 +25,6 @@ from typing import Any
 from mpr_cli.problems import Problem, Reason
 from mpr_cli.validation.containers import Container, MediaInfo
 
-TechMetadata = MediaInfo  # the name the spec uses for what a metadata sidecar says
-
 PDF_MAGIC = b"%PDF-"
 PDF_HEADER_WINDOW = 1024  # readers accept the header anywhere in the first 1024 bytes
 MASTER = ""  # the covered name of a bare hash in <code>.md5: the asset's master
@@ -434,7 +432,6 @@ __all__ = [
     "Container",
     "InvalidMetadata",
     "MediaInfo",
-    "TechMetadata",
     "base_name",
     "check_qc_report",
     "media_info_from_json",
