@@ -8,6 +8,10 @@ Exit codes (see ``mpr --help``):
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the report is a record of the run; errors import nothing at run time
+    from mpr_cli.report import Report
 
 
 class ExitCode(IntEnum):
@@ -91,8 +95,16 @@ class FfmpegError(MprError):
         self.stderr_tail = stderr_tail
 
 
-class SafeRunAbort(MprError):
-    exit_code = ExitCode.SAFE_RUN_ABORT
+class ImportInterrupted(MprError):
+    """An import stopped (Ctrl-C, SIGTERM): at a safe point, or by a second signal. The work
+    in flight was rolled back and the run recorded as aborted; `report` says how far it got
+    (the CLI still writes --report, nightly puts it in its own report)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.message or "interrupted")
+        self.report = report
 
 
 def describe(exc: BaseException, limit: int = 200) -> str:

@@ -1,7 +1,9 @@
 """The main job: `mpr import` (three phases, recorded) and `mpr validate` (no database).
 
-This module wires the phases to storage, the catalogue and the report. It never prints: it
-tells a `Progress` what happens and returns a Report; the CLI shows both.
+An `ImportRun` is one run: its settings, rules, options, storage, report, progress and stop
+event, and the stage list (`ImportRun.stages`, readable in one place as beets'
+`ImportSession.run`). It wires the phases to storage, the catalogue and the report. It never
+prints: it tells a `Progress` what happens and returns a Report; the CLI shows both.
 """
 
 from __future__ import annotations
@@ -15,18 +17,26 @@ from typing import Any, Protocol
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import MprError, RowsRefused, describe
-from mpr_cli.phases.crossref import cross_reference
+from mpr_cli.errors import ImportInterrupted, MprError, describe
+from mpr_cli.phases.crossref import CrossReference, cross_reference
 from mpr_cli.phases.discover import Discovery, discover
-from mpr_cli.phases.ingest import AssetPlan, AssetPlanner, VerifyMode, group_assets, plan_assets
-from mpr_cli.problems import Phase, Problem, Reason
+from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets, plan_ingest
+from mpr_cli.phases.insert import BatchInserter
+from mpr_cli.problems import Phase
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
+from mpr_cli.validation.assets import AssetFiles
 from mpr_cli.validation.inventory import Candidate
+
+INTERRUPTED = "interrupted: work in flight rolled back; run again to complete it"
+SAFE_RUN_ABORTED = ("safe-run: phase 3 found problems, nothing was inserted; fix them "
+                    "(see the problems) and run again")
 
 
 class Progress(Protocol):
+    """Told what each phase of a run does (the CLI's bars or log lines)."""
+
     def start(self, phase: str, total: int | None = None) -> None: ...
     def update(self, phase: str, completed: int) -> None: ...
     def finish(self, phase: str) -> None: ...
@@ -53,108 +63,21 @@ class ImportOptions:
     command: str = "import"  # or "nightly": how the run is recorded
     run_key: str = ""
 
+    @classmethod
+    def from_settings(cls, settings: Settings, *, prefix: str, verify: str,
+                      dry_run: bool | None, safe_run: bool | None, run_key: str,
+                      command: str = "import") -> ImportOptions:
+        """The options of `mpr import` and `mpr nightly`: a flag given on the command line
+        (not None) wins over MPR_DRY_RUN / MPR_SAFE_RUN; the batch size is MPR_BATCH_ASSETS."""
+        return cls(prefix=prefix, verify=VerifyMode(verify), command=command,
+                   batch_assets=settings.batch_assets, run_key=run_key,
+                   dry_run=settings.dry_run if dry_run is None else dry_run,
+                   safe_run=settings.safe_run if safe_run is None else safe_run)
 
-@contextmanager
-def _timed(report: Report, phase: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        report.durations[phase] = report.durations.get(phase, 0.0) + time.monotonic() - started
-
-
-def stop_point(stop: threading.Event | None) -> None:
-    """Where an import may stop cleanly: no query and no batch in flight."""
-    if stop is not None and stop.is_set():
-        raise KeyboardInterrupt
-
-
-def _discover(storage: Storage, settings: Settings, rules: Rules, options: ImportOptions,
-              report: Report, progress: Progress, stop: threading.Event | None) -> Discovery:
-    progress.start("discover")
-
-    def listed(n: int) -> None:
-        progress.update("discover", n)
-        stop_point(stop)
-
-    with _timed(report, "discover"):
-        objects = storage.list_objects(settings.s3_bucket_in, options.prefix)
-        found = discover(objects, rules, progress=listed)
-    progress.finish("discover")
-    report.counts.listed = found.listed
-    report.counts.excluded = found.excluded
-    report.counts.rejected = len(found.problems)
-    report.extend(found.problems)
-    return found
-
-
-class _Inserter:
-    """Collects planned assets and writes them in batches, one transaction per batch."""
-
-    def __init__(self, conn: Any, run_id: int | None, report: Report, dry_run: bool,
-                 existing: set[str], bucket: str = "") -> None:
-        self.conn, self.run_id, self.report, self.bucket = conn, run_id, report, bucket
-        self.dry_run, self.existing = dry_run, existing
-        self.batch: list[AssetPlan] = []
-        self.restored: list[Candidate] = []
-
-    def restore(self, candidate: Candidate) -> None:
-        """A master on tape now in the bucket: mark its row (with the next batch)."""
-        self.restored.append(candidate)
-
-    def add(self, plan: AssetPlan) -> None:
-        if plan.ok and plan.rows:
-            self.batch.append(plan)
-
-    def flush(self) -> None:
-        if self.restored and not self.dry_run:
-            with self.conn.transaction():
-                for c in self.restored:
-                    db.mark_restored(self.conn, self.bucket, c.key, c.size, c.etag)
-        self.restored.clear()
-        if not self.batch:
-            return
-        assets = [(p.code, p.media_type.value) for p in self.batch]
-        rows = [row for p in self.batch for row in p.rows]
-        if self.dry_run:
-            new_assets = sum(1 for code, _ in assets if code not in self.existing)
-            new_files = len(rows)
-        else:
-            try:
-                new_assets, new_files = self._insert(assets, rows)
-            except RowsRefused:  # retried asset by asset: only the one refused is left out
-                new_assets, new_files = self._insert_one_by_one()
-        self.report.counts.inserted_assets += new_assets
-        self.report.counts.inserted_files += new_files
-        self.batch.clear()
-
-    def _insert(self, assets: list[tuple[str, str]], rows: list[db.FileRow]) -> tuple[int, int]:
-        with self.conn.transaction():
-            return db.insert_files(self.conn, self.run_id, assets, rows)
-
-    def _insert_one_by_one(self) -> tuple[int, int]:
-        new_assets = new_files = 0
-        for plan in self.batch:
-            try:
-                added = self._insert([(plan.code, plan.media_type.value)], plan.rows)
-            except RowsRefused as exc:
-                self.report.add(_refused(plan, exc))
-                continue
-            new_assets, new_files = new_assets + added[0], new_files + added[1]
-        return new_assets, new_files
-
-
-def _refused(plan: AssetPlan, exc: RowsRefused) -> Problem:
-    if exc.duplicate:  # e.g. a streaming copy recorded by a transcode while this import ran
-        return Problem.make(
-            Reason.DUPLICATE_ROLE, plan.rows[0].key,
-            f"{plan.code} already has such a file in the catalogue (recorded while this import "
-            f"ran: {exc.message}): the asset was left out; check it with the catalogue and "
-            "remove the extra file from the delivery", inventory_code=plan.code)
-    return Problem.make(
-        Reason.INTERNAL_ERROR, plan.rows[0].key,
-        f"the catalogue refused {plan.code} ({exc.message}): the asset was left out, the "
-        "others were inserted; report this as a bug", inventory_code=plan.code)
+    @property
+    def mode(self) -> str:
+        """How the run is recorded in import_runs.mode."""
+        return "safe_run" if self.safe_run else "dry_run" if self.dry_run else "normal"
 
 
 class _BytesMeter:
@@ -178,127 +101,206 @@ class _BytesMeter:
             self.progress.finish("verify")
 
 
-@contextmanager
-def _planner(storage: Storage, settings: Settings, options: ImportOptions, progress: Progress,
-             to_verify: list[Candidate]) -> Iterator[AssetPlanner]:
-    """The phase-3 planner, with a "verify" bar when checksums need objects streamed."""
-    meter = _BytesMeter(progress)
-    with AssetPlanner(storage, settings.s3_bucket_in, options.verify,
-                      on_bytes=meter.add) as planner:
-        meter.start(planner.bytes_to_verify(to_verify))
-        yield planner
-    meter.finish()
+class ImportRun:
+    """One run of `mpr import` (`run`) or `mpr validate` (`validate`).
 
+    `report` is this run's report from the start: however the run ends, it says how (the CLI
+    writes it for --report even when the run raised: see `report_of`). When `stop` is set the
+    run ends at the next safe point, with ImportInterrupted carrying the report.
+    """
 
-def _ingest(planner: AssetPlanner, assets: list[Any], inserter: _Inserter, options: ImportOptions,
-            settings: Settings, report: Report, progress: Progress,
-            stop: threading.Event | None = None) -> None:
-    progress.start("ingest", total=len(assets))
-    progress.start("sidecars")
-    done = fetched = 0
-    with _timed(report, "ingest"):
-        for plan in plan_assets(planner, assets, settings.io_workers):
-            stop_point(stop)
-            report.extend(plan.problems)
-            report.counts.bytes_verified += plan.bytes_verified
-            inserter.add(plan)
-            done += 1
-            fetched += plan.sidecars_fetched
-            progress.update("ingest", done)
-            progress.update("sidecars", fetched)
-            if not options.safe_run and len(inserter.batch) >= options.batch_assets:
-                inserter.flush()
-    progress.finish("ingest")
-    progress.finish("sidecars")
-    if options.safe_run and any(p.phase is Phase.INGEST for p in report.problems):
-        inserter.batch.clear()
-        inserter.restored.clear()
-        report.status = RunStatus.ABORTED
-        report.message = ("safe-run: phase 3 found problems, nothing was inserted; fix them "
-                          "(see the problems) and run again")
-        return
-    with _timed(report, "insert"):
-        inserter.flush()
+    def __init__(self, settings: Settings, rules: Rules, options: ImportOptions,
+                 progress: Progress | None = None, stop: threading.Event | None = None, *,
+                 report: Report | None = None) -> None:
+        self.settings, self.rules, self.options = settings, rules, options
+        self.progress: Progress = progress or NoProgress()
+        self.stop = stop
+        self.report = report or Report(options.command, dry_run=options.dry_run,
+                                       safe_run=options.safe_run, prefix=options.prefix,
+                                       run_key=options.run_key)
+        self.storage = Storage(settings)
+        self.failure: BaseException | None = None  # the exception the report ended with
 
+    # -- the run --------------------------------------------------------------------------
 
-def run_import(settings: Settings, rules: Rules, options: ImportOptions,
-               progress: Progress | None = None, stop: threading.Event | None = None) -> Report:
-    """Run the three phases; record the run unless it is a dry run. When `stop` is set the
-    run ends at the next safe point as if interrupted (KeyboardInterrupt)."""
-    progress = progress or NoProgress()
-    report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
-                    prefix=options.prefix, run_key=options.run_key)
-    storage = Storage(settings)
-    lock = nullcontext() if options.dry_run else db.import_lock(settings)
-    try:
-        with lock, db.connect(settings, autocommit=True) as conn:
-            _run_recorded(conn, storage, settings, rules, options, report, progress, stop)
-    except MprError as exc:  # also before the run started: the lock held, no database
-        if getattr(exc, "report", None) is None:
-            report.status = RunStatus.FAILED
-            report.message = exc.one_line()
-            exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
-        raise
-    return report
+    def run(self) -> Report:
+        """Run the three phases; record the run unless it is a dry run."""
+        lock = nullcontext() if self.options.dry_run else db.import_lock(self.settings)
+        try:
+            with lock, db.connect(self.settings, autocommit=True) as conn:
+                self._run_recorded(conn)
+        except MprError as exc:  # also before the run started: the lock held, no database
+            if exc is not self.failure:
+                self._end(RunStatus.FAILED, exc.one_line(), exc)
+            raise
+        return self.report
 
+    def report_of(self, exc: BaseException) -> Report | None:
+        """The report, when `exc` (raised by `run`) is what it ended with: any MprError, and
+        anything raised once the run started; None for a run that never started."""
+        return self.report if exc is self.failure else None
 
-def _run_recorded(conn: Any, storage: Storage, settings: Settings, rules: Rules,
-                  options: ImportOptions, report: Report, progress: Progress,
-                  stop: threading.Event | None) -> None:
-    """The phases, with the run recorded in import_runs (unless a dry run) however they end."""
-    db.require_migrated_conn(conn)
-    if not options.dry_run:
-        report.run_id = db.start_run(conn, options.command, _mode(options), options.prefix,
-                                     options.run_key or None)
-    try:
-        _import_phases(conn, storage, settings, rules, options, report, progress, stop)
-    except KeyboardInterrupt as exc:
-        report.status = RunStatus.ABORTED
-        report.message = "interrupted: work in flight rolled back; run again to complete it"
-        exc.report = report  # type: ignore[attr-defined]  # the CLI still writes --report
-        raise
-    except MprError as exc:
-        report.status = RunStatus.FAILED
-        report.message = exc.one_line()
-        exc.report = report  # type: ignore[attr-defined]
-        raise
-    except Exception as exc:
-        report.status = RunStatus.FAILED
-        report.message = f"internal error: {describe(exc)}"
-        exc.report = report  # type: ignore[attr-defined]
-        raise
-    finally:
-        report.sort_problems()
-        _record(conn, report)
+    def stages(self, conn: Any) -> None:
+        """The stage list of an import: list, cross-reference, check (and insert)."""
+        found = self.discover()
+        self.stop_point()
+        crossed, assets, existing = self.cross_reference(conn, found)
+        inserter = BatchInserter(conn, self.report.run_id, self.report, self.options.dry_run,
+                                 set(existing), self.settings.s3_bucket_in)
+        restored = [candidate for candidate, _ in crossed.restored]
+        with self.planner(crossed.new + restored) as planner:
+            self.check_restored(planner, crossed, inserter)
+            self.stop_point()
+            self.ingest(planner, assets, inserter)
 
+    def validate(self) -> Report:
+        """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
+        found = self.discover()
+        self.report.counts.accepted = len(found.candidates)
+        assets = group_assets(found.candidates, [], {})
+        inserter = BatchInserter(None, None, self.report, True, set())
+        with self.planner(found.candidates) as planner:
+            self.ingest(planner, assets, inserter)
+        self.report.sort_problems()
+        return self.report
 
-def _import_phases(conn: Any, storage: Storage, settings: Settings, rules: Rules,
-                   options: ImportOptions, report: Report, progress: Progress,
-                   stop: threading.Event | None) -> None:
-    found = _discover(storage, settings, rules, options, report, progress, stop)
-    stop_point(stop)
-    progress.start("crossref", total=len(found.candidates))
-    with _timed(report, "crossref"):
-        crossed = cross_reference(conn, settings.s3_bucket_in, found.candidates)
-        existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
-    progress.update("crossref", len(found.candidates))
-    progress.finish("crossref")
-    report.counts.skipped = len(crossed.known)
-    report.counts.accepted = len(crossed.new) + len(crossed.restored)
-    report.extend(crossed.problems)
-    assets = group_assets(crossed.new, crossed.known, existing)
-    inserter = _Inserter(conn, report.run_id, report, options.dry_run, set(existing),
-                         settings.s3_bucket_in)
-    restored = [candidate for candidate, _ in crossed.restored]
-    with _planner(storage, settings, options, progress, crossed.new + restored) as planner:
+    def _run_recorded(self, conn: Any) -> None:
+        """The stages, with the run recorded in import_runs (unless a dry run) however they
+        end."""
+        db.require_migrated_conn(conn)
+        options = self.options
+        if not options.dry_run:
+            self.report.run_id = db.start_run(conn, options.command, options.mode,
+                                              options.prefix, options.run_key or None)
+        try:
+            self.stages(conn)
+        except ImportInterrupted:
+            raise
+        except KeyboardInterrupt as exc:  # a second Ctrl-C: not at a safe point
+            raise self._interrupted() from exc
+        except MprError as exc:
+            self._end(RunStatus.FAILED, exc.one_line(), exc)
+            raise
+        except Exception as exc:
+            self._end(RunStatus.FAILED, f"internal error: {describe(exc)}", exc)
+            raise
+        finally:
+            self.report.sort_problems()
+            _record(conn, self.report)
+
+    def _end(self, status: RunStatus, message: str, exc: BaseException) -> None:
+        self.report.status, self.report.message, self.failure = status, message, exc
+
+    def _interrupted(self) -> ImportInterrupted:
+        self.report.status, self.report.message = RunStatus.ABORTED, INTERRUPTED
+        interrupted = ImportInterrupted(self.report)
+        self.failure = interrupted
+        return interrupted
+
+    def stop_point(self) -> None:
+        """Where an import may stop cleanly: no query and no batch in flight."""
+        if self.stop is not None and self.stop.is_set():
+            raise self._interrupted()
+
+    # -- the stages -------------------------------------------------------------------------
+
+    def discover(self) -> Discovery:
+        """Phase 1: the listing, classified by the rules."""
+        progress, report = self.progress, self.report
+        progress.start("discover")
+
+        def listed(n: int) -> None:
+            progress.update("discover", n)
+            self.stop_point()
+
+        with _timed(report, "discover"):
+            objects = self.storage.list_objects(self.settings.s3_bucket_in, self.options.prefix)
+            found = discover(objects, self.rules, on_listed=listed)
+        progress.finish("discover")
+        report.counts.listed = found.listed
+        report.counts.excluded = found.excluded
+        report.counts.rejected = len(found.problems)
+        report.extend(found.problems)
+        return found
+
+    def cross_reference(self, conn: Any, found: Discovery) -> tuple[
+            CrossReference, list[AssetFiles], dict[str, db.ExistingAsset]]:
+        """Phase 2: what the catalogue already holds; the assets with new files to check."""
+        progress, report = self.progress, self.report
+        progress.start("crossref", total=len(found.candidates))
+        with _timed(report, "crossref"):
+            crossed = cross_reference(conn, self.settings.s3_bucket_in, found.candidates)
+            existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
+        progress.update("crossref", len(found.candidates))
+        progress.finish("crossref")
+        report.counts.skipped = len(crossed.known)
+        report.counts.accepted = len(crossed.new) + len(crossed.restored)
+        report.extend(crossed.problems)
+        return crossed, group_assets(crossed.new, crossed.known, existing), existing
+
+    def check_restored(self, planner: AssetPlanner, crossed: CrossReference,
+                       inserter: BatchInserter) -> None:
+        """Masters catalogued as on tape, now in the bucket: marked restored when the same."""
         for candidate, catalogued_md5 in crossed.restored:
             problem = planner.check_restored(candidate, catalogued_md5)
             if problem is None:
                 inserter.restore(candidate)
             else:
-                report.add(problem)
-        stop_point(stop)
-        _ingest(planner, assets, inserter, options, settings, report, progress, stop)
+                self.report.add(problem)
+
+    @contextmanager
+    def planner(self, to_verify: list[Candidate]) -> Iterator[AssetPlanner]:
+        """The phase-3 planner, with a "verify" bar when checksums need objects streamed."""
+        meter = _BytesMeter(self.progress)
+        with AssetPlanner(self.storage, self.settings.s3_bucket_in, self.options.verify,
+                          on_bytes=meter.add) as planner:
+            meter.start(planner.bytes_to_verify(to_verify))
+            yield planner
+        meter.finish()
+
+    def ingest(self, planner: AssetPlanner, assets: list[AssetFiles],
+               inserter: BatchInserter) -> None:
+        """Phase 3: check every asset, inserting in batches (all at the end in safe-run,
+        and nothing at all when safe-run found a problem)."""
+        self._check_assets(planner, assets, inserter)
+        report = self.report
+        if self.options.safe_run and any(p.phase is Phase.INGEST for p in report.problems):
+            inserter.discard()
+            report.status = RunStatus.ABORTED
+            report.message = SAFE_RUN_ABORTED
+            return
+        with _timed(report, "insert"):
+            inserter.flush()
+
+    def _check_assets(self, planner: AssetPlanner, assets: list[AssetFiles],
+                      inserter: BatchInserter) -> None:
+        progress, report, options = self.progress, self.report, self.options
+        progress.start("ingest", total=len(assets))
+        progress.start("sidecars")
+        done = fetched = 0
+        with _timed(report, "ingest"):
+            for plan in plan_ingest(planner, assets, self.settings.io_workers):
+                self.stop_point()
+                report.extend(plan.problems)
+                report.counts.bytes_verified += plan.bytes_verified
+                inserter.add(plan)
+                done += 1
+                fetched += plan.sidecars_fetched
+                progress.update("ingest", done)
+                progress.update("sidecars", fetched)
+                if not options.safe_run and len(inserter.batch) >= options.batch_assets:
+                    inserter.flush()
+        progress.finish("ingest")
+        progress.finish("sidecars")
+
+
+@contextmanager
+def _timed(report: Report, phase: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        report.durations[phase] = report.durations.get(phase, 0.0) + time.monotonic() - started
 
 
 def _record(conn: Any, report: Report) -> None:
@@ -310,23 +312,15 @@ def _record(conn: Any, report: Report) -> None:
     db.finish_run(conn, report.run_id, str(report.status), summary["counts"], summary)
 
 
-def _mode(options: ImportOptions) -> str:
-    return "safe_run" if options.safe_run else "dry_run" if options.dry_run else "normal"
+def run_import(settings: Settings, rules: Rules, options: ImportOptions,
+               progress: Progress | None = None, stop: threading.Event | None = None) -> Report:
+    """`ImportRun(...).run()`: the three phases, recorded unless a dry run."""
+    return ImportRun(settings, rules, options, progress, stop).run()
 
 
 def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
                  progress: Progress | None = None) -> Report:
     """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
-    progress = progress or NoProgress()
     report = Report("validate", dry_run=True, prefix=options.prefix, run_key=options.run_key)
-    storage = Storage(settings)
-    found = _discover(storage, settings, rules, options, report, progress, None)
-    report.counts.accepted = len(found.candidates)
-    assets = group_assets(found.candidates, [], {})
-    inserter = _Inserter(None, None, report, True, set())
-    with _planner(storage, settings, options, progress, found.candidates) as planner:
-        _ingest(planner, assets, inserter,
-                ImportOptions(prefix=options.prefix, verify=options.verify),
-                settings, report, progress)
-    report.sort_problems()
-    return report
+    return ImportRun(settings, rules, ImportOptions(prefix=options.prefix, verify=options.verify),
+                     progress, report=report).validate()

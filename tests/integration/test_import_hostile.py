@@ -19,11 +19,11 @@ import pytest
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.db import FileRow
-from mpr_cli.importer import _Inserter
-from mpr_cli.phases.ingest import AssetPlan
+from mpr_cli.dev.sample import SampleArchive
+from mpr_cli.phases.ingest import IngestPlan
+from mpr_cli.phases.insert import BatchInserter
 from mpr_cli.report import Report
 from mpr_cli.rules import MediaType
-from mpr_cli.sample import SampleArchive
 from tests.integration.archive import (
     HOSTILE,
     assert_four_good_inserted,
@@ -153,12 +153,12 @@ def test_rules_with_other_codes_import_what_validate_accepts(four, tmp_path, s3_
 # -- a batch the catalogue refuses leaves out only the asset it refused ---------------------------
 
 
-def plan(code: str, key: str, **row: object) -> AssetPlan:
+def plan(code: str, key: str, **row: object) -> IngestPlan:
     fields = dict(inventory_code=code, bucket="in", key=key, role="master", in_bucket=True,
                   size=10, etag="e", md5="0" * 32, mime_type="video/quicktime",
                   tech_metadata=None)
     fields.update(row)
-    return AssetPlan(code, MediaType.VIDEO, rows=[FileRow(**fields)])  # type: ignore[arg-type]
+    return IngestPlan(code, MediaType.VIDEO, rows=[FileRow(**fields)])  # type: ignore[arg-type]
 
 
 def test_refused_asset_is_left_out_of_its_batch_and_the_others_go_in(settings: Settings,
@@ -167,7 +167,7 @@ def test_refused_asset_is_left_out_of_its_batch_and_the_others_go_in(settings: S
     one asset's row (an MD5 that is not hex); the batch is retried asset by asset."""
     report = Report(command="import")
     with db.connect(settings) as conn:
-        inserter = _Inserter(conn, None, report, dry_run=False, existing=set())
+        inserter = BatchInserter(conn, None, report, dry_run=False, existing=set())
         for p in (plan("VO-AAA-00001", "BRD/VO-AAA-00001.mov"),
                   plan("VO-BAD-00002", "BRD/VO-BAD-00002.mov", md5="not an md5"),
                   plan("VO-CCC-00003", "BRD/VO-CCC-00003.mov", size=-1)):
@@ -240,7 +240,7 @@ def test_a_second_streaming_copy_recorded_meanwhile_is_duplicate_role(settings: 
                                                             role="streaming",
                                                             mime_type="video/mp4").rows[0]])
         conn.commit()
-        inserter = _Inserter(conn, None, report, dry_run=False, existing=set())
+        inserter = BatchInserter(conn, None, report, dry_run=False, existing=set())
         inserter.add(plan("VO-AAA-00001", "BRD/VO-AAA-00001.mov"))
         inserter.add(plan(code, f"BRD/{code}.mp4", role="streaming", mime_type="video/mp4"))
         inserter.flush()

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.display import for_console
-from mpr_cli.errors import ExitCode, MprError, describe
+from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
 from mpr_cli.rules import Rules, load_rules
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,18 +52,19 @@ def fail(error: MprError) -> None:
 
 
 def handles_errors(func: F) -> F:
-    """Turn MprError into one line on stderr and its exit code; Ctrl-C into 130; any other
-    exception (a bug) into one line and exit 4."""
+    """Turn MprError into one line on stderr and its exit code; Ctrl-C (or an import
+    stopped by it) into "interrupted" and 130; any other exception (a bug) into one line and
+    exit 4."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except MprError as exc:
-            fail(exc)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, ImportInterrupted):
             err_console.print("interrupted")
             raise SystemExit(int(ExitCode.INTERRUPTED)) from None
+        except MprError as exc:
+            fail(exc)
         except Exception as exc:  # a bug: one line; MPR_DEBUG=1 shows the traceback
             if os.environ.get("MPR_DEBUG"):
                 raise

@@ -22,7 +22,7 @@ from mpr_cli.commands.context import (
     pass_app,
     writable_file,
 )
-from mpr_cli.importer import ImportOptions, run_import, run_validate
+from mpr_cli.importer import ImportOptions, ImportRun, run_validate
 from mpr_cli.phases.ingest import VerifyMode
 from mpr_cli.report import print_summary, to_junit, write_json
 from mpr_cli.runlog import new_run_id
@@ -149,15 +149,15 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
     phase 3 checks sidecars, checksums and containers and inserts each valid asset.
     """
     settings = app.settings
-    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify),
-                            batch_assets=settings.batch_assets, run_key=new_run_id(),
-                            dry_run=settings.dry_run if dry_run is None else dry_run,
-                            safe_run=settings.safe_run if safe_run is None else safe_run)
+    options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
+                                          dry_run=dry_run, safe_run=safe_run,
+                                          run_key=new_run_id())
     rules = app.rules(rules_file)
     console = _human_console(report_path)
-    with (graceful_stop() as stop, _phases(console, quiet) as progress,
-          _report_on_failure(report_path)):
-        report = run_import(settings, rules, options, progress, stop)
+    with graceful_stop() as stop, _phases(console, quiet) as progress:
+        run = ImportRun(settings, rules, options, progress, stop)
+        with _report_on_failure(run, report_path):
+            report = run.run()
     _show(report, console, report_path, quiet, verbose)
     sys.exit(int(report.exit_code()))
 
@@ -190,12 +190,12 @@ def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None
 
 
 @contextmanager
-def _report_on_failure(report_path: str | None) -> Iterator[None]:
+def _report_on_failure(run: ImportRun, report_path: str | None) -> Iterator[None]:
     """An interrupted or failed import still writes its --report (status aborted/failed)."""
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:
-        report = getattr(exc, "report", None)
+        report = run.report_of(exc)
         if report_path and report is not None:
             write_json(report, report_path, sys.stdout)
         raise

@@ -13,7 +13,7 @@ from mpr_cli.rules import Rules
 from mpr_cli.storage import ObjectInfo
 from mpr_cli.validation.inventory import Candidate, classify_key
 
-Progress = Callable[[int], None]
+OnListed = Callable[[int], None]  # told how many keys were listed so far
 
 
 @dataclass
@@ -25,8 +25,8 @@ class Discovery:
 
 
 def discover(objects: Iterable[ObjectInfo], rules: Rules, *,
-             progress: Progress | None = None, every: int = 1000) -> Discovery:
-    """Classify every listed key; `progress(n)` is called every `every` keys and at the end."""
+             on_listed: OnListed | None = None, every: int = 1000) -> Discovery:
+    """Classify every listed key; `on_listed(n)` is called every `every` keys and at the end."""
     found = Discovery()
     for obj in objects:
         found.listed += 1
@@ -37,8 +37,8 @@ def discover(objects: Iterable[ObjectInfo], rules: Rules, *,
             found.problems.append(outcome)
         else:
             found.candidates.append(outcome)
-        if progress is not None and found.listed % every == 0:
-            progress(found.listed)
-    if progress is not None:
-        progress(found.listed)
+        if on_listed is not None and found.listed % every == 0:
+            on_listed(found.listed)
+    if on_listed is not None:
+        on_listed(found.listed)
     return found
