@@ -283,8 +283,8 @@ def _insert_files(conn: psycopg.Connection[Any], run_id: int | None,
     conn.execute(query("create_staged_files"))
     with conn.cursor() as cur, cur.copy(query("copy_staged_files")) as copy:
         for f in files:
-            copy.write_row((f.inventory_code, f.bucket, f.key, Role(f.role).value, f.in_bucket, f.size,
-                            f.etag, f.md5, f.mime_type,
+            copy.write_row((f.inventory_code, f.bucket, f.key, Role(f.role).value, f.in_bucket,
+                            f.size, f.etag, f.md5, f.mime_type,
                             None if f.tech_metadata is None else Jsonb(f.tech_metadata),
                             f.provisional))
     inserted = conn.execute(query("insert_staged_files"),

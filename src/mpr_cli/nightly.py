@@ -13,7 +13,7 @@ from typing import Any
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import ExitCode, MprError
+from mpr_cli.errors import ExitCode, ImportInterrupted, MprError
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.importer import ImportOptions, Progress, run_import
 from mpr_cli.report import Report, RunStatus
@@ -44,11 +44,14 @@ def _import_step(settings: Settings, rules: Rules, options: ImportOptions,
              ", dry run" if options.dry_run else "")
     try:
         report = run_import(settings, rules, options, progress, stop)
-    except KeyboardInterrupt as exc:
+    except ImportInterrupted as exc:
         log.warning("import: interrupted; the batch in flight was rolled back")
-        report = getattr(exc, "report", None) or Report(
-            options.command, dry_run=options.dry_run, safe_run=options.safe_run,
-            prefix=options.prefix, run_key=options.run_key, status=RunStatus.ABORTED)
+        return exc.report, int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:  # a second signal before the run started
+        log.warning("import: interrupted; the batch in flight was rolled back")
+        report = Report(options.command, dry_run=options.dry_run, safe_run=options.safe_run,
+                        prefix=options.prefix, run_key=options.run_key,
+                        status=RunStatus.ABORTED)
         return report, int(ExitCode.INTERRUPTED)
     except MprError as exc:
         log.error("import: failed: %s", exc.one_line())

@@ -90,10 +90,9 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     run_key = new_run_id()
     fmt = LogFormat(log_format)
     log = configure(run_key, settings.secret_values(), fmt=fmt, log_file=log_file)
-    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify), command="nightly",
-                            batch_assets=settings.batch_assets, run_key=run_key,
-                            dry_run=settings.dry_run if dry_run is None else dry_run,
-                            safe_run=settings.safe_run if safe_run is None else safe_run)
+    options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
+                                          dry_run=dry_run, safe_run=safe_run, run_key=run_key,
+                                          command="nightly")
     progress = LoggedProgress()
     log.info("nightly run %s started", run_key)
     with graceful_stop() as stop:
