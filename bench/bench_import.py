@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark of `mpr import` against plain baselines, on real local services.
 
-Starts its own PostgreSQL and SeaweedFS (mpr_cli.devservices) on free loopback ports, seeds
-the input bucket with N keys (real media made once by mpr_cli.sample, copied under many
+Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices) on free loopback ports, seeds
+the input bucket with N keys (real media made once by mpr_cli.dev.sample, copied under many
 inventory codes, plus ~5% badly named keys), then measures side by side:
 
   raw listing      a bare boto3 list_objects_v2 paginator over the bucket
@@ -49,8 +49,9 @@ import psycopg
 from botocore.config import Config
 from results_file import add_save_option, emit, save_path
 
-from mpr_cli import db, devservices, sample
+from mpr_cli import db
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
+from mpr_cli.dev import devservices, sample
 
 HERE = Path(__file__).resolve().parent
 KIB, MIB = 1024, 1024 * 1024
@@ -144,7 +145,7 @@ class DataSet:
 
 
 def make_templates(scratch: Path) -> tuple[Template, Template]:
-    """One real video asset and one real audio asset, made once by mpr_cli.sample."""
+    """One real video asset and one real audio asset, made once by mpr_cli.dev.sample."""
     root = scratch / "sample"
     archive = sample.build_sample_archive(root, assets_video=1, assets_audio=1, bad=False,
                                           tape_master=False, duration=CLIP_SECONDS)
@@ -625,7 +626,7 @@ def bench(keys: int, profile: Path | None, ffprobe_baseline: bool = False) -> di
         setup["migrate_s"], _ = timed(lambda: db.migrate(settings))
         bucket, workers = settings.s3_bucket_in, settings.io_workers
 
-        log("generating one video and one audio asset with mpr_cli.sample")
+        log("generating one video and one audio asset with mpr_cli.dev.sample")
         setup["sample_s"], (video, audio) = timed(lambda: make_templates(work))
         data = plan_dataset(keys, video, audio)
         log(f"seeding {len(data.keys)} keys ({data.assets} assets, {data.bad_keys} bad names)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark of `mpr transcode` against plain ffmpeg, on real local services.
 
-Starts its own PostgreSQL and SeaweedFS (mpr_cli.devservices) on free loopback ports, migrates
+Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices) on free loopback ports, migrates
 a fresh catalogue, generates its masters once with ffmpeg's lavfi sources, uploads them to the
 input bucket, then measures side by side:
 
@@ -60,8 +60,9 @@ from botocore.config import Config
 from results_file import add_save_option, emit, save_path
 
 import mpr_cli.transcode.stages as transcode_module
-from mpr_cli import db, devservices, sample
+from mpr_cli import db
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
+from mpr_cli.dev import devservices, sample
 from mpr_cli.ffmpeg.command import PROGRESS_ARGS, build_transcode_argv, threads_per_job
 from mpr_cli.ffmpeg.presets import Preset, load_presets
 from mpr_cli.ffmpeg.probe import ffmpeg_version, probe
@@ -159,7 +160,7 @@ def _master(key: str, path: Path, seconds: float) -> Master:
 
 
 def make_h264_master(path: Path, key: str, seconds: float) -> Master:
-    """H.264 (x264 ultrafast, CRF 18, ~12 Mbit/s) + PCM in .mov, by mpr_cli.sample."""
+    """H.264 (x264 ultrafast, CRF 18, ~12 Mbit/s) + PCM in .mov, by mpr_cli.dev.sample."""
     sample.generate_media(path, "mov", duration=seconds, size=SIZE)
     return _master(key, path, seconds)
 

@@ -20,8 +20,8 @@ import boto3
 import psycopg
 import pytest
 
-from mpr_cli import devservices
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
+from mpr_cli.dev import devservices
 
 TEMPLATE_DB = "mpr_template"
 UNIT, INTEGRATION = Path(__file__).parent / "unit", Path(__file__).parent / "integration"

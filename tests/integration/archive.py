@@ -25,8 +25,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from mpr_cli.dev.sample import Expect, SampleArchive, build_sample_archive
 from mpr_cli.rules import Role
-from mpr_cli.sample import Expect, SampleArchive, build_sample_archive
 
 MIME_BY_SUFFIX = {
     ".mov": "video/quicktime", ".mkv": "video/x-matroska", ".mxf": "application/mxf",

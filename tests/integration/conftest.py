@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli.sample import SampleArchive, build_sample_archive, generate_media
+from mpr_cli.dev.sample import SampleArchive, build_sample_archive, generate_media
 from tests.integration.archive import Outcome, mpr_argv, mpr_env, parse_run, upload_tree
 from tests.integration.processes import GROUPS_SEEN, group_members
 from tests.integration.transcoding import LONG_CODE, LONG_SECONDS, Catalogue

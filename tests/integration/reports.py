@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from mpr_cli.sample import Expect, SampleArchive
+from mpr_cli.dev.sample import Expect, SampleArchive
 from tests.integration.archive import Outcome
 
 REPORT_KEYS = {"command", "run_id", "dry_run", "safe_run", "status", "message", "prefix",

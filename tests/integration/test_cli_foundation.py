@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 
 pytestmark = pytest.mark.integration
 

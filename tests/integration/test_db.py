@@ -8,7 +8,7 @@ import pytest
 
 from mpr_cli import db
 from mpr_cli.config import load_settings
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 from mpr_cli.errors import DatabaseError
 from tests.integration.archive import mpr_argv
 from tests.integration.processes import reaped

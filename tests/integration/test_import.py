@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from rich import filesize
 
-from mpr_cli.sample import Expect, SampleArchive, generate_media
+from mpr_cli.dev.sample import Expect, SampleArchive, generate_media
 from tests.integration.archive import (
     TAPE_CODE,
     TAPE_MASTER,

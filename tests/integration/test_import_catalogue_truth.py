@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import (
     HOSTILE,
     Outcome,

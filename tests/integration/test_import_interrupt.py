@@ -14,7 +14,7 @@ import signal
 
 import pytest
 
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import (
     assert_rows_match_files,
     assert_whole_assets,

@@ -26,13 +26,13 @@ from hypothesis import strategies as st
 
 from mpr_cli import db
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
+from mpr_cli.dev.sample import build_sample_archive
 from mpr_cli.errors import RowsRefused
 from mpr_cli.phases.crossref import cross_reference
 from mpr_cli.phases.discover import discover
 from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets
 from mpr_cli.problems import Reason
 from mpr_cli.rules import load_rules
-from mpr_cli.sample import build_sample_archive
 from mpr_cli.storage import Storage
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import subprocess
 import psycopg
 import pytest
 
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import (
     assert_rows_match_files,
     assert_whole_assets,

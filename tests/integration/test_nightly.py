@@ -32,8 +32,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
-from mpr_cli.devservices import ServiceState, free_port
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.devservices import ServiceState, free_port
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import (
     Outcome,
     awaiting_codes,

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import parse_run, upload_tree
 from tests.integration.transcoding import (
     VIDEO_CODE,

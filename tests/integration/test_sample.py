@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli import sample
+from mpr_cli.dev import sample
+from mpr_cli.dev.sample import MEDIA_KINDS, Expect, Role, SampleArchive
 from mpr_cli.errors import UsageError
-from mpr_cli.sample import MEDIA_KINDS, Expect, Role, SampleArchive
 
 pytestmark = [
     pytest.mark.integration,

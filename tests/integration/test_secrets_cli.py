@@ -10,7 +10,7 @@ import json
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from mpr_cli.config import Settings, load_settings
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 from mpr_cli.errors import StorageError, UnsafeKeyError
 from mpr_cli.storage import Storage, make_client, remove_download
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mpr_cli.sample import SampleArchive, md5_file
+from mpr_cli.dev.sample import SampleArchive, md5_file
 from tests.integration.archive import upload_tree
 from tests.integration.transcoding import (
     AUDIO_CODE,

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import upload_tree
 from tests.integration.processes import HeldFfmpeg, group_members, wait_for
 from tests.integration.transcoding import (

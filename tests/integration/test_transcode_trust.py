@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from mpr_cli import db
-from mpr_cli.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive
 from mpr_cli.transcode import jobs
 from tests.integration.archive import mpr_argv, mpr_env
 from tests.integration.processes import HeldFfmpeg, group_members, reaped, wait_for

@@ -8,7 +8,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 from tests.integration.archive import Outcome, clean_codes, keys_of, parse_run, row_counts
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from mpr_cli import db
-from mpr_cli.sample import SampleArchive, build_sample_archive
+from mpr_cli.dev.sample import SampleArchive, build_sample_archive
 from mpr_cli.transcode import jobs
 from tests.integration.archive import keys_of, query, upload_tree
 from tests.integration.processes import HeldFfmpeg, group_members

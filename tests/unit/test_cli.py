@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from mpr_cli import __version__, cli
 from mpr_cli.config import FIELD_BY_ENV
-from mpr_cli.devservices import free_port
+from mpr_cli.dev.devservices import free_port
 
 SETTING_PREFIXES = ("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_")
 BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from mpr_cli import devservices
 from mpr_cli.commands.context import handles_errors
+from mpr_cli.dev import devservices
 
 home_option = click.option(
     "--home", type=click.Path(file_okay=False, path_type=Path), default=".mpr",
@@ -68,7 +68,7 @@ def status(home: Path) -> None:
 @handles_errors
 def sample(app: object, out: Path, upload: bool, video: int, audio: int, awaiting: int) -> None:
     """Generate a sample archive (good assets, a master on tape, bad files) and upload it."""
-    from mpr_cli import sample as samples
+    from mpr_cli.dev import sample as samples
     from mpr_cli.storage import Storage
 
     archive = samples.build_sample_archive(out, assets_video=video, assets_audio=audio,

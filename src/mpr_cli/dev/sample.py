@@ -7,7 +7,7 @@ enforces, and returns a manifest saying what each key should produce.
 
 The output is deterministic: no randomness, bit-exact ffmpeg output, fixed modification times.
 Each kind of media is encoded once and copied where the content may repeat, so even a large
-archive takes a few seconds. Run ``python -m mpr_cli.sample OUTDIR`` for one from the shell.
+archive takes a few seconds. Run ``python -m mpr_cli.dev.sample OUTDIR`` for one from the shell.
 """
 
 from __future__ import annotations
@@ -505,7 +505,7 @@ def build_sample_archive(root: Path, *, assets_video: int = 3, assets_audio: int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mpr_cli.sample",
+    parser = argparse.ArgumentParser(prog="python -m mpr_cli.dev.sample",
                                      description="Write a sample archive (a local bucket mirror).")
     parser.add_argument("outdir", type=Path, help="a missing or empty folder")
     parser.add_argument("--video", type=int, default=3, help="good video assets (default 3)")

@@ -1,0 +1,3 @@
+"""What development, the demo, the tests and the benchmarks need and production never loads:
+the local services (`devservices`: PostgreSQL and SeaweedFS on loopback ports) and the sample
+archive (`sample`: a small, realistic, deterministic input bucket on local disk)."""
