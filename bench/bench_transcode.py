@@ -67,6 +67,7 @@ from mpr_cli.ffmpeg.command import PROGRESS_ARGS, build_transcode_argv, threads_
 from mpr_cli.ffmpeg.presets import Preset, load_presets
 from mpr_cli.ffmpeg.probe import ffmpeg_version, probe
 from mpr_cli.rules import load_rules
+from mpr_cli.secrets import redact_query
 from mpr_cli.storage import Storage
 from mpr_cli.transcode.stages import SourceMode, Transcoder, parse_source
 from mpr_cli.validation.mime import mime_for_media
@@ -461,8 +462,7 @@ def run_mpr(args: list[str], env: dict[str, str], work: Path, what: str) -> Chil
 
 
 def _redacted(argv: list[str]) -> list[str]:
-    return [a.split("?", 1)[0] + "?<redacted>" if a.startswith("http") and "?" in a else a
-            for a in argv]
+    return [redact_query(a) for a in argv]
 
 
 def threads_in(argv: list[str]) -> list[str]:
