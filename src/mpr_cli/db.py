@@ -191,11 +191,6 @@ def migrate(settings: Settings) -> list[Migration]:
     return applied_now
 
 
-def require_migrated(settings: Settings) -> None:
-    with connect(settings) as conn:
-        require_migrated_conn(conn)
-
-
 # ---------------------------------------------------------------- catalogue: import
 
 

@@ -33,8 +33,13 @@ def test_status_lists_pending_before_migrate(empty_database_url):
     assert status.applied == []
     assert len(status.pending) == len(db.available_migrations()) >= 1
     with pytest.raises(DatabaseError) as info:
-        db.require_migrated(settings)
+        _require_migrated(settings)
     assert "mpr db migrate" in info.value.one_line()
+
+
+def _require_migrated(settings):
+    with db.connect(settings) as conn:
+        db.require_migrated_conn(conn)
 
 
 def test_unreachable_database_is_one_clear_line_without_password():

@@ -99,6 +99,10 @@ def archive(built: tuple[SampleArchive, float]) -> SampleArchive:
     return built[0]
 
 
+def _expect_of(archive: SampleArchive, key: str) -> str:
+    return next(f.expect for f in archive.files if f.key == key)
+
+
 def _on_disk(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
@@ -135,7 +139,7 @@ def test_manifest_says_what_each_key_should_produce(archive: SampleArchive) -> N
             assert f.expect == Expect.REJECTED_WITH_ASSET, f.key
         elif f.inventory_code in EXPECTED_OK and f.key not in EXPECTED_PROBLEMS:
             assert f.expect == Expect.IMPORT and f.imported, f.key
-    assert archive.expect_of("DAT/AO-BAD-00011.flac") == "missing_qc_report"
+    assert _expect_of(archive, "DAT/AO-BAD-00011.flac") == "missing_qc_report"
     assert next(f for f in archive.files if f.key == "DAT/AO-BAD-00011.flac").imported
 
 

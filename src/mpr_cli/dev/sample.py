@@ -127,9 +127,6 @@ class SampleArchive:
     assets_ok: list[str]  # codes expected to be imported
     assets_rejected: dict[str, str] = field(default_factory=dict)  # code -> reason
 
-    def expect_of(self, key: str) -> str:
-        return next(f.expect for f in self.files if f.key == key)
-
     def problems(self) -> dict[str, str]:
         """Key -> reason, for every key that should be reported (warnings included)."""
         quiet = (Expect.IMPORT, Expect.EXCLUDED, Expect.REJECTED_WITH_ASSET)
@@ -182,11 +179,6 @@ def metadata_json(media: Path, tool: str) -> str:
         ref = json.dumps(media.name)
         return re.sub(r'"@ref":"[^"]*"', lambda _: f'"@ref":{ref}', text, count=1)
     raise ValueError(f"unknown metadata tool {tool!r}; one of mediainfo, ffprobe")
-
-
-def write_metadata_sidecar(media: Path, out: Path, tool: str) -> None:
-    """Write the technical metadata of ``media`` (``mediainfo`` or ``ffprobe`` JSON) to ``out``."""
-    _write(out, metadata_json(media, tool).encode())
 
 
 def md5_file(path: Path) -> str:
