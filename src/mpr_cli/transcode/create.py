@@ -6,15 +6,13 @@ Nothing here runs a job: the pool claims what is created.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mpr_cli import db
 from mpr_cli.errors import UsageError
 from mpr_cli.ffmpeg.presets import Preset, PresetBook
 from mpr_cli.rules import MediaType
 from mpr_cli.transcode import jobs
 from mpr_cli.transcode.jobrunner import JobRunner
-from mpr_cli.transcode.jobs import JobStatus
+from mpr_cli.transcode.jobs import Connection, JobStatus
 from mpr_cli.transcode.outputs import OutputTarget, check_output_key, refuse_unsafe_output
 from mpr_cli.transcode.stages import Source, default_output_key, parse_source
 
@@ -33,7 +31,7 @@ def create_for_key(runner: JobRunner, key: str, preset_name: str | None,
         return create_single(conn, runner, key, preset_name, output_key, force)
 
 
-def create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | None,
+def create_single(conn: Connection, runner: JobRunner, key: str, preset_name: str | None,
                   output_key: str | None, force: bool) -> tuple[int | None, str]:
     """The job of `mpr transcode KEY`; (None, why) when there is nothing to do: the asset
     already has a streaming copy in its bucket (unless `force`: the new copy replaces it)."""
@@ -57,7 +55,7 @@ def create_single(conn: Any, runner: JobRunner, key: str, preset_name: str | Non
     return require_no_live_job(job_id, source, preset), ""
 
 
-def _already_transcoded(conn: Any, runner: JobRunner, source: Source) -> str:
+def _already_transcoded(conn: Connection, runner: JobRunner, source: Source) -> str:
     """How the asset already has its streaming copy (recorded, and in its bucket with the
     recorded ETag), or "" when it has none."""
     copy = db.recorded_output(conn, source.inventory_code)
@@ -71,7 +69,7 @@ def _already_transcoded(conn: Any, runner: JobRunner, source: Source) -> str:
     return f"{how}: s3://{copy['bucket']}/{copy['key']}"
 
 
-def _reuse_failed(conn: Any, runner: JobRunner, key: str, preset: Preset,
+def _reuse_failed(conn: Connection, runner: JobRunner, key: str, preset: Preset,
                   out_key: str) -> int | None:
     """The newest job of this master and preset, when it FAILED: PENDING again while it has
     an attempt left, refused once it used them all (the attempt cap holds)."""
@@ -85,7 +83,7 @@ def _reuse_failed(conn: Any, runner: JobRunner, key: str, preset: Preset,
                      hint="see `mpr jobs list --status failed`; nothing was started")
 
 
-def new_job(conn: Any, runner: JobRunner, source: Source, preset: Preset, output_key: str,
+def new_job(conn: Connection, runner: JobRunner, source: Source, preset: Preset, output_key: str,
             asset_id: int | None) -> int | None:
     """A PENDING job of this process's buckets; None when a live one exists already."""
     if preset.media != source.media_type:
@@ -99,7 +97,7 @@ def new_job(conn: Any, runner: JobRunner, source: Source, preset: Preset, output
                        output_key=output_key, max_attempts=runner.options.max_attempts)
 
 
-def create_pending(conn: Any, runner: JobRunner, prefix: str, limit: int | None,
+def create_pending(conn: Connection, runner: JobRunner, prefix: str, limit: int | None,
                    preset_name: str | None) -> list[int]:
     """A job for each catalogued master under `prefix` without a streaming copy (at most
     `limit`); returns the new jobs' ids."""

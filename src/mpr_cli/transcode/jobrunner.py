@@ -11,7 +11,6 @@ import contextlib
 import os
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from mpr_cli.config import Settings
 from mpr_cli.errors import ConfigError, ExitCode, MprError, StorageError
@@ -21,7 +20,7 @@ from mpr_cli.ffmpeg.runner import TranscodeCancelled
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
 from mpr_cli.transcode import jobs
-from mpr_cli.transcode.jobs import Job, JobStatus
+from mpr_cli.transcode.jobs import Connection, Job, JobStatus
 from mpr_cli.transcode.leases import Lease
 from mpr_cli.transcode.outputs import (
     OutputTarget,
@@ -100,7 +99,7 @@ class JobRunner:
                                        source_bucket=job.source_bucket,
                                        output_bucket=job.output_bucket)
 
-    def settle(self, conn: Any, claimed: Claimed, *, stopping: bool,
+    def settle(self, conn: Connection, claimed: Claimed, *, stopping: bool,
                halted: MprError | None = None) -> tuple[JobStatus | None, str]:
         """The job's last step: finish and record it, or write why not. None: the job is
         PENDING again (its attempt given back), to be claimed by the next run: claimed ahead and
@@ -122,7 +121,7 @@ class JobRunner:
         except MprError as exc:
             return self._settle_error(conn, claimed, exc, halted)
 
-    def _settle_error(self, conn: Any, claimed: Claimed, exc: MprError,
+    def _settle_error(self, conn: Connection, claimed: Claimed, exc: MprError,
                       halted: MprError | None) -> tuple[JobStatus | None, str]:
         if isinstance(exc, TranscodeCancelled) and halted is not None:
             exc = halted  # stopped because S3, the catalogue or the temp folder failed
@@ -139,7 +138,7 @@ class JobRunner:
         jobs.fail(conn, claimed.id, claimed.lease.worker, exc.one_line(), tail)
         return JobStatus.FAILED, exc.one_line()
 
-    def _complete(self, conn: Any, claimed: Claimed, prepared: Prepared,
+    def _complete(self, conn: Connection, claimed: Claimed, prepared: Prepared,
                   result: TranscodeResult) -> tuple[JobStatus, str]:
         """Record the uploaded output; an output that is not recorded is deleted again."""
         try:
@@ -152,7 +151,7 @@ class JobRunner:
             return JobStatus.CANCELLED, "cancelled before it was recorded; output removed"
         return JobStatus.COMPLETED, result.output_key
 
-    def _record(self, conn: Any, claimed: Claimed, prepared: Prepared,
+    def _record(self, conn: Connection, claimed: Claimed, prepared: Prepared,
                 result: TranscodeResult) -> bool:
         """The output and the job's completion in one transaction; False (nothing written)
         when the job is no longer this worker's."""
@@ -166,14 +165,14 @@ class JobRunner:
             return False
         return True
 
-    def _register(self, conn: Any, prepared: Prepared) -> int:
+    def _register(self, conn: Connection, prepared: Prepared) -> int:
         """The asset of a master that was never imported, from its download and probe."""
         head = self.storage.head(prepared.source_bucket, prepared.source.key)
         etag = head.etag if head is not None else None
         return register_master(conn, prepared.source, prepared.source_bucket, prepared.download,
                                prepared.master, etag)
 
-    def clean_up(self, conn: Any) -> int:
+    def clean_up(self, conn: Connection) -> int:
         """What dead workers left (a `kill -9`, a crash): their temp folders, and unfinished
         multipart uploads to the outputs of jobs that no longer run. S3 failing here stops
         nothing: the jobs report it. Returns how many were removed."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.errors import MprError
 from mpr_cli.transcode import jobs
+from mpr_cli.transcode.jobs import Connection
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Leases(threading.Thread):
             self.on_error(exc)
             self._keep(None)
 
-    def _keep(self, conn: Any) -> None:
+    def _keep(self, conn: Connection | None) -> None:
         waited = 0.0
         while not self.closed.wait(0.2):
             with self.lock:

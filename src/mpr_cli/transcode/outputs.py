@@ -17,6 +17,7 @@ from mpr_cli.errors import DatabaseError, UsageError
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.rules import Role
 from mpr_cli.storage import Download, Storage
+from mpr_cli.transcode.jobs import Connection
 from mpr_cli.transcode.stages import Source, TranscodeResult, default_output_key
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
@@ -57,7 +58,7 @@ class OutputTarget:
                 key + ".json": Role.METADATA.value}
 
 
-def refuse_unsafe_output(conn: Any, storage: Storage, target: OutputTarget) -> None:
+def refuse_unsafe_output(conn: Connection, storage: Storage, target: OutputTarget) -> None:
     """Raise unless the output may be written: never over the master or any object of the input
     bucket that mpr did not make, never over a file catalogued for another asset or in another
     role. Called before every upload (and when a job is created)."""
@@ -82,7 +83,7 @@ def refuse_unsafe_output(conn: Any, storage: Storage, target: OutputTarget) -> N
                              "not make: the output would replace it", hint=hint)
 
 
-def register_master(conn: Any, source: Source, bucket: str, download: Download,
+def register_master(conn: Connection, source: Source, bucket: str, download: Download,
                     info: MediaInfo, etag: str | None) -> int:
     """Catalogue an asset that was never imported, from its master's own probe: provisional
     until an import has checked its sidecars (sql/006)."""
@@ -96,7 +97,7 @@ def register_master(conn: Any, source: Source, bucket: str, download: Download,
     return int(asset["id"])
 
 
-def record_output(conn: Any, asset_id: int, preset: Preset, result: TranscodeResult,
+def record_output(conn: Connection, asset_id: int, preset: Preset, result: TranscodeResult,
                   bucket: str) -> None:
     """The streaming copy (replacing the asset's streaming row, if any) and its sidecars as
     catalogue rows, in the caller's transaction."""

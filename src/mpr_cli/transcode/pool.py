@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from mpr_cli import db
 from mpr_cli.errors import MprError
@@ -19,7 +19,7 @@ from mpr_cli.ffmpeg.runner import ProgressUpdate
 from mpr_cli.transcode import jobs
 from mpr_cli.transcode.create import create_pending
 from mpr_cli.transcode.jobrunner import Claimed, JobRunner, worker_name
-from mpr_cli.transcode.jobs import ClaimScope, Job, JobStatus
+from mpr_cli.transcode.jobs import ClaimScope, Connection, Job, JobStatus
 from mpr_cli.transcode.leases import Leases
 
 
@@ -188,7 +188,7 @@ class _Pipeline:
             self.leases.close()
             self.done.set()
 
-    def _drain(self, conn: Any) -> None:
+    def _drain(self, conn: Connection | None) -> None:
         while self.encoders_left:
             claimed = self.encoded.get()
             if claimed is None:
@@ -201,7 +201,7 @@ class _Pipeline:
                 claimed.discard()
                 self.leases.drop(claimed.id)
 
-    def _settle(self, conn: Any, claimed: Claimed) -> None:
+    def _settle(self, conn: Connection, claimed: Claimed) -> None:
         with self.lock:
             halted = self.result.errors[0] if self.result.errors else None
         status, message = self.runner.settle(conn, claimed, stopping=self.stop_all.is_set(),
