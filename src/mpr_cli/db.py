@@ -361,9 +361,21 @@ def asset_by_code(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | 
     return conn.execute(query("asset_by_code"), {"code": code}).fetchone()
 
 
-def recorded_output(conn: psycopg.Connection[Any], code: str) -> dict[str, Any] | None:
-    """The asset's streaming copy (bucket, key, etag, preset; preset None when delivered)."""
-    return conn.execute(query("recorded_output"), {"code": code}).fetchone()
+@dataclass(frozen=True)
+class StreamingCopy:
+    """An asset's streaming copy as the catalogue records it."""
+
+    bucket: str
+    key: str
+    etag: str | None
+    preset: str | None  # None: delivered with the asset, not made by mpr
+
+
+def recorded_output(conn: psycopg.Connection[Any], code: str) -> StreamingCopy | None:
+    """The asset's streaming copy, or None when it has none."""
+    row = conn.execute(query("recorded_output"), {"code": code}).fetchone()
+    return None if row is None else StreamingCopy(row["bucket"], row["key"], row["etag"],
+                                                   row["preset"])
 
 
 def catalogued_files(conn: psycopg.Connection[Any], bucket: str,

@@ -61,12 +61,12 @@ def _already_transcoded(conn: Connection, runner: JobRunner, source: Source) -> 
     copy = db.recorded_output(conn, source.inventory_code)
     if copy is None:
         return ""
-    present = runner.storage.head(copy["bucket"], copy["key"])
-    if present is None or present.etag != copy["etag"]:
+    present = runner.storage.head(copy.bucket, copy.key)
+    if present is None or present.etag != copy.etag:
         return ""
-    how = (f"already transcoded with {copy['preset']}" if copy["preset"]
+    how = (f"already transcoded with {copy.preset}" if copy.preset
            else "already has a delivered streaming copy")
-    return f"{how}: s3://{copy['bucket']}/{copy['key']}"
+    return f"{how}: s3://{copy.bucket}/{copy.key}"
 
 
 def _reuse_failed(conn: Connection, runner: JobRunner, key: str, preset: Preset,
