@@ -499,7 +499,9 @@ PROFILE_MODE = "idle"
 def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
             servers: ServerCpu) -> dict[str, Any]:
     report_path = work / f"{name}.report.json"
-    argv = [*mpr_argv(), "--env-file", str(work / "no.env"), "import", "--quiet",
+    no_env = work / "no.env"  # an empty settings file: only the environment given counts
+    no_env.touch()
+    argv = [*mpr_argv(), "--env-file", str(no_env), "import", "--quiet",
             "--report", str(report_path)]
     if profile is not None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -453,7 +453,9 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
 
 
 def run_mpr(args: list[str], env: dict[str, str], work: Path, what: str) -> Child:
-    argv = [*mpr_argv(), "--env-file", str(work / "no.env"), *args]
+    no_env = work / "no.env"  # an empty settings file: only the environment given counts
+    no_env.touch()
+    argv = [*mpr_argv(), "--env-file", str(no_env), *args]
     child = run_child(argv, env, work, MPR_TIMEOUT_S)
     if child.exit_code != 0:
         raise SystemExit(f"{what} exited {child.exit_code}:\n{child.stdout[-3000:]}\n"
