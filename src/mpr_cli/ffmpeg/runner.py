@@ -32,6 +32,7 @@ only after success.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import queue
 import signal
@@ -170,22 +171,30 @@ def run_ffmpeg(
         stall_s=stall_timeout if "-progress" in argv else None,
         last_advance=started,
     )
+    follow = functools.partial(_follow, lines, duration_s, on_progress, watch)
+    returncode, stop = _supervise(process, readers, follow, watch)
+    result = RunResult(returncode, redact_output("\n".join(tail), argv), time.monotonic() - started)
+    _raise_unless_ok(result, stop, timeout=timeout, stall_timeout=stall_timeout,
+                     duration_s=duration_s)
+    return result
+
+
+def _supervise(process: subprocess.Popen[str], readers: list[threading.Thread],
+               follow: Callable[[], _Stop | None], watch: _Watch) -> tuple[int, _Stop | None]:
+    """(exit code, why mpr stopped ffmpeg or None): `follow` reads its progress to the end,
+    then its exit is awaited under the same limits. ffmpeg never outlives an exception."""
     try:
-        stop = _follow(lines, duration_s, on_progress, watch)
+        stop = follow()
         stop = stop or _await_exit(process, watch)
         if stop is not None:
             _stop(process)
-        returncode = process.wait()
+        return process.wait(), stop
     except BaseException:
         _kill(process)
         raise
     finally:
         for reader in readers:
             reader.join(timeout=GRACE_S)
-    result = RunResult(returncode, redact_output("\n".join(tail), argv), time.monotonic() - started)
-    _raise_unless_ok(result, stop, timeout=timeout, stall_timeout=stall_timeout,
-                     duration_s=duration_s)
-    return result
 
 
 def _raise_unless_ok(result: RunResult, stop: _Stop | None, *, timeout: float | None,
