@@ -1,7 +1,10 @@
 """The only module that talks to PostgreSQL (psycopg 3).
 
-SQL lives in `sql/NNN_*.sql` (migrations) and `queries.sql` (named queries, `-- name: x`
-headers). Every statement is parameterised; nothing is built by string formatting.
+SQL lives in `sql/NNN_*.sql` (migrations; `sql/schema.sql` describes the schema they leave)
+and `queries.sql` (named queries: a `-- name: x` header, a one-line description, `%(name)s`
+parameters). Every statement is parameterised; nothing is built by string formatting. Every
+psycopg error that leaves this module's connections is turned into a DatabaseError in one
+place, `wrap_database_errors`, its text scrubbed of secrets.
 """
 
 from __future__ import annotations
