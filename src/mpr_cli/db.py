@@ -4,7 +4,8 @@ SQL lives in `sql/NNN_*.sql` (migrations; `sql/schema.sql` describes the schema 
 and `queries.sql` (named queries: a `-- name: x` header, a one-line description, `%(name)s`
 parameters). Every statement is parameterised; nothing is built by string formatting. Every
 psycopg error that leaves this module's connections is turned into a DatabaseError in one
-place, `wrap_database_errors`, its text scrubbed of secrets.
+place, `wrap_database_errors`, its text scrubbed of secrets; only a batch the catalogue
+refuses is told apart before that, as RowsRefused (one asset's problem, `insert_files`).
 """
 
 from __future__ import annotations
