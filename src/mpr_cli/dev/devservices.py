@@ -191,12 +191,14 @@ def _start_pg(state: ServiceState) -> None:
 
 def _ensure_database(state: ServiceState) -> None:
     import psycopg
+    from psycopg import sql
 
     admin_url = state.database_url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DB,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %(name)s",
+                              {"name": PG_DB}).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{PG_DB}"')  # constant identifier, not user input
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PG_DB)))
 
 
 def _stop_pg(state: ServiceState) -> None:
