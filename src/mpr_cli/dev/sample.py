@@ -5,23 +5,19 @@ a streaming copy, technical-metadata sidecars (real mediainfo or ffprobe output)
 a QC report; ``build_sample_archive`` also plants one file or asset per rule the importer
 enforces, and returns a manifest saying what each key should produce.
 
-The output is deterministic: no randomness, bit-exact ffmpeg output, fixed modification times.
-Each kind of media is encoded once and copied where the content may repeat, so even a large
-archive takes a few seconds. Run ``python -m mpr_cli.dev.sample OUTDIR`` for one from the shell.
+The output is deterministic (the files come from `dev.media`: bit-exact ffmpeg output, fixed
+modification times). Each kind of media is encoded once and copied where the content may
+repeat, so even a large archive takes a few seconds. Run ``python -m mpr_cli.dev.sample OUTDIR``
+for one from the shell.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import logging
-import os
-import re
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,20 +26,24 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from pymediainfo import MediaInfo
-
-from mpr_cli.atomic import replacing
-from mpr_cli.errors import FfmpegError, MprError, UsageError
-from mpr_cli.ffmpeg import INSTALL_HINT
+from mpr_cli.dev.media import (
+    MEDIA_KINDS,
+    MetadataTool,
+    generate_media,
+    md5_file,
+    md5_listing,
+    metadata_json,
+    qc_report_pdf,
+    settle,
+    write_fixed,
+)
+from mpr_cli.errors import MprError, UsageError
 from mpr_cli.problems import Reason
 from mpr_cli.rules import Role, Rules, load_rules
 
 log = logging.getLogger(__name__)
 
-FIXED_MTIME = 1_704_067_200  # 2024-01-01 00:00 UTC, so mediainfo's file dates never vary
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"  # the wrong hash: that of a zero-byte upload
-BITEXACT = ("-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact",
-            "-flags:a", "+bitexact", "-threads", "2")
 VIDEO_FOLDERS = ("BRD", "DVD", "FILE")
 VIDEO_MASTERS = ("mov", "mkv", "mxf", "avi")
 AUDIO_FOLDERS = ("CD", "DAT", "FILE")
@@ -60,52 +60,6 @@ class Expect(StrEnum):
 
 # a warning: the file and its asset are imported; every other reason keeps the asset out
 ASSET_SURVIVES = frozenset({Reason.MISSING_QC_REPORT})
-
-
-class MetadataTool(StrEnum):
-    MEDIAINFO = "mediainfo"
-    FFPROBE = "ffprobe"
-
-
-@dataclass(frozen=True)
-class MediaKind:
-    """How ffmpeg makes one kind of file, and what ffprobe should then find in it."""
-
-    muxer: str
-    extension: str
-    format_name: str  # ffprobe's format.format_name
-    codecs: tuple[str, ...]  # ffprobe's codec_name of each audio/video stream, in order
-    video_args: tuple[str, ...] = ()
-    audio_args: tuple[str, ...] = ()
-    extra_args: tuple[str, ...] = ()
-
-
-_X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
-_ISO = "mov,mp4,m4a,3gp,3g2,mj2"
-MEDIA_KINDS: dict[str, MediaKind] = {
-    "mov": MediaKind("mov", "mov", _ISO, ("h264", "pcm_s16le"), (*_X264, "-crf", "18"),
-                     ("-c:a", "pcm_s16le")),
-    "prores": MediaKind("mov", "mov", _ISO, ("prores", "pcm_s24le"),
-                        ("-c:v", "prores_ks", "-profile:v", "0", "-pix_fmt", "yuv422p10le"),
-                        ("-c:a", "pcm_s24le")),
-    "mkv": MediaKind("matroska", "mkv", "matroska,webm", ("ffv1", "flac"),
-                     ("-c:v", "ffv1", "-level", "3", "-g", "1", "-slices", "4", "-slicecrc", "1"),
-                     ("-c:a", "flac")),
-    "mxf": MediaKind("mxf", "mxf", "mxf", ("mpeg2video", "pcm_s16le"),
-                     ("-c:v", "mpeg2video", "-b:v", "4M"), ("-c:a", "pcm_s16le", "-ar", "48000")),
-    "avi": MediaKind("avi", "avi", "avi", ("mjpeg", "pcm_s16le"),
-                     ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-q:v", "3"), ("-c:a", "pcm_s16le")),
-    "wav": MediaKind("wav", "wav", "wav", ("pcm_s24le",), audio_args=("-c:a", "pcm_s24le")),
-    "flac": MediaKind("flac", "flac", "flac", ("flac",), audio_args=("-c:a", "flac")),
-    "mp4": MediaKind("mp4", "mp4", _ISO, ("h264", "aac"), _X264, ("-c:a", "aac", "-b:a", "96k"),
-                     ("-movflags", "+faststart")),
-    "mp3": MediaKind("mp3", "mp3", "mp3", ("mp3",),
-                     audio_args=("-c:a", "libmp3lame", "-b:a", "128k", "-ar", "44100")),
-    "mkv_h264": MediaKind("matroska", "mkv", "matroska,webm", ("h264", "aac"), _X264,
-                          ("-c:a", "aac", "-b:a", "96k")),
-    "jpg": MediaKind("mjpeg", "jpg", "image2", ("mjpeg",),
-                     ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p"), extra_args=("-frames:v", "1")),
-}
 
 
 @dataclass(frozen=True)
@@ -139,87 +93,6 @@ class SampleArchive:
                 f"problems, {excluded} excluded")
 
 
-# -- media, metadata, checksums, QC reports ------------------------------------------------------
-
-
-def media_argv(out: Path, kind: str, *, duration: float = 2.0, size: str = "320x240") -> list[str]:
-    """The ffmpeg argv writing ``kind`` (a MEDIA_KINDS key) to ``out``, whatever its suffix."""
-    if kind not in MEDIA_KINDS:
-        raise ValueError(f"unknown media kind {kind!r}; one of {', '.join(MEDIA_KINDS)}")
-    spec = MEDIA_KINDS[kind]
-    argv = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-    if spec.video_args:
-        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={duration:g}"]
-    if spec.audio_args:
-        tone = f"sine=frequency=1000:sample_rate=48000:duration={duration:g}"
-        argv += ["-f", "lavfi", "-i", tone]
-    stereo = ("-ac", "2") if spec.audio_args else ()
-    return [*argv, *BITEXACT, *spec.video_args, *spec.audio_args, *stereo, *spec.extra_args,
-            "-f", spec.muxer, str(out)]
-
-
-def generate_media(path: Path, kind: str, *, duration: float = 2.0, size: str = "320x240") -> None:
-    """Encode a test clip of ``kind`` at ``path``, through a temp file moved into place."""
-    with replacing(path) as (part, _):
-        _run(media_argv(part, kind, duration=duration, size=size), what=f"encoding {path.name}")
-    _settle(path)
-
-
-def metadata_json(media: Path, tool: str) -> str:
-    """The JSON ``tool`` prints for ``media``, as if run in its folder (names, not paths)."""
-    if tool == MetadataTool.FFPROBE:
-        argv = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                media.name]
-        return _run(argv, what=f"probing {media.name}", cwd=media.parent)
-    if tool == MetadataTool.MEDIAINFO:
-        try:
-            text = str(MediaInfo.parse(media, output="JSON", full=False))
-        except (OSError, RuntimeError) as exc:
-            raise MprError(f"mediainfo could not read {media.name}: {exc}") from exc
-        ref = json.dumps(media.name)
-        return re.sub(r'"@ref":"[^"]*"', lambda _: f'"@ref":{ref}', text, count=1)
-    raise ValueError(f"unknown metadata tool {tool!r}; one of mediainfo, ffprobe")
-
-
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def md5_listing(entries: Sequence[tuple[str, str]]) -> bytes:
-    """md5sum's format: one ``<hex>  <name>`` line per (name, hash)."""
-    return "".join(f"{digest}  {name}\n" for name, digest in entries).encode()
-
-
-def qc_report_pdf(lines: Sequence[str]) -> bytes:
-    """A one-page PDF 1.4 showing ``lines`` (ASCII), with a correct cross-reference table."""
-    text = ["BT", "/F1 12 Tf", "16 TL", "72 770 Td"]
-    text += [f"{'T* ' if i else ''}({_pdf_string(line)}) Tj" for i, line in enumerate(lines)]
-    stream = "\n".join([*text, "ET"]).encode("ascii")
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    pdf = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(pdf)
-
-
 def inventory_code_of(name: str) -> str | None:
     """The code a base name starts with (followed by ``.`` or ``_``), by the built-in rules
     (rules.toml: the sample archive is made for them), or None."""
@@ -232,33 +105,6 @@ def inventory_code_of(name: str) -> str | None:
 @functools.cache
 def _builtin_rules() -> Rules:
     return load_rules()
-
-
-def _pdf_string(line: str) -> str:
-    return line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-
-def _run(argv: list[str], *, what: str, cwd: Path | None = None) -> str:
-    log.debug("%s", shlex.join(argv))
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, check=False)
-    except FileNotFoundError as exc:
-        raise FfmpegError(f"{what}: {argv[0]} not found", hint=INSTALL_HINT) from exc
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-20:]
-        last = tail[-1] if tail else f"exit status {done.returncode}"
-        raise FfmpegError(f"{what} failed: {last}", stderr_tail="\n".join(tail))
-    return done.stdout
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    _settle(path)
-
-
-def _settle(path: Path) -> None:
-    os.utime(path, (FIXED_MTIME, FIXED_MTIME))
 
 
 # -- the archive plan ----------------------------------------------------------------------------
@@ -366,7 +212,7 @@ class _Writer:
         source, digest = self.encoded(kind)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, path)
-        _settle(path)
+        settle(path)
         return digest
 
     def describe(self, kind: str, media: Path, out: Path, tool: MetadataTool) -> None:
@@ -375,14 +221,14 @@ class _Writer:
         if cache_key not in self._metadata:
             self._metadata[cache_key] = (media.name, metadata_json(media, tool))
         name, text = self._metadata[cache_key]
-        _write(out, text.replace(json.dumps(name), json.dumps(media.name)).encode())
+        write_fixed(out, text.replace(json.dumps(name), json.dumps(media.name)).encode())
 
     def stray(self, plan: StrayPlan) -> None:
         path = self.root / plan.key
         if plan.kind:
             self.place(plan.kind, path)
         else:
-            _write(path, plan.content)
+            write_fixed(path, plan.content)
         code = None if plan.expect == Expect.EXCLUDED else inventory_code_of(path.name)
         self.files.append(SampleFile(plan.key, code, plan.expect))
 
@@ -406,7 +252,7 @@ class _Writer:
         written += self._checksums(plan, folder, hashes)
         if plan.defect != Reason.MISSING_QC_REPORT:
             qc = folder / f"{plan.code}_qc.pdf"
-            _write(qc, self._qc_report(plan, master_name, stream_name))
+            write_fixed(qc, self._qc_report(plan, master_name, stream_name))
             written.append((qc, Role.QC_REPORT))
         self._record(plan, written)
 
@@ -421,7 +267,7 @@ class _Writer:
         self.describe(plan.master, master, master_json, plan.tool)
         if plan.defect == Reason.INVALID_METADATA_SIDECAR:  # an upload cut short
             text = master_json.read_bytes()
-            _write(master_json, text[: len(text) // 2])
+            write_fixed(master_json, text[: len(text) // 2])
         return [(master_json, Role.METADATA), (stream_json, Role.METADATA)]
 
     @staticmethod
@@ -433,12 +279,12 @@ class _Writer:
             hashes = [hashes[0], (hashes[1][0], EMPTY_MD5)]
         if plan.per_file_md5:
             for name, digest in hashes:
-                _write(folder / f"{name}.md5", f"{digest}\n".encode())
+                write_fixed(folder / f"{name}.md5", f"{digest}\n".encode())
             return [(folder / f"{name}.md5", Role.CHECKSUM) for name, _ in hashes]
         listing = md5_listing(hashes)
         if plan.defect == Reason.INVALID_CHECKSUM_SIDECAR:
             listing = b"MD5 pending - ask the lab\n"
-        _write(folder / f"{plan.code}.md5", listing)
+        write_fixed(folder / f"{plan.code}.md5", listing)
         return [(folder / f"{plan.code}.md5", Role.CHECKSUM)]
 
     @staticmethod
