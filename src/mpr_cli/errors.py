@@ -95,6 +95,18 @@ class FfmpegError(MprError):
         self.stderr_tail = stderr_tail
 
 
+class InternalError(MprError):
+    """An exception no rule foresaw, raised by one job's own work (a bug, or input nobody
+    imagined): that job fails with this one line and the run goes on; the original exception
+    is the __cause__."""
+
+    exit_code = ExitCode.FILE_ERRORS
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(f"internal error ({describe(exc)})", hint="report this as a bug")
+        self.__cause__ = exc
+
+
 class ImportInterrupted(MprError):
     """An import stopped (Ctrl-C, SIGTERM): at a safe point, or by a second signal. The work
     in flight was rolled back and the run recorded as aborted; `report` says how far it got

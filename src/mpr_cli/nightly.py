@@ -13,7 +13,7 @@ from typing import Any
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import ExitCode, ImportInterrupted, MprError
+from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.importer import ImportOptions, Progress, run_import
 from mpr_cli.report import Report, RunStatus
@@ -78,6 +78,10 @@ def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, optio
     except MprError as exc:
         log.error("transcode: failed: %s", exc.one_line())
         return None, int(exc.exit_code), exc.one_line()
+    except Exception as exc:  # a bug in the pool (its threads hand it back): the night reports
+        message = f"internal error ({describe(exc)}): report this as a bug"
+        log.error("transcode: failed: %s", message)
+        return None, int(ExitCode.INFRASTRUCTURE), message
     failed = result.count(JobStatus.FAILED)
     log.info("transcode: %d created, %d completed, %d failed, %d cancelled", result.created,
              result.count(JobStatus.COMPLETED), failed, result.count(JobStatus.CANCELLED))

@@ -227,10 +227,9 @@ WHERE id = %(id)s AND status IN ('PENDING', 'PROCESSING')
 RETURNING id
 
 -- name: release_job
--- This worker's PROCESSING job PENDING again, its attempt given back.
--- A job this worker claimed ahead and never started (its run is stopping), or one that S3, the
--- catalogue or the temp folder failed (reason: why): PENDING again for the next run, with the
--- attempt its claim counted given back.
+-- This worker's PROCESSING job PENDING again, its attempt given back: a job this worker
+-- claimed ahead and never started (its run is stopping), or one that S3, the catalogue or the
+-- temp folder failed (reason: why).
 UPDATE transcode_jobs
 SET status = 'PENDING', attempts = greatest(attempts - 1, 0), started_at = NULL,
     heartbeat_at = NULL, progress = 0, worker = NULL, error = %(reason)s

@@ -12,8 +12,10 @@ import os
 import socket
 from dataclasses import dataclass
 
+import psycopg
+
 from mpr_cli.config import Settings
-from mpr_cli.errors import ConfigError, ExitCode, MprError, StorageError
+from mpr_cli.errors import ConfigError, ExitCode, InternalError, MprError, StorageError
 from mpr_cli.ffmpeg.command import threads_per_job
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.ffmpeg.runner import TranscodeCancelled
@@ -120,12 +122,20 @@ class JobRunner:
             return self._complete(conn, claimed, claimed.prepared, result)
         except MprError as exc:
             return self._settle_error(conn, claimed, exc, halted)
+        except psycopg.Error:
+            raise  # the catalogue's failure, not this job's: it stops the pool
+        except Exception as exc:  # what no rule foresaw fails this job only
+            return self._settle_error(conn, claimed, InternalError(exc), halted)
 
     def _settle_error(self, conn: Connection, claimed: Claimed, exc: MprError,
                       halted: MprError | None) -> tuple[JobStatus | None, str]:
         if isinstance(exc, TranscodeCancelled) and halted is not None:
-            exc = halted  # stopped because S3, the catalogue or the temp folder failed
-        elif isinstance(exc, TranscodeCancelled):
+            # stopped because S3, the catalogue or the temp folder failed, or the pool's own
+            # code did: not this job's fault, so it runs again
+            message = f"pending again: {halted.one_line()}"
+            jobs.release(conn, claimed.id, claimed.lease.worker, message)
+            return None, message
+        if isinstance(exc, TranscodeCancelled):
             jobs.cancel(conn, claimed.id, "cancelled while running")
             return JobStatus.CANCELLED, "cancelled"
         if is_infrastructure(exc):

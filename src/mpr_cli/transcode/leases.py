@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from mpr_cli import db
 from mpr_cli.config import Settings
-from mpr_cli.errors import MprError
 from mpr_cli.transcode import jobs
 from mpr_cli.transcode.jobs import Connection
 
@@ -32,7 +31,7 @@ class Leases(threading.Thread):
     """The lease keeper of one pool (see the module docstring)."""
 
     def __init__(self, settings: Settings, every: float, stop_all: threading.Event,
-                 on_error: Callable[[MprError], None]) -> None:
+                 on_error: Callable[[Exception], None]) -> None:
         super().__init__(daemon=True, name="job-leases")
         self.settings, self.every, self.stop_all, self.on_error = (settings, every, stop_all,
                                                                    on_error)
@@ -58,7 +57,7 @@ class Leases(threading.Thread):
         try:
             with db.connect(self.settings, autocommit=True) as conn:
                 self._keep(conn)
-        except MprError as exc:  # stop the pool; go on cancelling its jobs without the catalogue
+        except Exception as exc:  # stop the pool; go on cancelling its jobs without the catalogue
             self.on_error(exc)
             self._keep(None)
 

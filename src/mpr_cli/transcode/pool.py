@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import psycopg
+
 from mpr_cli import db
-from mpr_cli.errors import MprError
+from mpr_cli.errors import InternalError, MprError
 from mpr_cli.ffmpeg.runner import ProgressUpdate
 from mpr_cli.transcode import jobs
 from mpr_cli.transcode.create import create_pending
@@ -43,13 +45,14 @@ class NoEvents:
 @dataclass
 class PoolResult:
     """What a pool did: the settled jobs by status (with each one's message and its `Job`),
-    the jobs released unstarted, the catalogue's failure that stopped it."""
+    the jobs released unstarted, the failure that stopped it (the catalogue lost, or an
+    exception in the pool's own threads)."""
 
     created: int = 0
     finished: dict[JobStatus, list[int]] = field(default_factory=dict)
     messages: dict[int, str] = field(default_factory=dict)
     jobs: dict[int, Job] = field(default_factory=dict)  # every finished job, by id
-    errors: list[MprError] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)  # what stopped it, the first raised
     released: list[int] = field(default_factory=list)  # claimed ahead, PENDING again on a stop
     cleaned: int = 0  # temp folders and unfinished uploads of dead workers removed
 
@@ -87,8 +90,9 @@ class _Pipeline:
         self.leases = Leases(runner.settings, runner.options.heartbeat_s, stop_all, self.fail)
         self.done = threading.Event()
 
-    def fail(self, exc: MprError) -> None:
-        """The catalogue went away: stop every thread, report it."""
+    def fail(self, exc: Exception) -> None:
+        """The catalogue went away, or one of the pool's threads raised: stop every thread;
+        `run` raises the first such exception in the caller (no thread dies silently)."""
         with self.lock:
             self.result.errors.append(exc)
         self.stop_all.set()
@@ -125,7 +129,7 @@ class _Pipeline:
                         self.ahead.release()
                         return
                     self.ready.put(self._prepare(job, worker))
-        except MprError as exc:
+        except Exception as exc:  # the catalogue lost, or a bug: the caller gets it
             self.fail(exc)
         finally:
             self.ready.put(None)  # one end mark per preparer, one per encoder
@@ -146,6 +150,8 @@ class _Pipeline:
             claimed.prepared = self.runner.prepare(job)
         except MprError as exc:  # a missing or unreadable master fails its own job
             claimed.error = exc
+        except Exception as exc:  # so does what no rule foresaw, and the pool goes on
+            claimed.error = InternalError(exc)
         return claimed
 
     # -- encoders -------------------------------------------------------------------------
@@ -154,8 +160,12 @@ class _Pipeline:
         try:
             while (claimed := self.ready.get()) is not None:
                 self.ahead.release()
-                self._encode(claimed)
-                self.encoded.put(claimed)
+                try:
+                    self._encode(claimed)
+                except Exception as exc:  # the pool's own code (e.g. the progress display)
+                    self.fail(exc)
+                finally:
+                    self.encoded.put(claimed)  # settled (and its temp folder removed) anyway
         finally:
             self.encoded.put(None)
 
@@ -174,6 +184,8 @@ class _Pipeline:
             self.runner.transcoder.encode(prepared, on_progress=progress, cancel=lease.cancel)
         except MprError as exc:
             claimed.error = exc
+        except Exception as exc:  # not the pool's failure: this job's
+            claimed.error = InternalError(exc)
 
     # -- the finisher ---------------------------------------------------------------------
 
@@ -181,9 +193,9 @@ class _Pipeline:
         try:
             with db.connect(self.runner.settings, autocommit=True) as conn:
                 self._drain(conn)
-        except MprError as exc:
+        except Exception as exc:  # the catalogue lost, or a bug: stop, and hand it back
             self.fail(exc)
-            self._drain(None)  # no catalogue: only remove the temp folders
+            self._drain(None)  # only remove the temp folders (each job's lease runs out)
         finally:
             self.leases.close()
             self.done.set()
@@ -197,13 +209,19 @@ class _Pipeline:
             try:
                 if conn is not None:
                     self._settle(conn, claimed)
+            except (psycopg.Error, MprError):
+                raise  # the catalogue lost: the rest are drained without it
+            except Exception as exc:  # the pool's own code: stop; the rest are still settled
+                self.fail(exc)
             finally:
                 claimed.discard()
                 self.leases.drop(claimed.id)
 
     def _settle(self, conn: Connection, claimed: Claimed) -> None:
         with self.lock:
-            halted = self.result.errors[0] if self.result.errors else None
+            first = self.result.errors[0] if self.result.errors else None
+        halted = None if first is None else first if isinstance(first, MprError) else \
+            InternalError(first)
         status, message = self.runner.settle(conn, claimed, stopping=self.stop_all.is_set(),
                                              halted=halted)
         if claimed.infrastructure is not None:  # the next jobs would fail the same way: stop
