@@ -17,6 +17,8 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,14 @@ def query(name: str) -> str:
         return queries()[name]
     except KeyError:
         raise KeyError(f"no query named {name!r} in queries.sql") from None
+
+
+def json_value(value: Any) -> Any:
+    """A value read from the catalogue as the --json outputs show it: times in ISO 8601, enums
+    as their text, everything else as it is."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value.value if isinstance(value, Enum) else value
 
 
 def _one(cursor: Any) -> Any:

@@ -95,10 +95,6 @@ class Problem:
         phase, severity = REASON_INFO[reason]
         return cls(key, inventory_code, phase, severity, reason, message)
 
-    @property
-    def is_error(self) -> bool:
-        return self.severity is Severity.ERROR
-
     def to_dict(self) -> dict[str, str | int | None]:
         """Plain JSON-ready values: reason and severity as strings, phase as an int."""
         return {

@@ -42,9 +42,6 @@ class Counts:
     warnings: int = 0
     bytes_verified: int = 0
 
-    def balanced(self) -> bool:
-        return self.listed == self.excluded + self.rejected + self.skipped + self.accepted
-
 
 @dataclass
 class Report:

@@ -187,4 +187,4 @@ def test_a_problem_serialises_to_plain_json() -> None:
         "severity": "error", "reason": "checksum_mismatch", "message": "bad",
     }
     assert json.loads(json.dumps(problem.to_dict()))["phase"] == 3
-    assert problem.is_error
+    assert problem.severity is Severity.ERROR

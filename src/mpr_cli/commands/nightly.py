@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +132,7 @@ def runs() -> None:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+    return {k: db.json_value(v) for k, v in row.items()}
 
 
 @runs.command("list")

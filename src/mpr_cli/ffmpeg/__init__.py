@@ -1,4 +1,4 @@
-"""FFmpeg and friends: probing (`probe`), presets, command building, running, the worker pool.
+"""FFmpeg itself: probing (`probe`), presets, command building (`command`), running (`runner`).
 
 Submodules are imported explicitly (`from mpr_cli.ffmpeg import probe`); this package
 imports nothing so that importing one part never loads the others; it holds only the hint

@@ -79,9 +79,7 @@ class Job:
             value = getattr(self, f.name)
             if f.name == "stderr_tail" or (f.name == "master_provisional" and value is None):
                 continue
-            if isinstance(value, JobStatus):
-                value = value.value
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+            out[f.name] = db.json_value(value)
         return out
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from mpr_cli.problems import Problem, Reason
 from mpr_cli.rules import MediaType, Role, Rules
@@ -27,12 +26,6 @@ from mpr_cli.rules import MediaType, Role, Rules
 # empty segments and "." / ".." segments.
 _HOSTILE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]|^/|//|(?:^|/)\.{1,2}(?:/|$)")
 _SEPARATORS = "._"
-
-
-class Outcome(StrEnum):
-    ACCEPTED = "accepted"
-    EXCLUDED = "excluded"
-    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +42,6 @@ class Candidate:
     name: str  # base name
     extension: str  # lower case, e.g. ".mov"
     describes: str | None  # sidecars: base name of the covered file; None = the asset/master
-
-
-def outcome_of(result: Candidate | Problem | None) -> Outcome:
-    if result is None:
-        return Outcome.EXCLUDED
-    return Outcome.ACCEPTED if isinstance(result, Candidate) else Outcome.REJECTED
 
 
 def describes_of(name: str, extension: str) -> str | None:
