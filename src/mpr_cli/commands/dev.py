@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mpr_cli.commands.context import handles_errors
+from mpr_cli.commands.context import App, handles_errors, pass_app
 from mpr_cli.dev import devservices
 
 home_option = click.option(
@@ -64,9 +64,9 @@ def status(home: Path) -> None:
 @click.option("--audio", default=2, show_default=True, help="Good audio assets.")
 @click.option("--awaiting", default=2, show_default=True,
               help="Assets with a master but no streaming copy yet (for mpr transcode).")
-@click.pass_obj
+@pass_app
 @handles_errors
-def sample(app: object, out: Path, upload: bool, video: int, audio: int, awaiting: int) -> None:
+def sample(app: App, out: Path, upload: bool, video: int, audio: int, awaiting: int) -> None:
     """Generate a sample archive (good assets, a master on tape, bad files) and upload it."""
     from mpr_cli.dev import sample as samples
     from mpr_cli.storage import Storage
@@ -76,7 +76,7 @@ def sample(app: object, out: Path, upload: bool, video: int, audio: int, awaitin
     click.echo(f"generated {len(archive.files)} files under {out}")
     if not upload:
         return
-    settings = app.settings  # type: ignore[attr-defined]
+    settings = app.settings
     storage = Storage(settings)
     for item in archive.files:
         storage.upload_file(out / item.key, settings.s3_bucket_in, item.key)
