@@ -23,7 +23,7 @@ from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role
 from mpr_cli.storage import Storage, single_part_md5
-from mpr_cli.validation import assets as rules
+from mpr_cli.validation import assets as asset_rules
 from mpr_cli.validation.assets import AssetFiles
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.inventory import Candidate
@@ -148,7 +148,7 @@ class AssetPlanner:
         if catalogued is None:
             return None
         actual, _ = self.object_md5(candidate, catalogued)
-        return rules.restored_mismatch(candidate, catalogued, actual)
+        return asset_rules.restored_mismatch(candidate, catalogued, actual)
 
 
 class _AssetCheck:
@@ -172,10 +172,10 @@ class _AssetCheck:
 
     def run(self) -> None:
         asset = self.asset
-        self.add(rules.duplicate_roles(asset))
+        self.add(asset_rules.duplicate_roles(asset))
         if not self.plan.ok:
             return
-        orphans = rules.orphan_sidecars(asset)
+        orphans = asset_rules.orphan_sidecars(asset)
         if orphans:
             self.add(orphans)
             return
@@ -194,10 +194,10 @@ class _AssetCheck:
         self._check_qc()
 
     def _master_metadata(self, master: Candidate | None) -> MediaInfo | None:
-        sidecar = rules.metadata_for(self.asset, master.name if master else None)
+        sidecar = asset_rules.metadata_for(self.asset, master.name if master else None)
         parsed = None if sidecar is None else parse_metadata_sidecar(
             sidecar.name, self.read(sidecar), key=sidecar.key, inventory_code=self.asset.code)
-        info, problems = rules.master_metadata(self.asset, master, sidecar, parsed)
+        info, problems = asset_rules.master_metadata(self.asset, master, sidecar, parsed)
         self.add(problems)
         return info
 
@@ -207,18 +207,18 @@ class _AssetCheck:
                                                    key=sidecar.key,
                                                    inventory_code=self.asset.code))
                   for sidecar in self.asset.by_role[Role.CHECKSUM]]
-        declared, problems = rules.declared_checksums(self.asset, master, master_info, parsed)
+        declared, problems = asset_rules.declared_checksums(self.asset, master, master_info, parsed)
         self.add(problems)
         return declared
 
     def _verified_md5(self, candidate: Candidate, declared: dict[str, str]) -> str | None:
-        expected = rules.expected_md5(self.asset, candidate, declared)
+        expected = asset_rules.expected_md5(self.asset, candidate, declared)
         if isinstance(expected, Problem):
             self.add([expected])
             return None
         md5, streamed = self.p.object_md5(candidate, expected)
         self.plan.bytes_verified += streamed
-        mismatch = rules.checksum_mismatch(self.asset, candidate, expected, md5)
+        mismatch = asset_rules.checksum_mismatch(self.asset, candidate, expected, md5)
         if mismatch is not None:
             self.add([mismatch])
             return None
@@ -235,7 +235,8 @@ class _AssetCheck:
                    declared: dict[str, str]) -> None:
         if master.key not in self.asset.new_keys or info is None:
             return
-        mismatch = rules.container_mismatch(self.asset, master, info, self._probe_master(master))
+        mismatch = asset_rules.container_mismatch(self.asset, master, info,
+                                                  self._probe_master(master))
         if mismatch is not None:
             self.add([mismatch])
             return  # before the MD5: no object is streamed for a file that is not the master
@@ -257,7 +258,7 @@ class _AssetCheck:
             return None
 
     def _add_tape_master(self, info: MediaInfo, declared: dict[str, str]) -> None:
-        tape, problems = rules.tape_master(self.asset, info, declared)
+        tape, problems = asset_rules.tape_master(self.asset, info, declared)
         self.add(problems)
         if tape is not None:
             self.plan.rows.append(FileRow(self.asset.code, self.p.bucket, tape.key,
@@ -271,7 +272,7 @@ class _AssetCheck:
             probed = self.p.probe(stream)
         except FfmpegError as exc:
             probed = exc.message
-        problems = rules.streaming_problems(self.asset, stream, probed)
+        problems = asset_rules.streaming_problems(self.asset, stream, probed)
         self.add(problems)
         if md5 is not None and not problems and isinstance(probed, MediaInfo):
             self.plan.rows.append(self._row(stream, md5=md5, mime=mime_for_media(probed),
@@ -292,7 +293,7 @@ class _AssetCheck:
                 self.plan.sidecars_fetched += 1
                 heads[report.key] = self.p.storage.read_head(self.p.bucket, report.key,
                                                              QC_HEAD_BYTES)
-        self.add(rules.qc_report_problems(self.asset, heads))
+        self.add(asset_rules.qc_report_problems(self.asset, heads))
 
 
 def plan_ingest(planner: AssetPlanner, assets: Iterable[AssetFiles], workers: int,
