@@ -157,7 +157,7 @@ class ImportRun:
         """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
         found = self.discover()
         self.report.counts.accepted = len(found.candidates)
-        assets = group_assets(found.candidates, [], {})
+        assets = group_assets(found.candidates, [], {}, self.rules)
         inserter = BatchInserter(None, None, self.report, True, set())
         with self.planner(found.candidates) as planner:
             self.ingest(planner, assets, inserter)
@@ -236,7 +236,7 @@ class ImportRun:
         report.counts.skipped = len(crossed.known)
         report.counts.accepted = len(crossed.new) + len(crossed.restored)
         report.extend(crossed.problems)
-        return crossed, group_assets(crossed.new, crossed.known, existing), existing
+        return crossed, group_assets(crossed.new, crossed.known, existing, self.rules), existing
 
     def check_restored(self, planner: AssetPlanner, crossed: CrossReference,
                        inserter: BatchInserter) -> None:

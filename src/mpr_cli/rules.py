@@ -1,17 +1,25 @@
-"""The archive's rules as data: code pattern, roles by extension, carrier folders, exclusions.
+"""The archive's rules as data: code pattern, roles and formats by extension, carrier
+folders, exclusions.
 
-The rules live in `rules.toml` (shipped with the package, documented there). `load_rules`
-reads it, or a replacement file, and checks every field: a mistake raises `ConfigError`
-naming the file and the field, e.g.
+The rules live in `rules.toml` (shipped with the package, documented there); profiles shipped
+beside it (`profiles/<name>.toml`, e.g. "extended") are chosen by name. `load_rules` reads one,
+or a replacement file, and checks every field: a mistake raises `ConfigError` naming the file
+and the field, e.g.
 "rules file x.toml: folders.BRD: unknown media type 'vidoe' (expected audio, video)".
+
+Each extension has a role and media types (`[extensions]`, all phase 1 needs) and a `Format`
+(`[formats]`: its MIME type; for masters and streaming copies the container family; for
+streaming copies the codecs allowed), which phase 3's container rules and MIME types read.
+An extension a file leaves out of `[formats]` keeps the shipped rules' format for it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -21,7 +29,9 @@ from mpr_cli import tomlfiles
 
 SUPPORTED_VERSIONS = (1,)
 BUILTIN = "built-in rules.toml"
-_TOP_KEYS = ("version", "exclude_prefixes", "inventory", "media_types", "extensions", "folders")
+PROFILES = "profiles"  # the package folder of shipped profiles: profiles/<name>.toml
+_TOP_KEYS = ("version", "exclude_prefixes", "inventory", "media_types", "extensions", "formats",
+             "folders")
 _INVENTORY_KEYS = ("code_pattern", "code_length", "code_example")
 
 
@@ -36,6 +46,70 @@ class Role(StrEnum):
     METADATA = "metadata"
     CHECKSUM = "checksum"
     QC_REPORT = "qc_report"
+
+
+MEDIA_ROLES = frozenset({Role.MASTER, Role.STREAMING})
+
+
+class Container(StrEnum):
+    """The container families mpr recognises in mediainfo and ffprobe output
+    (validation/sidecars.py maps each tool's names to these)."""
+
+    QUICKTIME = "QuickTime"
+    MATROSKA = "Matroska"  # WebM is Matroska too
+    MXF = "MXF"
+    WAVE = "Wave"
+    FLAC = "FLAC"
+    MPEG4 = "MPEG-4"  # ISO base media: .mp4, .m4v, .m4a
+    MPEG_AUDIO = "MPEG Audio"
+    AVI = "AVI"
+    OGG = "Ogg"
+    ADTS = "ADTS"  # raw AAC (.aac)
+    FLV = "FLV"
+    ASF = "ASF"  # Windows Media (.wmv, .wma)
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """What a file with one extension is: its role, the media types of its assets, its MIME
+    type; for a master or streaming copy its container family; for a streaming copy the
+    codecs its streams may have (ffprobe names: an empty tuple means no stream of that kind,
+    a non-empty one at least one stream, every one of them listed)."""
+
+    extension: str
+    role: Role
+    media: frozenset[MediaType]
+    mime: str
+    container: Container | None = None
+    video_codecs: tuple[str, ...] = ()
+    audio_codecs: tuple[str, ...] = ()
+    expect: str | None = None  # what it must be, in words (default: from the fields)
+
+    def expected(self) -> str:
+        """What a streaming copy must be, for messages: "MPEG-4 with H.264 video and AAC
+        audio" (the rules' `expect` when they give one)."""
+        if self.expect:
+            return self.expect
+        video = f"{_codec_names(self.video_codecs)} video" if self.video_codecs else ""
+        audio = f"{_codec_names(self.audio_codecs)} audio" if self.audio_codecs else ""
+        missing = "no video" if not video else "no audio" if not audio else ""
+        return f"{self.container} with {' and '.join(p for p in (video, audio, missing) if p)}"
+
+    def brief(self) -> str:
+        """The short form: "MPEG-4 with H.264 and AAC"."""
+        codecs = [_codec_names(c) for c in (self.video_codecs, self.audio_codecs) if c]
+        return f"{self.container} with {' and '.join(codecs)}"
+
+
+# How messages name codecs (ffprobe's names otherwise)
+CODEC_NAMES = {"h264": "H.264", "hevc": "HEVC", "aac": "AAC", "mp3": "MP3", "vp8": "VP8",
+               "vp9": "VP9", "av1": "AV1", "opus": "Opus", "vorbis": "Vorbis", "flac": "FLAC",
+               "wmv2": "WMV2", "wmv3": "WMV3", "vc1": "VC-1", "wmav2": "WMA", "flv1": "FLV1"}
+
+
+def _codec_names(codecs: tuple[str, ...]) -> str:
+    return "/".join(CODEC_NAMES.get(c, c) for c in codecs)
 
 
 # What the catalogue accepts as an inventory code, whatever the rules file says (the schema's
@@ -58,6 +132,8 @@ class Rules:
     folders: Mapping[str, frozenset[MediaType]]
     exclude_prefixes: tuple[str, ...]
     source: str = BUILTIN
+    formats: Mapping[str, Format] = field(  # ".mov" -> its Format
+        default_factory=lambda: MappingProxyType({}))
 
     def is_code(self, code: str) -> bool:
         """Is `code` a valid inventory code: the pattern in full, the length, and only the
@@ -73,6 +149,26 @@ class Rules:
         spec = self.extensions.get(extension.lower())
         return spec[0] if spec else None
 
+    def format_of(self, extension: str, role: Role | None = None) -> Format | None:
+        """The Format of an extension (any case), None when unknown or not of `role`."""
+        found = self.formats.get(extension.lower())
+        return found if found is not None and role in (None, found.role) else None
+
+    def extensions_of(self, role: Role) -> tuple[str, ...]:
+        """The extensions with `role`, sorted: (".avi", ".flac", ...)."""
+        return tuple(sorted(ext for ext, spec in self.extensions.items() if spec[0] is role))
+
+    def is_master_name(self, name: str) -> bool:
+        """Does a file name end in a master extension?"""
+        extension = "." + name.rsplit(".", 1)[-1]
+        return "." in name and self.format_of(extension, Role.MASTER) is not None
+
+
+@cache
+def default_rules() -> Rules:
+    """The shipped rules.toml, read once (what the pure checks use when given no rules)."""
+    return load_rules()
+
 
 class _Bad(tomlfiles.BadField):
     """One wrong field: turned into a ConfigError naming the file."""
@@ -81,16 +177,46 @@ class _Bad(tomlfiles.BadField):
         super().__init__(f"{field}: {message}")
 
 
-def load_rules(path: Path | None = None, exclude_prefixes: tuple[str, ...] | None = None) -> Rules:
-    """Load the shipped rules or `path`; `exclude_prefixes` (when not None) replaces the file's."""
-    path = None if path is None else Path(path)
-    source = BUILTIN if path is None else str(path)
+def load_rules(path: Path | str | None = None,
+               exclude_prefixes: tuple[str, ...] | None = None) -> Rules:
+    """Load the shipped rules, a shipped profile by name (`profile_names()`, e.g.
+    "extended", when no file of that name exists) or the file `path`; `exclude_prefixes`
+    (when not None) replaces the file's."""
+    profile = _profile(path)
+    path = None if path is None or profile else Path(path)
+    source = (BUILTIN if path is None and not profile
+              else f"shipped profile {profile} ({PROFILES}/{profile}.toml)" if profile
+              else str(path))
+    text = _profile_text(profile) if profile else _read_text(path)
     with tomlfiles.reported("rules", source,
                             hint="fix the rules file (see the shipped rules.toml)"):
-        rules = _rules_from(tomlfiles.parse(_read_text(path)), source)
+        rules = _rules_from(tomlfiles.parse(text), source)
     if exclude_prefixes is not None:
         rules = _with_excludes(rules, exclude_prefixes)
     return rules
+
+
+def profile_names() -> tuple[str, ...]:
+    """The profiles shipped beside rules.toml ("extended", ...)."""
+    folder = resources.files("mpr_cli").joinpath(PROFILES)
+    return tuple(sorted(entry.name.removesuffix(".toml") for entry in folder.iterdir()
+                        if entry.name.endswith(".toml")))
+
+
+def _profile(path: Path | str | None) -> str | None:
+    """The profile `path` names: a bare name (no folder, no suffix) of a shipped profile
+    with no file of that name in the working directory."""
+    if path is None:
+        return None
+    text = str(path)
+    if "/" in text or "." in text or Path(text).exists() or text not in profile_names():
+        return None
+    return text
+
+
+def _profile_text(name: str) -> str:
+    return resources.files("mpr_cli").joinpath(PROFILES, f"{name}.toml").read_text(
+        encoding="utf-8")
 
 
 def _read_text(path: Path | None) -> str:
@@ -116,16 +242,19 @@ def _rules_from(data: dict[str, Any], source: str) -> Rules:
                    f"stores codes of 1 to {MAX_CODE_LENGTH} characters), not {length}")
     media_types = _media_types(_table(data, "media_types"))
     example = _example(inventory.get("code_example"), pattern, length, media_types)
+    extensions = _extensions(_table(data, "extensions"))
+    formats = _formats(data.get("formats", {}), extensions, builtin=source == BUILTIN)
     return Rules(
         version=version,
         code_pattern=pattern,
         code_length=length,
         code_example=example,
         media_types=MappingProxyType(media_types),
-        extensions=MappingProxyType(_extensions(_table(data, "extensions"))),
+        extensions=MappingProxyType(extensions),
         folders=MappingProxyType(_folders(_table(data, "folders"))),
         exclude_prefixes=_prefixes(data.get("exclude_prefixes"), "exclude_prefixes"),
         source=source,
+        formats=MappingProxyType(formats),
     )
 
 
@@ -221,6 +350,92 @@ def _extensions(table: dict[str, Any]) -> dict[str, tuple[Role, frozenset[MediaT
             raise _Bad(f"{field}.role", why) from None
         result[ext.lower()] = (role, _media_set(spec["media"], f"{field}.media"))
     return result
+
+
+_FORMAT_KEYS = ("mime", "container", "video_codecs", "audio_codecs", "expect")
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*", re.ASCII)
+_CODEC = re.compile(r"[a-z0-9_]+", re.ASCII)
+
+
+def _formats(table: Any, extensions: Mapping[str, tuple[Role, frozenset[MediaType]]], *,
+             builtin: bool) -> dict[str, Format]:
+    """Each extension's Format: its [formats] entry, else the shipped rules' one for it."""
+    if not isinstance(table, dict):
+        raise _Bad("formats", "must be a table ([formats])")
+    given = {ext.lower(): spec for ext, spec in table.items()}
+    for ext in given:
+        if ext not in extensions:
+            raise _Bad(f"formats.{ext}", "not in [extensions]: give it a role and media there")
+    result: dict[str, Format] = {}
+    for ext, (role, media) in extensions.items():
+        spec = given.get(ext)
+        if spec is None:
+            result[ext] = _shipped_format(ext, role, media, builtin)
+        else:
+            result[ext] = _format(ext, role, media, spec)
+    return result
+
+
+def _shipped_format(ext: str, role: Role, media: frozenset[MediaType], builtin: bool) -> Format:
+    shipped = None if builtin else default_rules().formats.get(ext)
+    if shipped is None or (role in MEDIA_ROLES and shipped.container is None):
+        example = 'mime = "video/webm", container = "Matroska"'
+        raise _Bad(f"formats.{ext}", f"missing: a {role} extension needs its format, e.g. "
+                   f"{{ {example} }} (see the shipped rules.toml)")
+    keep = role is Role.STREAMING
+    return Format(ext, role, media, shipped.mime,
+                  shipped.container if role in MEDIA_ROLES else None,
+                  shipped.video_codecs if keep else (), shipped.audio_codecs if keep else (),
+                  shipped.expect if keep else None)
+
+
+def _format(ext: str, role: Role, media: frozenset[MediaType], spec: Any) -> Format:
+    field = f"formats.{ext}"
+    if not isinstance(spec, dict):
+        raise _Bad(field, 'must be { mime = "...", ... }')
+    _known_keys(spec, _FORMAT_KEYS, f"{field}.")
+    mime = spec.get("mime")
+    if not isinstance(mime, str) or not _MIME.fullmatch(mime):
+        raise _Bad(f"{field}.mime", f"must be a MIME type like \"video/webm\", not {mime!r}")
+    container = _container(spec.get("container"), role, f"{field}.container")
+    streaming = role is Role.STREAMING
+    for key in ("video_codecs", "audio_codecs", "expect"):
+        if not streaming and key in spec:
+            raise _Bad(f"{field}.{key}", f"only streaming copies have one (this is a {role})")
+    video = _codecs(spec.get("video_codecs"), f"{field}.video_codecs") if streaming else ()
+    audio = _codecs(spec.get("audio_codecs"), f"{field}.audio_codecs") if streaming else ()
+    if streaming and not (video or audio):
+        raise _Bad(field, "a streaming copy needs video_codecs or audio_codecs (or both)")
+    expect = spec.get("expect")
+    if expect is not None and (not isinstance(expect, str) or not expect.strip()):
+        raise _Bad(f"{field}.expect", "must be a non-empty string")
+    return Format(ext, role, media, mime, container, video, audio, expect)
+
+
+def _container(value: Any, role: Role, field: str) -> Container | None:
+    if role not in MEDIA_ROLES:
+        if value is not None:
+            raise _Bad(field, f"only masters and streaming copies have one (this is a {role})")
+        return None
+    known = ", ".join(c for c in Container if c is not Container.OTHER)
+    if value is None:
+        raise _Bad(field, f"missing: a {role} needs its container family ({known})")
+    try:
+        container = Container(value)
+    except ValueError:
+        container = Container.OTHER
+    if container is Container.OTHER:
+        raise _Bad(field, f"unknown container {value!r} (expected {known})")
+    return container
+
+
+def _codecs(value: Any, field: str) -> tuple[str, ...]:
+    if value is None:
+        raise _Bad(field, "missing: list the codecs allowed ([] for none), e.g. [\"h264\"]")
+    if not isinstance(value, list) or not all(isinstance(c, str) and _CODEC.fullmatch(c)
+                                              for c in value):
+        raise _Bad(field, "must be a list of ffprobe codec names (lower case), e.g. [\"vp9\"]")
+    return tuple(value)
 
 
 def _folders(table: dict[str, Any]) -> dict[str, frozenset[MediaType]]:

@@ -21,13 +21,13 @@ from mpr_cli.db import ExistingAsset, FileRow
 from mpr_cli.errors import FfmpegError, MprError, S3Unavailable, describe
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
-from mpr_cli.rules import MediaType, Role
+from mpr_cli.rules import MediaType, Role, Rules, default_rules
 from mpr_cli.storage import Storage, single_part_md5
 from mpr_cli.validation import assets as asset_rules
 from mpr_cli.validation.assets import AssetFiles
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.inventory import Candidate
-from mpr_cli.validation.mime import mime_for_media, mime_for_sidecar
+from mpr_cli.validation.mime import mime_for_extension, mime_for_media, mime_for_sidecar
 from mpr_cli.validation.sidecars import parse_checksum_sidecar, parse_metadata_sidecar
 
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024
@@ -58,8 +58,11 @@ class IngestPlan:
 
 
 def group_assets(new: list[Candidate], known: list[Candidate],
-                 existing: dict[str, ExistingAsset]) -> list[AssetFiles]:
-    """Group candidates by inventory code; only assets with at least one new file."""
+                 existing: dict[str, ExistingAsset],
+                 rules: Rules | None = None) -> list[AssetFiles]:
+    """Group candidates by inventory code; only assets with at least one new file; each
+    checked with `rules` (the run's; the shipped rules when None)."""
+    rules = rules or default_rules()
     codes = {c.inventory_code for c in new}
     def by_code(c: Candidate) -> str:
         return c.inventory_code
@@ -67,7 +70,7 @@ def group_assets(new: list[Candidate], known: list[Candidate],
     known_rel = sorted((c for c in known if c.inventory_code in codes), key=by_code)
     known_by = {k: list(v) for k, v in groupby(known_rel, key=by_code)}
     return [AssetFiles(code, files[0].media_type, files, known_by.get(code, []),
-                       existing.get(code)) for code, files in sorted(new_by.items())]
+                       existing.get(code), rules) for code, files in sorted(new_by.items())]
 
 
 class AssetPlanner:
@@ -142,6 +145,19 @@ class AssetPlanner:
         if not self.streams(candidate):
             return str(single_part_md5(candidate.etag)), 0
         return self.storage.md5_of_object(self.bucket, candidate.key, self.on_bytes)
+
+    def current_md5(self, candidate: Candidate) -> tuple[str | None, int]:
+        """The object's MD5 now, as `verify` allows (its single-part ETag, else streamed;
+        with `none`, None for a multipart ETag), and the bytes streamed to get it. None also
+        when the object cannot be read (S3 itself failing still raises)."""
+        if self.verify is VerifyMode.NONE or not self.streams(candidate):
+            return single_part_md5(candidate.etag), 0
+        try:
+            return self.storage.md5_of_object(self.bucket, candidate.key, self.on_bytes)
+        except S3Unavailable:
+            raise
+        except MprError:
+            return None, 0
 
     def check_restored(self, candidate: Candidate, catalogued: str | None) -> Problem | None:
         """A master catalogued as on tape, now in the bucket: is it the same file?"""
@@ -231,6 +247,10 @@ class _AssetCheck:
         return FileRow(self.asset.code, self.p.bucket, candidate.key, candidate.role, True,
                        candidate.size, candidate.etag, md5, mime, tech)
 
+    def _mime(self, extension: str, info: MediaInfo) -> str | None:
+        """The MIME type the rules give the extension (its container's when they give none)."""
+        return mime_for_extension(extension, self.asset.rules) or mime_for_media(info)
+
     def _add_media(self, master: Candidate, info: MediaInfo | None,
                    declared: dict[str, str]) -> None:
         if master.key not in self.asset.new_keys or info is None:
@@ -242,8 +262,8 @@ class _AssetCheck:
             return  # before the MD5: no object is streamed for a file that is not the master
         md5 = self._verified_md5(master, declared)
         if md5 is not None:
-            self.plan.rows.append(self._row(master, md5=md5, mime=mime_for_media(info),
-                                            tech=info.raw))
+            self.plan.rows.append(self._row(master, md5=md5, tech=info.raw,
+                                            mime=self._mime(master.extension, info)))
 
     def _probe_master(self, master: Candidate) -> MediaInfo | None:
         """The master's own header, probed with ranged reads (None when empty or no media
@@ -263,7 +283,7 @@ class _AssetCheck:
         if tape is not None:
             self.plan.rows.append(FileRow(self.asset.code, self.p.bucket, tape.key,
                                           Role.MASTER, False, info.size, None, tape.md5,
-                                          mime_for_media(info), info.raw))
+                                          self._mime(_extension(tape.key), info), info.raw))
 
     def _add_streaming(self, stream: Candidate, declared: dict[str, str]) -> None:
         md5 = self._verified_md5(stream, declared)
@@ -275,8 +295,8 @@ class _AssetCheck:
         problems = asset_rules.streaming_problems(self.asset, stream, probed)
         self.add(problems)
         if md5 is not None and not problems and isinstance(probed, MediaInfo):
-            self.plan.rows.append(self._row(stream, md5=md5, mime=mime_for_media(probed),
-                                            tech=probed.raw))
+            self.plan.rows.append(self._row(stream, md5=md5, tech=probed.raw,
+                                            mime=self._mime(stream.extension, probed)))
 
     def _add_sidecars(self) -> None:
         for role in (Role.METADATA, Role.CHECKSUM, Role.QC_REPORT):
@@ -284,7 +304,7 @@ class _AssetCheck:
                 if candidate.key in self.asset.new_keys:
                     self.plan.rows.append(self._row(
                         candidate, md5=single_part_md5(candidate.etag),
-                        mime=mime_for_sidecar(candidate.extension)))
+                        mime=mime_for_sidecar(candidate.extension, self.asset.rules)))
 
     def _check_qc(self) -> None:
         heads: dict[str, bytes] = {}
@@ -294,6 +314,10 @@ class _AssetCheck:
                 heads[report.key] = self.p.storage.read_head(self.p.bucket, report.key,
                                                              QC_HEAD_BYTES)
         self.add(asset_rules.qc_report_problems(self.asset, heads))
+
+
+def _extension(key: str) -> str:
+    return "." + key.rsplit(".", 1)[-1].lower()
 
 
 def plan_ingest(planner: AssetPlanner, assets: Iterable[AssetFiles], workers: int,

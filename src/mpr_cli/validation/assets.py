@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mpr_cli.problems import Problem, Reason
-from mpr_cli.rules import MediaType, Role
+from mpr_cli.rules import MediaType, Role, Rules, default_rules
 from mpr_cli.validation.containers import (
-    MASTER_CONTAINERS,
     Container,
     MediaInfo,
     check_kind,
@@ -47,13 +46,15 @@ class Catalogued(Protocol):
 
 @dataclass
 class AssetFiles:
-    """One asset's keys in this listing: `new` to import, `known` already catalogued."""
+    """One asset's keys in this listing: `new` to import, `known` already catalogued, and the
+    run's rules (their formats: which names are masters, what each container must be)."""
 
     code: str
     media_type: MediaType
     new: list[Candidate]
     known: list[Candidate]
     existing: Catalogued | None = None
+    rules: Rules = field(default_factory=default_rules)
     new_keys: set[str] = field(init=False, repr=False)
     names: set[str] = field(init=False, repr=False)
     by_role: dict[Role, list[Candidate]] = field(init=False, repr=False)
@@ -128,7 +129,7 @@ def metadata_for(asset: AssetFiles, name: str | None) -> Candidate | None:
     tape (name None), `<code>.json` or a `.json` describing a master-type file."""
     sidecars = asset.by_role[Role.METADATA]
     specific = [c for c in sidecars if c.describes is not None
-                and (c.describes == name if name else is_master_name(c.describes))]
+                and (c.describes == name if name else asset.rules.is_master_name(c.describes))]
     general = [c for c in sidecars if c.describes is None]
     found = (specific or general) if name else (general or specific)
     return found[0] if found else None
@@ -171,7 +172,7 @@ def orphan_metadata(asset: AssetFiles, master: Candidate | None) -> list[Problem
         covered = sidecar.describes
         if covered is None or covered in asset.names or sidecar.key not in asset.new_keys:
             continue
-        if master is None and is_master_name(covered):
+        if master is None and asset.rules.is_master_name(covered):
             continue  # the metadata of a master kept on tape
         problems.append(asset.problem(
             Reason.ORPHAN_SIDECAR, sidecar.key,
@@ -191,8 +192,8 @@ def metadata_mismatch(asset: AssetFiles, sidecar: Candidate, master: Candidate |
         return None  # the tool did not say which file it read: nothing to compare
     why = None
     stem = named.rpartition(".")[0]
-    if stem != code or not is_master_name(named):
-        masters = "/".join(sorted(MASTER_CONTAINERS))
+    if stem != code or not asset.rules.is_master_name(named):
+        masters = "/".join(asset.rules.extensions_of(Role.MASTER))
         why = f"describes {named}, which is not a master of {code} ({code}{masters})"
     elif master is not None and named != master.name:
         why = f"describes {named}, but the master in the bucket is {master.name}"
@@ -211,7 +212,7 @@ def _master_info_problems(asset: AssetFiles, key: str, extension: str | None,
                           info: MediaInfo) -> list[Problem]:
     if extension is None:
         return check_kind(key, asset.code, asset.media_type, info)
-    return check_media_file(key, asset.code, asset.media_type, extension, info)
+    return check_media_file(key, asset.code, asset.media_type, extension, info, asset.rules)
 
 
 # -- checksums ------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def declared_checksums(asset: AssetFiles, master: Candidate | None, master_info:
             continue
         claims += [(sidecar, name, md5) for name, md5 in found.items()]
     names = {name: md5 for _, name, md5 in claims}
-    master_name = (master.name if master else tape_name(master_info, names)) or MASTER
+    master_name = (master.name if master else tape_name(master_info, names, asset.rules)) or MASTER
     declared: dict[str, tuple[Candidate, str]] = {}
     for sidecar, name, md5 in claims:
         name = master_name if name == MASTER else name
@@ -345,7 +346,7 @@ def tape_master(asset: AssetFiles, info: MediaInfo,
     MISSING_CHECKSUM with no MD5 declared for it, METADATA_MISMATCH when the name is no
     master's, and the master container rules on its metadata."""
     sidecar = metadata_for(asset, None)
-    name = tape_name(info, declared)
+    name = tape_name(info, declared, asset.rules)
     if sidecar is None or not name:
         return None, []
     md5 = declared.get(name)
@@ -354,7 +355,7 @@ def tape_master(asset: AssetFiles, info: MediaInfo,
             Reason.MISSING_CHECKSUM, sidecar.key,
             f"the master {name} of {asset.code} is not in the bucket and no MD5 is declared "
             f"for it: add it to {asset.code}.md5")]
-    if not is_master_name(name):
+    if not asset.rules.is_master_name(name):
         return None, [asset.problem(
             Reason.METADATA_MISMATCH, sidecar.key,
             f"the master of {asset.code} is not in the bucket and its metadata names no "
@@ -362,17 +363,20 @@ def tape_master(asset: AssetFiles, info: MediaInfo,
     folder = sidecar.key.rsplit("/", 1)[0]
     extension = "." + name.rsplit(".", 1)[-1].lower()
     key = f"{folder}/{asset.code}{extension}"
-    return TapeMaster(key, md5, info), check_master(key, asset.code, extension, info)
+    return TapeMaster(key, md5, info), check_master(key, asset.code, extension, info,
+                                                   asset.rules)
 
 
 def streaming_problems(asset: AssetFiles, stream: Candidate,
                        probed: MediaInfo | str) -> list[Problem]:
     """The streaming copy's probe (or why probing failed) against the streaming rules."""
     if isinstance(probed, str):
-        wanted = "MPEG-4 with H.264 and AAC" if stream.extension == ".mp4" else "MP3"
+        fmt = asset.rules.format_of(stream.extension, Role.STREAMING)
+        wanted = fmt.brief() if fmt is not None else "a streaming format"
         return [asset.problem(Reason.CONTAINER_MISMATCH, stream.key,
                               f"{probed}: a {stream.extension} streaming copy must be {wanted}")]
-    return check_media_file(stream.key, asset.code, asset.media_type, stream.extension, probed)
+    return check_media_file(stream.key, asset.code, asset.media_type, stream.extension, probed,
+                            asset.rules)
 
 
 def qc_report_problems(asset: AssetFiles, heads: Mapping[str, bytes]) -> list[Problem]:
@@ -404,12 +408,10 @@ def _what_it_is(info: MediaInfo) -> str:
     return text
 
 
-def tape_name(info: MediaInfo | None, declared: Mapping[str, str]) -> str | None:
+def tape_name(info: MediaInfo | None, declared: Mapping[str, str],
+              rules: Rules | None = None) -> str | None:
     """The master's file name when it is not in the bucket: from its metadata, else the md5."""
     if info is not None and info.file_name:
         return base_name(info.file_name)
-    return next((name for name in declared if is_master_name(name)), None)
-
-
-def is_master_name(name: str) -> bool:
-    return "." in name and "." + name.rsplit(".", 1)[-1].lower() in MASTER_CONTAINERS
+    rules = rules or default_rules()
+    return next((name for name in declared if rules.is_master_name(name)), None)

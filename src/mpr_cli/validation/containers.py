@@ -4,11 +4,13 @@
 about a media file, normalised so both sources compare equal: containers as `Container`,
 codecs as ffprobe-style lower-case names ("h264", "aac", "mp3", "prores", "pcm", ...).
 
-The checks (pure, one list of Problems each, empty when fine):
-- `check_streaming_copy`: .mp4 must be MPEG-4 with H.264 video AND AAC audio (a streaming
-  copy without sound is almost always a mistake in an archive of audiovisual carriers, so
-  audio is required); .mp3 must be an MPEG audio layer 3 stream with no video.
-- `check_master`: the container matches the extension (.mov QuickTime, .mkv Matroska, ...).
+The checks (pure, one list of Problems each, empty when fine) read each extension's `Format`
+from the rules (`rules.toml` `[formats]`; the shipped rules when given none):
+- `check_streaming_copy`: the container and codecs its format allows; in the shipped rules
+  .mp4 must be MPEG-4 with H.264 video AND AAC audio (a streaming copy without sound is
+  almost always a mistake in an archive of audiovisual carriers, so audio is required) and
+  .mp3 an MPEG audio layer 3 stream with no video.
+- `check_master`: the container matches the extension's (.mov QuickTime, .mkv Matroska, ...).
 - `check_kind`: a video (V) asset's file has a video stream; an audio (A) asset's has audio and
   no video.
 """
@@ -16,23 +18,13 @@ The checks (pure, one list of Problems each, empty when fine):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from mpr_cli.problems import Problem, Reason
-from mpr_cli.rules import MediaType
+from mpr_cli.rules import Container, Format, MediaType, Role, Rules, default_rules
 
-
-class Container(StrEnum):
-    QUICKTIME = "QuickTime"
-    MATROSKA = "Matroska"
-    MXF = "MXF"
-    WAVE = "Wave"
-    FLAC = "FLAC"
-    MPEG4 = "MPEG-4"
-    MPEG_AUDIO = "MPEG Audio"
-    AVI = "AVI"
-    OTHER = "other"
+__all__ = ["Container", "MediaInfo", "check_kind", "check_master", "check_media_file",
+           "check_streaming_copy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,47 +71,36 @@ class MediaInfo:
         return f"{self.container} with {'; '.join(parts) or 'no audio or video streams'}"
 
 
-MASTER_CONTAINERS: dict[str, Container] = {
-    ".mov": Container.QUICKTIME,
-    ".mkv": Container.MATROSKA,
-    ".mxf": Container.MXF,
-    ".avi": Container.AVI,
-    ".wav": Container.WAVE,
-    ".flac": Container.FLAC,
-}
-STREAMING_EXTENSIONS = (".mp4", ".mp3")
-
-
-def check_streaming_copy(key: str, code: str, extension: str, info: MediaInfo) -> list[Problem]:
-    """A streaming copy: .mp4 = MPEG-4 + H.264 + AAC; .mp3 = MPEG audio layer 3 only."""
-    extension = extension.lower()
-    if extension == ".mp4":
-        ok = (
-            info.container is Container.MPEG4
-            and _only(info.video_codecs, "h264")
-            and _only(info.audio_codecs, "aac")
-        )
-        expected = "MPEG-4 with H.264 video and AAC audio"
-    elif extension == ".mp3":
-        ok = (
-            info.container is Container.MPEG_AUDIO
-            and _only(info.audio_codecs, "mp3")
-            and not info.video_codecs
-        )
-        expected = "MPEG audio layer 3 (mp3) with no video"
-    else:
+def check_streaming_copy(key: str, code: str, extension: str, info: MediaInfo,
+                         rules: Rules | None = None) -> list[Problem]:
+    """A streaming copy: the container and codecs its extension's format allows
+    (ValueError for an extension that is no streaming copy's)."""
+    fmt = (rules or default_rules()).format_of(extension, Role.STREAMING)
+    if fmt is None:
         raise ValueError(f"{extension!r} is not a streaming copy extension")
-    if ok:
+    if allows(fmt, info):
         return []
-    message = f"streaming copy is {info.describe()}; a {extension} must be {expected}: re-encode it"
+    message = (f"streaming copy is {info.describe()}; a {extension} must be "
+               f"{fmt.expected()}: re-encode it")
     return [_mismatch(key, code, message)]
 
 
-def check_master(key: str, code: str, extension: str, info: MediaInfo) -> list[Problem]:
-    """The master's container matches its extension."""
-    expected = MASTER_CONTAINERS.get(extension.lower())
-    if expected is None:
+def allows(fmt: Format, info: MediaInfo) -> bool:
+    """Is `info` the container of `fmt`, with streams only of the codecs it lists (at least
+    one of each kind it lists codecs for, none of a kind it lists none for)?"""
+    return (info.container is fmt.container
+            and _only(info.video_codecs, fmt.video_codecs)
+            and _only(info.audio_codecs, fmt.audio_codecs))
+
+
+def check_master(key: str, code: str, extension: str, info: MediaInfo,
+                 rules: Rules | None = None) -> list[Problem]:
+    """The master's container matches its extension's (ValueError for an extension that is
+    no master's)."""
+    fmt = (rules or default_rules()).format_of(extension, Role.MASTER)
+    if fmt is None:
         raise ValueError(f"{extension!r} is not a master extension")
+    expected = fmt.container
     if info.container is expected:
         return []
     message = (
@@ -144,16 +125,18 @@ def check_kind(key: str, code: str, media_type: MediaType, info: MediaInfo) -> l
 
 
 def check_media_file(
-    key: str, code: str, media_type: MediaType, extension: str, info: MediaInfo
+    key: str, code: str, media_type: MediaType, extension: str, info: MediaInfo,
+    rules: Rules | None = None,
 ) -> list[Problem]:
     """All container rules for a master or streaming copy: the kind first and, when the kind
     is right, the container (one problem per file, not two saying the same thing)."""
     problems = check_kind(key, code, media_type, info)
     if problems:
         return problems
-    if extension.lower() in STREAMING_EXTENSIONS:
-        return check_streaming_copy(key, code, extension, info)
-    return check_master(key, code, extension, info)
+    rules = rules or default_rules()
+    if rules.format_of(extension, Role.STREAMING) is not None:
+        return check_streaming_copy(key, code, extension, info, rules)
+    return check_master(key, code, extension, info, rules)
 
 
 def _audio_channels(raw: dict[str, Any]) -> tuple[int | None, ...]:
@@ -176,8 +159,9 @@ def _count(value: Any) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def _only(codecs: tuple[str, ...], wanted: str) -> bool:
-    return bool(codecs) and all(c == wanted for c in codecs)
+def _only(codecs: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
+    """No codec when none is allowed; else at least one, each of them allowed."""
+    return not codecs if not allowed else bool(codecs) and all(c in allowed for c in codecs)
 
 
 def _mismatch(key: str, code: str, message: str) -> Problem:

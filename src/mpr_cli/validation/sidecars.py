@@ -264,16 +264,21 @@ _MI_CONTAINERS = {
     "FLAC": Container.FLAC,
     "MPEG Audio": Container.MPEG_AUDIO,
     "AVI": Container.AVI,
+    "Ogg": Container.OGG,
+    "ADTS": Container.ADTS,
+    "Flash Video": Container.FLV,
+    "Windows Media": Container.ASF,
 }
 # mediainfo Format -> ffprobe codec_name, so both sources compare equal
 _MI_VIDEO = {
     "AVC": "h264", "HEVC": "hevc", "ProRes": "prores", "FFV1": "ffv1", "MPEG-4 Visual": "mpeg4",
     "DV": "dvvideo", "JPEG 2000": "jpeg2000", "VC-3": "dnxhd", "AV1": "av1", "VP8": "vp8",
     "VP9": "vp9", "JPEG": "mjpeg", "VC-1": "vc1", "Theora": "theora", "H.263": "h263",
+    "Sorenson Spark": "flv1", "WMV1": "wmv1", "WMV2": "wmv2",
 }
 _MI_AUDIO = {
     "AAC": "aac", "PCM": "pcm", "FLAC": "flac", "AC-3": "ac3", "E-AC-3": "eac3", "Opus": "opus",
-    "Vorbis": "vorbis", "ALAC": "alac", "DTS": "dts", "ADPCM": "adpcm",
+    "Vorbis": "vorbis", "ALAC": "alac", "DTS": "dts", "ADPCM": "adpcm", "WMA": "wmav2",
 }
 _MI_MPEG_AUDIO_LAYERS = {"Layer 1": "mp1", "Layer 2": "mp2", "Layer 3": "mp3"}
 _MI_INTERLACED = {"Interlaced": True, "MBAFF": True, "Mixed": True, "Progressive": False}
@@ -341,6 +346,10 @@ _FF_CONTAINERS = {
     "flac": Container.FLAC,
     "mp3": Container.MPEG_AUDIO,
     "avi": Container.AVI,
+    "ogg": Container.OGG,
+    "aac": Container.ADTS,
+    "flv": Container.FLV,
+    "asf": Container.ASF,
 }
 _FF_INTERLACED = {"progressive": False, "tt": True, "bb": True, "tb": True, "bt": True}
 
