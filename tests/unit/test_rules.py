@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,15 @@ import pytest
 from mpr_cli.config import load_settings
 from mpr_cli.errors import ConfigError, ExitCode
 from mpr_cli.problems import REASON_INFO, Phase, Problem, Reason, Severity
-from mpr_cli.rules import MediaType, Role, load_rules
+from mpr_cli.rules import Container, MediaType, Role, load_rules, profile_names
+from mpr_cli.validation.containers import (
+    MediaInfo,
+    check_master,
+    check_media_file,
+    check_streaming_copy,
+)
 from mpr_cli.validation.inventory import Candidate, classify_key
+from mpr_cli.validation.mime import mime_for_extension
 
 SHIPPED = (Path(__file__).parents[2] / "src" / "mpr_cli" / "rules.toml").read_text()
 V, A = MediaType.VIDEO, MediaType.AUDIO
@@ -188,3 +196,166 @@ def test_a_problem_serialises_to_plain_json() -> None:
     }
     assert json.loads(json.dumps(problem.to_dict()))["phase"] == 3
     assert problem.severity is Severity.ERROR
+
+
+# -- formats as data ------------------------------------------------------------------------
+
+WEBM_EXTENSION = '".webm" = { role = "streaming", media = ["video"] }\n'
+WEBM_FORMAT = ('".webm" = { mime = "video/webm", container = "Matroska", '
+               'video_codecs = ["vp9", "vp8"], audio_codecs = ["opus", "vorbis"] }\n')
+
+
+def _with_webm(extension: str = WEBM_EXTENSION, fmt: str = WEBM_FORMAT) -> str:
+    text = SHIPPED.replace('".json" = { role', extension + '".json" = { role', 1)
+    return text.replace('".json" = { mime', fmt + '".json" = { mime', 1)
+
+
+def _webm_info(video: tuple[str, ...] = ("vp9",), audio: tuple[str, ...] = ("opus",),
+               container: Container = Container.MATROSKA) -> MediaInfo:
+    return MediaInfo("mediainfo", container, "WebM", video_codecs=video, audio_codecs=audio)
+
+
+def test_a_rules_file_adding_webm_accepts_and_checks_it(tmp_path: Path) -> None:
+    rules = load_rules(_write(tmp_path, _with_webm()))
+    candidate = classify_key("BRD/VO-UMT-14387.webm", 1, "e", rules)
+    assert isinstance(candidate, Candidate) and candidate.role is Role.STREAMING
+    key, code = "BRD/VO-UMT-14387.webm", "VO-UMT-14387"
+    assert check_media_file(key, code, V, ".webm", _webm_info(), rules) == []
+    assert check_media_file(key, code, V, ".webm", _webm_info(("vp8",), ("vorbis",)), rules) == []
+    wrong = check_media_file(key, code, V, ".webm", _webm_info(("h264",), ("aac",)), rules)
+    assert [p.message for p in wrong] == [
+        "streaming copy is Matroska with video h264; audio aac; a .webm must be Matroska "
+        "with VP9/VP8 video and Opus/Vorbis audio: re-encode it"]
+    assert mime_for_extension(".webm", rules) == "video/webm"
+    assert mime_for_extension(".webm") is None  # the shipped rules do not know it
+
+
+def test_the_shipped_rules_refuse_webm_in_phase_1() -> None:
+    refused = classify_key("BRD/VO-UMT-14387.webm", 1, "e", load_rules())
+    assert isinstance(refused, Problem) and refused.reason is Reason.UNSUPPORTED_EXTENSION
+    with pytest.raises(ValueError, match="not a streaming copy extension"):
+        check_streaming_copy("k", "c", ".webm", _webm_info())
+
+
+def test_a_master_added_by_the_rules_is_a_master_everywhere(tmp_path: Path) -> None:
+    extension = '".webm" = { role = "master", media = ["video"] }\n'
+    fmt = '".webm" = { mime = "video/webm", container = "Matroska" }\n'
+    rules = load_rules(_write(tmp_path, _with_webm(extension, fmt)))
+    assert rules.is_master_name("VO-UMT-14387.WEBM")
+    assert check_master("k", "c", ".webm", _webm_info(), rules) == []
+    wrong = check_master("k", "c", ".webm", _webm_info(container=Container.MPEG4), rules)
+    assert "but .webm means Matroska" in wrong[0].message
+
+
+def test_a_file_without_formats_keeps_the_shipped_ones(tmp_path: Path) -> None:
+    start, end = SHIPPED.index("[formats]"), SHIPPED.index("[folders]")
+    rules = load_rules(_write(tmp_path, SHIPPED[:start] + SHIPPED[end:]))
+    assert dict(rules.formats) == dict(load_rules().formats)
+
+
+def test_the_shipped_formats_are_todays_tables() -> None:
+    rules = load_rules()
+    assert {ext: (f.container, f.mime) for ext, f in rules.formats.items()} == {
+        ".mov": (Container.QUICKTIME, "video/quicktime"),
+        ".mkv": (Container.MATROSKA, "video/x-matroska"), ".mxf": (Container.MXF, "application/mxf"),
+        ".avi": (Container.AVI, "video/x-msvideo"), ".wav": (Container.WAVE, "audio/wav"),
+        ".flac": (Container.FLAC, "audio/flac"), ".mp4": (Container.MPEG4, "video/mp4"),
+        ".mp3": (Container.MPEG_AUDIO, "audio/mpeg"), ".json": (None, "application/json"),
+        ".md5": (None, "text/plain"), ".pdf": (None, "application/pdf"),
+    }
+    assert rules.extensions_of(Role.MASTER) == (".avi", ".flac", ".mkv", ".mov", ".mxf", ".wav")
+
+
+@pytest.mark.parametrize(
+    ("extension", "fmt", "message"),
+    [
+        (WEBM_EXTENSION, "", "formats..webm: missing: a streaming extension needs its format"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace("Matroska", "WebMM"),
+         "formats..webm.container: unknown container 'WebMM' (expected QuickTime, Matroska"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace('mime = "video/webm", ', ""),
+         "formats..webm.mime: must be a MIME type like \"video/webm\", not None"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace('"vp9", "vp8"', '"VP9"'),
+         "formats..webm.video_codecs: must be a list of ffprobe codec names"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace(', audio_codecs = ["opus", "vorbis"]', ""),
+         "formats..webm.audio_codecs: missing: list the codecs allowed ([] for none)"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace('["vp9", "vp8"]', "[]").replace(
+            '["opus", "vorbis"]', "[]"), "formats..webm: a streaming copy needs video_codecs"),
+        (WEBM_EXTENSION, WEBM_FORMAT.replace("mime =", "mine = 1, mime ="),
+         "formats..webm.mine: unknown key (expected one of mime, container"),
+        ('".webm" = { role = "master", media = ["video"] }\n', WEBM_FORMAT,
+         "formats..webm.video_codecs: only streaming copies have one (this is a master)"),
+        ("", WEBM_FORMAT, "formats..webm: not in [extensions]: give it a role and media there"),
+        ('".ogx" = { role = "metadata", media = ["audio"] }\n',
+         '".ogx" = { mime = "audio/ogg", container = "Ogg" }\n',
+         "formats..ogx.container: only masters and streaming copies have one"),
+    ],
+)
+def test_a_bad_format_is_one_line_naming_the_file_and_field(
+    tmp_path: Path, extension: str, fmt: str, message: str
+) -> None:
+    path = _write(tmp_path, _with_webm(extension, fmt))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(path)
+    line = caught.value.one_line()
+    assert line.startswith(f"rules file {path}: ") and "\n" not in line
+    assert message in line
+
+
+def test_the_extended_profile_is_chosen_by_name() -> None:
+    rules = load_rules("extended")
+    assert rules.source == "shipped profile extended (profiles/extended.toml)"
+    assert "extended" in profile_names()
+    roles = {ext: rules.role_of(ext) for ext in (
+        ".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v",
+        ".mp3", ".wav", ".flac", ".aac", ".ogg", ".m4a")}
+    masters = {ext for ext, role in roles.items() if role is Role.MASTER}
+    assert masters == {".mkv", ".avi", ".mov", ".wav", ".flac"}
+    assert all(role is Role.STREAMING for ext, role in roles.items() if ext not in masters)
+    assert {ext: rules.formats[ext].mime for ext in (".webm", ".m4v", ".ogg", ".m4a", ".aac")} == {
+        ".webm": "video/webm", ".m4v": "video/x-m4v", ".ogg": "audio/ogg",
+        ".m4a": "audio/mp4", ".aac": "audio/aac"}
+    # everything the shipped rules accept, the profile accepts the same way
+    shipped = load_rules()
+    assert {e: rules.formats[e] for e in shipped.formats} == dict(shipped.formats)
+    assert rules.exclude_prefixes == shipped.exclude_prefixes
+
+
+def test_a_file_named_like_a_profile_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "extended").write_text(SHIPPED)
+    assert load_rules("extended").source == "extended"
+
+
+# -- the effective exclusions in `mpr config` -------------------------------------------------
+
+
+def _config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, str]:
+    from click.testing import CliRunner
+
+    from mpr_cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    cleared = {k: None for k in os.environ if k.startswith(("MPR_", "ACH_"))}
+    result = CliRunner().invoke(cli.main, ["config", "--json"], env={**cleared, **env})
+    assert result.exit_code == 0, result.output
+    shown: dict[str, str] = json.loads(result.stdout)
+    return shown
+
+
+def test_config_shows_the_rules_exclusions_when_the_variable_is_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = _write(tmp_path, SHIPPED.replace('"UMT/"]', '"UMT/", "SCRATCH/"]'))
+    shown = _config(tmp_path, monkeypatch, MPR_RULES=str(rules))
+    assert shown["MPR_EXCLUDE_PREFIXES"] == (
+        "TEST-FOLDER-DEV/,DOCUMENTAZIONE_FOTOGRAFICA/,UMT/,SCRATCH/")
+    assert shown["exclusions from"] == f"rules: {rules}"
+
+
+def test_config_shows_that_the_variable_replaces_the_rules_exclusions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = _config(tmp_path, monkeypatch, MPR_EXCLUDE_PREFIXES="OLD/", MPR_RULES="extended")
+    assert shown["MPR_EXCLUDE_PREFIXES"] == "OLD/"
+    assert shown["exclusions from"] == "MPR_EXCLUDE_PREFIXES (replaces the rules' list)"
+    assert shown["MPR_RULES"] == "extended"

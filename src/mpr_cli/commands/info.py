@@ -16,8 +16,15 @@ from mpr_cli.config import masked
 @pass_app
 @handles_errors
 def config_command(app: App, as_json: bool) -> None:
-    """Show the effective settings, secrets masked."""
+    """Show the effective settings, secrets masked. MPR_EXCLUDE_PREFIXES shows the list the
+    runs use: the variable's when it is set (it replaces the rules' list), else the rules'."""
     shown = masked(app.settings)
+    rules = app.rules()
+    shown["MPR_EXCLUDE_PREFIXES"] = ",".join(rules.exclude_prefixes)
+    shown["exclusions from"] = (
+        "MPR_EXCLUDE_PREFIXES (replaces the rules' list)"
+        if "exclude_prefixes" in app.settings.model_fields_set else f"rules: {rules.source}")
+    shown["MPR_RULES"] = shown.get("MPR_RULES") or rules.source
     if as_json:
         click.echo(json.dumps(shown, indent=2))
         return
