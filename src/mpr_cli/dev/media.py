@@ -53,6 +53,8 @@ class MediaKind:
 
 _X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
 _ISO = "mov,mp4,m4a,3gp,3g2,mj2"
+# libvpx, fast: the codec name goes last ("libvpx-vp9" or "libvpx")
+_VPX = ("-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-pix_fmt", "yuv420p", "-c:v")
 MEDIA_KINDS: dict[str, MediaKind] = {
     "mov": MediaKind("mov", "mov", _ISO, ("h264", "pcm_s16le"), (*_X264, "-crf", "18"),
                      ("-c:a", "pcm_s16le")),
@@ -76,6 +78,22 @@ MEDIA_KINDS: dict[str, MediaKind] = {
                           ("-c:a", "aac", "-b:a", "96k")),
     "jpg": MediaKind("mjpeg", "jpg", "image2", ("mjpeg",),
                      ("-c:v", "mjpeg", "-pix_fmt", "yuvj420p"), extra_args=("-frames:v", "1")),
+    # the streaming formats of the extended rules profile (profiles/extended.toml)
+    "webm": MediaKind("webm", "webm", "matroska,webm", ("vp9", "opus"), (*_VPX, "libvpx-vp9"),
+                      ("-c:a", "libopus", "-b:a", "64k")),
+    "webm_vp8": MediaKind("webm", "webm", "matroska,webm", ("vp8", "vorbis"), (*_VPX, "libvpx"),
+                          ("-c:a", "libvorbis", "-q:a", "3")),
+    "m4v": MediaKind("ipod", "m4v", _ISO, ("h264", "aac"), _X264, ("-c:a", "aac", "-b:a", "96k"),
+                     ("-movflags", "+faststart", "-brand", "M4V ")),
+    "flv": MediaKind("flv", "flv", "flv", ("h264", "aac"), _X264,
+                     ("-c:a", "aac", "-b:a", "96k", "-ar", "44100")),
+    "wmv": MediaKind("asf", "wmv", "asf", ("wmv2", "wmav2"), ("-c:v", "wmv2", "-b:v", "500k"),
+                     ("-c:a", "wmav2", "-b:a", "96k")),
+    "m4a": MediaKind("ipod", "m4a", _ISO, ("aac",), audio_args=("-c:a", "aac", "-b:a", "96k"),
+                     extra_args=("-movflags", "+faststart", "-brand", "M4A ")),
+    "aac": MediaKind("adts", "aac", "aac", ("aac",), audio_args=("-c:a", "aac", "-b:a", "96k")),
+    "ogg": MediaKind("ogg", "ogg", "ogg", ("vorbis",),
+                     audio_args=("-c:a", "libvorbis", "-q:a", "3")),
 }
 
 

@@ -120,6 +120,9 @@ class AssetPlan:
     on_tape: bool = False  # master described and listed in the checksums, but not in the tree
     defect: Reason | None = None
     streaming: str | None = None  # MEDIA_KINDS key behind the streaming name; None: the right one
+    # MEDIA_KINDS key of a streaming copy named by its own extension (e.g. "webm": <code>.webm),
+    # for the formats of the extended rules profile; None: <code>.mp4 or <code>.mp3
+    stream_as: str | None = None
     awaiting_transcode: bool = False  # master and sidecars only: no streaming copy yet
 
     @property
@@ -234,8 +237,8 @@ class _Writer:
 
     def asset(self, plan: AssetPlan) -> None:
         folder = self.root / plan.folder
-        stream_name = f"{plan.code}.{'mp4' if plan.is_video else 'mp3'}"
-        stream_kind = plan.streaming or ("mp4" if plan.is_video else "mp3")
+        stream_kind = plan.stream_as or plan.streaming or ("mp4" if plan.is_video else "mp3")
+        stream_name = f"{plan.code}.{_stream_extension(plan)}"
         master_name = f"{plan.code}.{MEDIA_KINDS[plan.master].extension}"
         # a master on tape is made in the scratch folder, described, hashed, and deleted with it
         master = (self.scratch / "tape" if plan.on_tape else folder) / master_name
@@ -308,6 +311,12 @@ class _Writer:
         return path.relative_to(self.root).as_posix()
 
 
+def _stream_extension(plan: AssetPlan) -> str:
+    if plan.stream_as is not None:
+        return MEDIA_KINDS[plan.stream_as].extension
+    return "mp4" if plan.is_video else "mp3"
+
+
 def _defect_path(plan: AssetPlan, written: list[tuple[Path, Role]]) -> Path:
     """The file the importer should name for the asset's defect."""
     role = {Reason.CHECKSUM_MISMATCH: Role.STREAMING, Reason.CONTAINER_MISMATCH: Role.STREAMING,
@@ -329,11 +338,42 @@ def build_sample_archive(root: Path, *, assets_video: int = 3, assets_audio: int
     root.mkdir(parents=True, exist_ok=True)
     plans = plan_assets(assets_video, assets_audio, bad=bad, tape_master=tape_master,
                         awaiting=awaiting)
+    return _write_archive(root, plans, plan_strays(bad=bad), duration)
+
+
+# One complete delivery (master, streaming copy, metadata of both, MD5s, QC report) per
+# streaming format the extended rules profile adds (profiles/extended.toml: MPR_RULES=extended)
+EXTENDED_ASSETS = (
+    AssetPlan("VO-FMT-00001", "FILE", "mkv", _MI, stream_as="webm"),
+    AssetPlan("VO-FMT-00002", "BRD", "mov", _FF, stream_as="webm_vp8", per_file_md5=True),
+    AssetPlan("VO-FMT-00003", "DVD", "mov", _MI, stream_as="m4v"),
+    AssetPlan("VO-FMT-00004", "FILE", "avi", _FF, stream_as="flv"),
+    AssetPlan("VO-FMT-00005", "BRD", "mkv", _MI, stream_as="wmv"),
+    AssetPlan("AO-FMT-00001", "CD", "wav", _MI, stream_as="ogg"),
+    AssetPlan("AO-FMT-00002", "DAT", "flac", _FF, stream_as="m4a", per_file_md5=True),
+    AssetPlan("AO-FMT-00003", "FILE", "wav", _FF, stream_as="aac"),
+)
+
+
+def build_extended_archive(root: Path, *, duration: float = 1.0) -> SampleArchive:
+    """Write one good asset per streaming format of the extended profile (EXTENDED_ASSETS)
+    under ``root`` (missing or empty): what `mpr import` with MPR_RULES=extended accepts and
+    the shipped rules refuse (unsupported_extension)."""
+    if duration <= 0:
+        raise UsageError("the duration must be > 0")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise UsageError(f"{root} is not empty", hint="choose a new folder or empty it first")
+    root.mkdir(parents=True, exist_ok=True)
+    return _write_archive(root, list(EXTENDED_ASSETS), [], duration)
+
+
+def _write_archive(root: Path, plans: list[AssetPlan], strays: Sequence[StrayPlan],
+                   duration: float) -> SampleArchive:
     with tempfile.TemporaryDirectory(prefix="mpr-sample-") as scratch:
         writer = _Writer(root, Path(scratch), duration)
         for plan in plans:
             writer.asset(plan)
-        for stray in plan_strays(bad=bad):
+        for stray in strays:
             writer.stray(stray)
     rejected = {p.code: str(p.defect) for p in plans
                 if p.defect is not None and p.defect not in ASSET_SURVIVES}
