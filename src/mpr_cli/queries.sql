@@ -346,15 +346,22 @@ RETURNING id
 UPDATE import_runs SET report = %(report)s WHERE id = %(id)s
 
 -- name: list_runs
--- The newest runs, newest first.
-SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts
+-- The newest runs, newest first, with the exit code and message their report recorded.
+SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts,
+       (report->>'exit_code')::int AS exit_code, report->>'message' AS message
 FROM import_runs ORDER BY id DESC LIMIT %(limit)s
 
 -- name: get_run
--- One run by its id or its run key, or no row.
+-- One run by its id or its run key, or no row (exit code and message as in list_runs).
 SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts, report,
-       host, pid
+       host, pid, (report->>'exit_code')::int AS exit_code, report->>'message' AS message
 FROM import_runs WHERE id::text = %(id_or_key)s OR run_key = %(id_or_key)s
+
+-- name: last_run
+-- The newest run (`mpr runs show last`), or no row.
+SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, counts, report,
+       host, pid, (report->>'exit_code')::int AS exit_code, report->>'message' AS message
+FROM import_runs ORDER BY id DESC LIMIT 1
 
 -- name: mark_restored
 -- A master recorded from its sidecars (on tape) that is now in the bucket.

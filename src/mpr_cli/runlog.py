@@ -1,5 +1,6 @@
-"""Logging for unattended runs: text or JSON lines, optional rotating file, the run id on
-every line, and every configured secret scrubbed from every line.
+"""Logging for unattended runs: text or JSON lines, optional rotating file, the run key on
+every line (JSON field `run_key`, the same name as in the report and `import_runs`), and every
+configured secret scrubbed from every line.
 """
 
 from __future__ import annotations
@@ -26,22 +27,22 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-def new_run_id() -> str:
-    """A short id naming one invocation in logs, reports, metrics and e-mails."""
+def new_run_key() -> str:
+    """A short key naming one invocation in logs, reports, metrics and e-mails."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 
 class RunContext(logging.Filter):
-    """Adds `run_id` to every record, removes secrets from its message and traceback, and
+    """Adds `run_key` to every record, removes secrets from its message and traceback, and
     shows the message's control characters as escapes (display.visible)."""
 
-    def __init__(self, run_id: str, secrets_to_hide: list[str]) -> None:
+    def __init__(self, run_key: str, secrets_to_hide: list[str]) -> None:
         super().__init__()
-        self.run_id = run_id
+        self.run_key = run_key
         self.secrets = list(secrets_to_hide)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = self.run_id
+        record.run_key = self.run_key
         # one record, one line: a newline or ESC from a key or a server is shown, not obeyed
         record.msg = visible(scrub(record.getMessage(), self.secrets))
         record.args = None
@@ -59,7 +60,7 @@ class JsonLines(logging.Formatter):
         line = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "run_id": getattr(record, "run_id", None),
+            "run_key": getattr(record, "run_key", None),
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -69,10 +70,10 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-TEXT_FORMAT = "%(asctime)s %(levelname)s [%(run_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(run_key)s] %(message)s"
 
 
-def configure(run_id: str, secrets_to_hide: list[str], *, fmt: LogFormat = LogFormat.TEXT,
+def configure(run_key: str, secrets_to_hide: list[str], *, fmt: LogFormat = LogFormat.TEXT,
               log_file: Path | None = None, stream: bool = True,
               level: int = logging.INFO) -> logging.Logger:
     """Set up the `mpr` logger for one run (replacing handlers of an earlier run)."""
@@ -82,7 +83,7 @@ def configure(run_id: str, secrets_to_hide: list[str], *, fmt: LogFormat = LogFo
         handler.close()
     logger.setLevel(level)
     logger.propagate = False
-    context = RunContext(run_id, secrets_to_hide)
+    context = RunContext(run_key, secrets_to_hide)
     formatter = JsonLines() if fmt is LogFormat.JSON else logging.Formatter(TEXT_FORMAT)
     handlers: list[logging.Handler] = []
     if stream:

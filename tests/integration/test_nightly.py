@@ -10,25 +10,20 @@ fresh database and fresh buckets.
 from __future__ import annotations
 
 import contextlib
-import email
 import json
 import subprocess
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import boto3
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
@@ -47,6 +42,7 @@ from tests.integration.archive import (
     tree_keys,
     upload_tree,
 )
+from tests.integration.mail import Received, smtp_server
 from tests.integration.reports import assert_contract, assert_manifest_reasons
 
 pytestmark = [pytest.mark.integration,
@@ -70,72 +66,7 @@ def nightly_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     return nightly_sample(tmp_path_factory)
 
 
-# -- a real SMTP server ---------------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    raw: bytes
-    login: bytes | None
-
-    @property
-    def message(self) -> EmailMessage:
-        parsed = email.message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-    def body(self) -> str:
-        part = self.message.get_body(("plain",))
-        assert part is not None
-        return str(part.get_content()).replace("\r\n", "\n")
-
-    def attachments(self) -> list[EmailMessage]:
-        return list(self.message.iter_attachments())  # type: ignore[arg-type]
-
-    def decoded_parts(self) -> list[bytes]:
-        """Every part's payload as the reader sees it (base64 and QP undone)."""
-        return [part.get_payload(decode=True) or b"" for part in self.message.walk()
-                if not part.is_multipart()]
-
-
-@dataclass
-class Mailbox:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    messages: list[Received] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        auth = session.auth_data
-        login = auth.login if session.authenticated and isinstance(auth, LoginPassword) else None
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                      bytes(envelope.content), login))
-        return "250 Message accepted for delivery"
-
-
-@contextlib.contextmanager
-def smtp_server(user: str | None = None,
-                password: str | None = None) -> Iterator[tuple[int, Mailbox]]:
-    """A real SMTP server on 127.0.0.1 and a free port; with `user`, AUTH is required and
-    only `user`/`password` is accepted."""
-    mailbox = Mailbox()
-    options: dict[str, Any] = {}
-    if user is not None:
-        expected = LoginPassword(user.encode(), (password or "").encode())
-
-        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                          auth_data: Any) -> AuthResult:
-            return AuthResult(success=auth_data == expected, auth_data=auth_data)
-
-        options = {"auth_required": True, "auth_require_tls": False,
-                   "authenticator": authenticator}
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **options)
-    controller.start()
-    try:
-        yield controller.port, mailbox
-    finally:
-        controller.stop()
+# -- the SMTP server's environment -------------------------------------------------------------
 
 
 def smtp_env(port: int, notify_on: str = "always", **extra: str) -> dict[str, str]:
@@ -441,12 +372,12 @@ def json_lines(text: str, where: str) -> list[dict[str, Any]]:
     return parsed
 
 
-def test_json_logs_carry_one_run_id_found_in_report_and_runs_show(full_run: FullRun) -> None:
+def test_json_logs_carry_one_run_key_found_in_report_and_runs_show(full_run: FullRun) -> None:
     run, report = full_run, full_run.report
     from_file = json_lines(run.log_text, "the log file")
     from_stderr = json_lines(run.result.stderr, "stderr")
-    run_ids = {line.get("run_id") for line in from_file + from_stderr}
-    assert run_ids == {report["run_key"]}
+    run_keys = {line.get("run_key") for line in from_file + from_stderr}
+    assert run_keys == {report["run_key"]}
     assert all(isinstance(line, dict) and line["message"] and line["level"]
                for line in from_file + from_stderr)
     messages = [line["message"] for line in from_file]

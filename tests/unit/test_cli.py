@@ -129,6 +129,7 @@ def test_transcode_needs_a_key_or_pending(mpr):
     ("DB_PORT", "not-a-port"), ("DB_PORT", "70000"), ("MPR_IO_WORKERS", "0"),
     ("MPR_BATCH_ASSETS", "many"), ("MPR_DRY_RUN", "perhaps"), ("S3_BUCKET_IN", "x"),
     ("S3_ENDPOINT_URL", "http://"), ("DB_HOST", "bad host"),
+    ("S3_ADDRESSING_STYLE", "dns"), ("S3_REQUEST_CHECKSUMS", "always"),
     ("MPR_NOTIFY_FROM", "mpr@example.org\r\nBcc: all@example.org"),
     ("MPR_NOTIFY_TO", "ops@example.org\nBcc: all@example.org"),
 ])
@@ -284,3 +285,58 @@ def test_unreachable_database_still_writes_the_report(mpr, tmp_path):
     assert (report["command"], report["status"]) == ("import", "failed")
     assert report["message"].startswith("database unreachable")
     assert "pw-s3cr3t" not in written + result.stderr
+
+
+# -- the same reporting for every command: JSON logs with the run key -----------------------------
+
+
+def json_log(path) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines, "nothing logged"
+    return [json.loads(line) for line in lines]
+
+
+def test_import_json_log_file_lines_carry_the_run_key_of_the_report(mpr, tmp_path):
+    from mpr_cli import runlog
+
+    closed = free_port()
+    try:
+        result = mpr("import", "--report", "report.json", "--log-format", "json", "--log-file",
+                     "logs/import.log", MPR_DB_RETRY_SECONDS="0",
+                     DATABASE_URL=f"postgresql://mpr:pw-s3cr3t@127.0.0.1:{closed}/mpr")
+    finally:
+        runlog.configure("closed", [], stream=False)  # closes the log file
+
+    assert result.exit_code == 4
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    lines = json_log(tmp_path / "logs" / "import.log")
+    assert {line["run_key"] for line in lines} == {report["run_key"]} != {""}
+    assert all("run_id" not in line for line in lines)
+    assert lines[0]["message"] == f"import run {report['run_key']} started"
+    assert (lines[-1]["level"], lines[-1]["message"].split(": ")[0]) == (
+        "error", f"import run {report['run_key']} ended")
+    assert lines[-1]["message"].endswith("exit code 4")
+    assert "pw-s3cr3t" not in (tmp_path / "logs" / "import.log").read_text() + result.stderr
+
+
+def test_log_format_is_checked_before_anything_runs(mpr):
+    result = mpr("validate", "--log-format", "xml")
+
+    assert result.exit_code == 2
+    assert one_line(result).startswith("error: Invalid value for '--log-format': 'xml' is not one")
+
+
+@pytest.mark.parametrize(("row", "shown"), [
+    ({"status": "completed", "exit_code": 130, "message": ""}, "interrupted"),
+    ({"status": "aborted", "exit_code": None,
+      "message": "interrupted: work in flight rolled back; run again to complete it"},
+     "interrupted"),
+    ({"status": "aborted", "exit_code": None, "message": "safe-run: phase 3 found problems"},
+     "aborted"),
+    ({"status": "completed", "exit_code": 1, "message": ""}, "completed"),
+    ({"status": "running", "exit_code": None, "message": None}, "running"),
+])
+def test_runs_show_an_interrupted_run_as_interrupted(row, shown):
+    from mpr_cli.commands.nightly import shown_status
+
+    assert shown_status(row) == shown
