@@ -22,10 +22,18 @@ from mpr_cli.commands.context import (
     pass_app,
     writable_file,
 )
+from mpr_cli.commands.reporting import (
+    LoggedProgress,
+    RunLog,
+    deliver,
+    log_options,
+    start_run_log,
+)
+from mpr_cli.config import Settings
+from mpr_cli.errors import ExitCode, ImportInterrupted, MprError
 from mpr_cli.importer import ImportOptions, ImportRun, run_validate
 from mpr_cli.phases.ingest import VerifyMode
-from mpr_cli.report import print_summary, to_junit, write_json
-from mpr_cli.runlog import new_run_id
+from mpr_cli.report import Report, print_summary, to_junit, write_json
 
 PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
                 "ingest": "3 assets checked", "sidecars": "3 sidecars fetched",
@@ -127,7 +135,12 @@ def _human_console(report_path: str | None) -> Console:
     return Console(stderr=report_path == "-", highlight=False, soft_wrap=True)
 
 
-def _phases(console: Console, quiet: bool) -> RichPhases | LogPhases:
+def _phases(console: Console, quiet: bool,
+            run_log: RunLog) -> RichPhases | LogPhases | LoggedProgress:
+    """Log lines for a logged run (`--log-format json`, `--log-file`), else bars on a terminal,
+    else plain lines."""
+    if run_log.logged:
+        return LoggedProgress()
     return RichPhases(console) if console.is_terminal and not quiet else LogPhases(console, quiet)
 
 
@@ -138,27 +151,32 @@ def _phases(console: Console, quiet: bool) -> RichPhases | LogPhases:
 @click.option("--safe-run", is_flag=True, default=None,
               help="Any phase-3 problem aborts the run before anything is inserted "
                    "(or MPR_SAFE_RUN).")
+@log_options
 @pass_app
 @handles_errors
 def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
                    report_path: str | None, quiet: bool, verbose: bool,
-                   dry_run: bool | None, safe_run: bool | None) -> None:
+                   dry_run: bool | None, safe_run: bool | None, log_format: str,
+                   log_file: Path | None) -> None:
     """Import new files from the input bucket into the catalogue.
 
     Phase 1 lists and validates keys, phase 2 skips what the catalogue already holds,
     phase 3 checks sidecars, checksums and containers and inserts each valid asset.
     """
     settings = app.settings
+    run_log = start_run_log(settings, log_format, log_file)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
                                           dry_run=dry_run, safe_run=safe_run,
-                                          run_key=new_run_id())
+                                          run_key=run_log.run_key)
     rules = app.rules(rules_file)
     console = _human_console(report_path)
-    with graceful_stop() as stop, _phases(console, quiet) as progress:
+    run_log.log.info("import run %s started", run_log.run_key)
+    with graceful_stop() as stop, _phases(console, quiet, run_log) as progress:
         run = ImportRun(settings, rules, options, progress, stop)
-        with _report_on_failure(run, report_path):
+        with _report_on_failure(run, report_path, settings, run_log):
             report = run.run()
-    _show(report, console, report_path, quiet, verbose)
+    _show(report, console, report_path, quiet, verbose, summary=not run_log.json)
+    _finish(settings, report, run_log)
     sys.exit(int(report.exit_code()))
 
 
@@ -166,45 +184,79 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
 @common_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
               show_default=True, help="Output format on stdout.")
+@log_options
 @pass_app
 @handles_errors
 def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None,
-                     report_path: str | None, quiet: bool, verbose: bool, fmt: str) -> None:
+                     report_path: str | None, quiet: bool, verbose: bool, fmt: str,
+                     log_format: str, log_file: Path | None) -> None:
     """Check a delivery in the input bucket (phases 1 and 3), with no database.
 
     Exit 0 when clean (warnings allowed), 1 when problems were found, 2 on usage errors.
     """
     settings = app.settings
-    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify))
+    run_log = start_run_log(settings, log_format, log_file)
+    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify), run_key=run_log.run_key)
     rules = app.rules(rules_file)
     machine = fmt != "table"
     console = Console(stderr=machine or report_path == "-", highlight=False, soft_wrap=True)
-    with _phases(console, quiet or machine) as progress:
+    run_log.log.info("validate run %s started", run_log.run_key)
+    with _phases(console, quiet or machine, run_log) as progress:
         report = run_validate(settings, rules, options, progress)
     if fmt == "json":
         write_json(report, "-", sys.stdout)
     elif fmt == "junit":
         sys.stdout.write(to_junit(report) + "\n")
-    _show(report, console, report_path, quiet or machine, verbose)
+    _show(report, console, report_path, quiet or machine, verbose, summary=not run_log.json)
+    _finish(settings, report, run_log)
     sys.exit(int(report.exit_code()))
 
 
 @contextmanager
-def _report_on_failure(run: ImportRun, report_path: str | None) -> Iterator[None]:
-    """An interrupted or failed import still writes its --report (status aborted/failed)."""
+def _report_on_failure(run: ImportRun, report_path: str | None, settings: Settings,
+                       run_log: RunLog) -> Iterator[None]:
+    """An interrupted or failed import still writes its --report (status aborted/failed),
+    sends its digest and, when logged, ends its log with how it ended."""
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:
+        code = int(exit_code_of(exc))
         report = run.report_of(exc)
-        if report_path and report is not None:
-            write_json(report, report_path, sys.stdout)
+        if report is not None:
+            deliver(settings, report.to_dict(), code, report_path=report_path)
+        if run_log.logged:
+            ended = exc.one_line() if isinstance(exc, MprError) else type(exc).__name__
+            run_log.log.error("import run %s ended: %s: exit code %d", run_log.run_key,
+                              ended, code)
         raise
 
 
+def exit_code_of(exc: BaseException) -> ExitCode:
+    """The exit code `handles_errors` gives a run that raised `exc`."""
+    if isinstance(exc, (KeyboardInterrupt, ImportInterrupted)):
+        return ExitCode.INTERRUPTED
+    return exc.exit_code if isinstance(exc, MprError) else ExitCode.INFRASTRUCTURE
+
+
+def _finish(settings: Settings, report: Report, run_log: RunLog) -> None:
+    """The digest e-mail of a finished run, and its last log line."""
+    code = int(report.exit_code())
+    deliver(settings, report.to_dict(), code)
+    counts = report.counts
+    run_log.log.info("%s run %s finished: %s, %d listed, %d accepted, %d inserted, %d errors, "
+                     "%d warnings: exit code %d", report.command, run_log.run_key, report.status,
+                     counts.listed, counts.accepted, counts.inserted_files, counts.errors,
+                     counts.warnings, code)
+
+
 def _show(report: Any, console: Console, report_path: str | None, quiet: bool,
-          verbose: bool) -> None:
+          verbose: bool, *, summary: bool = True) -> None:
+    """The --report, and the summary for people (none with JSON logs: the last log line
+    carries the counts)."""
     if report_path:
         write_json(report, report_path, sys.stdout)
+    if not summary:
+        return
     if quiet:
         counts = report.counts
         console.print(f"{report.command} {report.status}: {counts.listed} listed, "

@@ -18,35 +18,20 @@ from mpr_cli.commands.context import (
     pass_app,
     writable_file,
 )
-from mpr_cli.errors import UsageError
+from mpr_cli.commands.reporting import LoggedProgress, deliver, log_options, start_run_log
+from mpr_cli.display import visible
+from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.presets import load_presets
 from mpr_cli.ffmpeg.runner import ProgressUpdate
-from mpr_cli.importer import ImportOptions
-from mpr_cli.metrics import write_metrics
+from mpr_cli.importer import INTERRUPTED, ImportOptions
 from mpr_cli.nightly import run_nightly
-from mpr_cli.notify import send_digest
 from mpr_cli.phases.ingest import VerifyMode
-from mpr_cli.report import print_summary, write_json
-from mpr_cli.runlog import LogFormat, configure, get_logger, new_run_id
+from mpr_cli.report import RunStatus, print_summary
 from mpr_cli.transcode.jobs import Job, JobStatus
 
 
-class LoggedProgress:
-    """Phases and jobs as log lines (the nightly run is unattended)."""
-
-    def __init__(self) -> None:
-        self.log = get_logger()
-        self.last: dict[str, int] = {}
-
-    def start(self, phase: str, total: int | None = None) -> None:
-        self.last[phase] = 0
-        self.log.info("phase %s: started%s", phase, f" ({total})" if total else "")
-
-    def update(self, phase: str, completed: int) -> None:
-        self.last[phase] = completed
-
-    def finish(self, phase: str) -> None:
-        self.log.info("phase %s: done (%d)", phase, self.last.get(phase, 0))
+class LoggedJobs(LoggedProgress):
+    """Phases and transcode jobs as log lines (the nightly run is unattended)."""
 
     def job_started(self, job: Job) -> None:
         self.log.info("job %d started: %s -> %s (%s)", job.id, job.source_key,
@@ -72,10 +57,7 @@ class LoggedProgress:
               help="JSON report (`-` for stdout).")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Prometheus textfile-collector file, written atomically.")
-@click.option("--log-format", type=click.Choice([f.value for f in LogFormat]), default="text",
-              show_default=True, help="json: one JSON object per line, for log shippers.")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also log to this file (rotated at 10 MB, 5 kept).")
+@log_options
 @pass_app
 @handles_errors
 def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool | None,
@@ -86,41 +68,23 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     The exit code is the worst of the two steps (see `mpr --help`).
     """
     settings = app.settings
-    run_key = new_run_id()
-    fmt = LogFormat(log_format)
-    log = configure(run_key, settings.secret_values(), fmt=fmt, log_file=log_file)
+    run = start_run_log(settings, log_format, log_file, always=True)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
-                                          dry_run=dry_run, safe_run=safe_run, run_key=run_key,
-                                          command="nightly")
-    progress = LoggedProgress()
-    log.info("nightly run %s started", run_key)
+                                          dry_run=dry_run, safe_run=safe_run,
+                                          run_key=run.run_key, command="nightly")
+    progress = LoggedJobs()
+    run.log.info("nightly run %s started", run.run_key)
     with graceful_stop() as stop:
         outcome = run_nightly(settings, app.rules(), load_presets(settings.presets_file),
                               options, workers=workers or settings.transcode_workers,
                               progress=progress, events=progress, stop=stop)
-    _deliver(outcome.report, outcome.exit_code, report_path, metrics_file, settings)
-    if fmt is LogFormat.TEXT:
+    deliver(settings, outcome.report, outcome.exit_code, report_path=report_path,
+            metrics_file=metrics_file)
+    if not run.json:
         print_summary(outcome.import_report, Console(stderr=report_path == "-",
                                                      highlight=False))
-    log.info("nightly run %s finished: exit code %d", run_key, outcome.exit_code)
+    run.log.info("nightly run %s finished: exit code %d", run.run_key, outcome.exit_code)
     sys.exit(outcome.exit_code)
-
-
-def _deliver(report: dict[str, Any], exit_code: int, report_path: str | None,
-             metrics_file: Path | None, settings: Any) -> None:
-    """Report, metrics and e-mail: each failure is logged and never changes the exit code."""
-    log = get_logger()
-    if report_path:
-        try:
-            write_json(report, report_path, sys.stdout)
-        except OSError as exc:
-            log.error("report not written to %s: %s", report_path, exc.strerror)
-    if metrics_file:
-        try:
-            write_metrics(metrics_file, report, success=exit_code == 0, exit_code=exit_code)
-        except OSError as exc:
-            log.error("metrics not written to %s: %s", metrics_file, exc.strerror)
-    send_digest(settings, report, exit_code)
 
 
 # ---------------------------------------------------------------- runs
@@ -131,8 +95,20 @@ def runs() -> None:
     """Run history (the import_runs table)."""
 
 
+INTERRUPTED_STATUS = "interrupted"
+
+
+def shown_status(row: dict[str, Any]) -> str:
+    """A run's status as people read it: `interrupted` for a run stopped by Ctrl-C or SIGTERM
+    (exit code 130: a nightly whose import completed before its transcode step was stopped,
+    or an import aborted with the interruption message), else the recorded status."""
+    interrupted = row.get("exit_code") == ExitCode.INTERRUPTED or (
+        row["status"] == RunStatus.ABORTED and row.get("message") == INTERRUPTED)
+    return INTERRUPTED_STATUS if interrupted else str(row["status"])
+
+
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: db.json_value(v) for k, v in row.items()}
+    return {k: db.json_value(v) for k, v in {**row, "status": shown_status(row)}.items()}
 
 
 @runs.command("list")
@@ -141,7 +117,8 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 @pass_app
 @handles_errors
 def runs_list(app: App, limit: int, as_json: bool) -> None:
-    """The latest runs: when, mode, status, counts."""
+    """The latest runs: when, mode, status (completed, aborted, failed, interrupted, running),
+    counts."""
     with db.connect(app.settings, autocommit=True) as conn:
         rows = db.list_runs(conn, limit)
     if as_json:
@@ -150,18 +127,18 @@ def runs_list(app: App, limit: int, as_json: bool) -> None:
     for r in rows:
         c = r["counts"] or {}
         click.echo(f"{r['id']:>5} {r['started_at']:%Y-%m-%d %H:%M:%S} {r['command']:<8} "
-                   f"{r['mode']:<9} {r['status']:<10} listed {c.get('listed', 0)}, inserted "
+                   f"{r['mode']:<9} {shown_status(r):<11} listed {c.get('listed', 0)}, inserted "
                    f"{c.get('inserted_files', 0)}, errors {c.get('errors', 0)}, warnings "
                    f"{c.get('warnings', 0)}")
 
 
 @runs.command("show")
-@click.argument("run")
+@click.argument("run", metavar="ID|RUN_KEY|last")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 @handles_errors
 def runs_show(app: App, run: str, as_json: bool) -> None:
-    """One run (by number or run key): counts and problems."""
+    """One run (by number, run key, or `last`): counts and problems."""
     with db.connect(app.settings, autocommit=True) as conn:
         row = db.get_run(conn, run)
     if row is None:
@@ -171,12 +148,13 @@ def runs_show(app: App, run: str, as_json: bool) -> None:
         return
     finished = f"{row['finished_at']:%Y-%m-%d %H:%M:%S}" if row["finished_at"] else "-"
     click.echo(f"run {row['id']} ({row['run_key'] or 'no key'}): {row['command']} "
-               f"{row['mode']} {row['status']}, {row['started_at']:%Y-%m-%d %H:%M:%S} -> "
+               f"{row['mode']} {shown_status(row)}, {row['started_at']:%Y-%m-%d %H:%M:%S} -> "
                f"{finished} on {row['host']}")
     for name, value in (row["counts"] or {}).items():
         click.echo(f"  {name:<16} {value}")
     problems = (row["report"] or {}).get("problems", [])
     for p in problems:
-        click.echo(f"  {p['severity']:<7} {p['reason']:<26} {p['key']}: {p['message']}")
+        click.echo(f"  {p['severity']:<7} {p['reason']:<26} {visible(str(p['key']))}: "
+                   f"{visible(str(p['message']))}")
     if not problems:
         click.echo("  no problems")
