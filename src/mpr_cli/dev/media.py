@@ -92,8 +92,8 @@ MEDIA_KINDS: dict[str, MediaKind] = {
     "m4a": MediaKind("ipod", "m4a", _ISO, ("aac",), audio_args=("-c:a", "aac", "-b:a", "96k"),
                      extra_args=("-movflags", "+faststart", "-brand", "M4A ")),
     "aac": MediaKind("adts", "aac", "aac", ("aac",), audio_args=("-c:a", "aac", "-b:a", "96k")),
-    "ogg": MediaKind("ogg", "ogg", "ogg", ("vorbis",),
-                     audio_args=("-c:a", "libvorbis", "-q:a", "3")),
+    "ogg_vorbis": MediaKind("ogg", "ogg", "ogg", ("vorbis",),
+                            audio_args=("-c:a", "libvorbis", "-q:a", "3")),
 }
 
 

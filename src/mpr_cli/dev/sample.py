@@ -349,7 +349,7 @@ EXTENDED_ASSETS = (
     AssetPlan("VO-FMT-00003", "DVD", "mov", _MI, stream_as="m4v"),
     AssetPlan("VO-FMT-00004", "FILE", "avi", _FF, stream_as="flv"),
     AssetPlan("VO-FMT-00005", "BRD", "mkv", _MI, stream_as="wmv"),
-    AssetPlan("AO-FMT-00001", "CD", "wav", _MI, stream_as="ogg"),
+    AssetPlan("AO-FMT-00001", "CD", "wav", _MI, stream_as="ogg_vorbis"),
     AssetPlan("AO-FMT-00002", "DAT", "flac", _FF, stream_as="m4a", per_file_md5=True),
     AssetPlan("AO-FMT-00003", "FILE", "wav", _FF, stream_as="aac"),
 )
