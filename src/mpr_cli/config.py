@@ -28,6 +28,24 @@ class NotifyOn(StrEnum):
     NEVER = "never"
 
 
+class AddressingStyle(StrEnum):
+    """How bucket names go into S3 URLs (S3_ADDRESSING_STYLE): `path` (host/bucket/key: MinIO,
+    SeaweedFS, GCS, R2), `virtual` (bucket.host/key: AWS), `auto` (botocore decides)."""
+
+    PATH = "path"
+    VIRTUAL = "virtual"
+    AUTO = "auto"
+
+
+class RequestChecksums(StrEnum):
+    """When the S3 client adds request checksums and validates response checksums
+    (S3_REQUEST_CHECKSUMS): `when_required` (only where S3 demands them: what servers other
+    than AWS understand), `when_supported` (every operation that can: AWS)."""
+
+    WHEN_REQUIRED = "when_required"
+    WHEN_SUPPORTED = "when_supported"
+
+
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
@@ -55,6 +73,12 @@ class Settings(BaseSettings):
         None, validation_alias=_env("AWS_SECRET_ACCESS_KEY")
     )
     aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION", "AWS_DEFAULT_REGION"))
+    # unset: path / when_required with S3_ENDPOINT_URL (a server other than AWS), else
+    # auto / when_supported (AWS, botocore's defaults); see storage.client_options
+    s3_addressing_style: AddressingStyle | None = Field(
+        None, validation_alias=_env("S3_ADDRESSING_STYLE"))
+    s3_request_checksums: RequestChecksums | None = Field(
+        None, validation_alias=_env("S3_REQUEST_CHECKSUMS"))
 
     database_url: SecretStr | None = Field(None, validation_alias=_env("DATABASE_URL"))
     db_host: str = Field("localhost", validation_alias=_env("DB_HOST"))
@@ -104,6 +128,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(p.strip() for p in value.split(",") if p.strip())
         return value
+
+    @field_validator("s3_addressing_style", "s3_request_checksums", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("s3_endpoint_url", mode="before")
     @classmethod

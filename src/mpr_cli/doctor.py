@@ -1,11 +1,19 @@
-"""`mpr doctor`: one check per dependency, each with a fix hint when it fails."""
+"""`mpr doctor`: one check per dependency, each with a fix hint when it fails.
+
+The S3 check also names the provider mpr thinks it talks to, and why: the endpoint's host
+(`*.amazonaws.com`, `storage.googleapis.com`, `*.r2.cloudflarestorage.com`, no endpoint at
+all: AWS) and the Server header of the HEAD of the input bucket (`AmazonS3`, `MinIO`,
+`SeaweedFS ...`, `UploadServer` for GCS, `cloudflare` for R2).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from mpr_cli.config import Settings, load_settings
+from mpr_cli.display import visible
 from mpr_cli.errors import MprError
 from mpr_cli.ffmpeg import INSTALL_HINT
 from mpr_cli.secrets import mask_url, scrub
@@ -31,17 +39,56 @@ def _check(name: str, probe: Callable[[], str], hint: str, secrets: Sequence[str
         return Check(name, False, scrub(f"{type(exc).__name__}: {first}", secrets), hint)
 
 
+AWS, GCS, MINIO, R2, SEAWEEDFS = ("AWS S3", "Google Cloud Storage", "MinIO", "Cloudflare R2",
+                                  "SeaweedFS")
+# (a suffix of the endpoint's host, the provider)
+HOSTS = ((".amazonaws.com", AWS), ("storage.googleapis.com", GCS),
+         (".r2.cloudflarestorage.com", R2))
+# (a word of the Server header, lower case, the provider)
+SERVERS = (("amazons3", AWS), ("minio", MINIO), ("seaweedfs", SEAWEEDFS),
+           ("uploadserver", GCS), ("cloudflare", R2))
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str  # "" when neither the host nor the Server header says
+    why: str
+
+
+def identify_provider(endpoint: str | None, server: str) -> Provider:
+    """The S3 service behind `endpoint` (None: AWS) that answered with this Server header."""
+    host = (urlsplit(endpoint).hostname or "").lower() if endpoint else ""
+    by_host = AWS if not endpoint else next(
+        (name for suffix, name in HOSTS if host == suffix.lstrip(".") or host.endswith(suffix)),
+        "")
+    by_server = next((name for word, name in SERVERS if word in server.lower()), "")
+    header = f"Server header '{visible(server)}'" if server else "no Server header"
+    reasons = ["no S3_ENDPOINT_URL" if not endpoint else f"endpoint host {host}" if by_host
+               else "", header if by_server else ""]
+    name = by_server or by_host
+    if by_host and by_server and by_host != by_server:  # a proxy or gateway in front
+        return Provider(name, f"{header}, although the endpoint host is {host}")
+    if not name:
+        return Provider("", f"endpoint host {host}, {header}")
+    return Provider(name, " and ".join(r for r in reasons if r))
+
+
 def _s3(settings: Settings) -> str:
-    from mpr_cli.storage import Storage
+    from mpr_cli.storage import Storage, client_options
 
     storage = Storage(settings)
-    missing = [b for b in (settings.s3_bucket_in, settings.s3_bucket_out)
-               if not storage.bucket_exists(b)]
+    probes = {b: storage.probe_bucket(b) for b in (settings.s3_bucket_in, settings.s3_bucket_out)}
+    missing = [b for b, probe in probes.items() if not probe.exists]
     if missing:
         raise MprError(f"bucket(s) missing: {', '.join(missing)}",
                        hint="create them, or fix S3_BUCKET_IN / S3_BUCKET_OUT")
     where = mask_url(settings.s3_endpoint_url) if settings.s3_endpoint_url else "AWS"
-    return f"{where}: buckets {settings.s3_bucket_in} and {settings.s3_bucket_out} exist"
+    provider = identify_provider(settings.s3_endpoint_url, probes[settings.s3_bucket_in].server)
+    options = client_options(settings)
+    return (f"{where}: buckets {settings.s3_bucket_in} and {settings.s3_bucket_out} exist; "
+            f"provider {provider.name or 'unknown S3-compatible server'} ({provider.why}); "
+            f"addressing {options['s3']['addressing_style']}, checksums "
+            f"{options['request_checksum_calculation']}")
 
 
 def _database(settings: Settings) -> str:

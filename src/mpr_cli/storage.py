@@ -35,7 +35,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mpr_cli.atomic import replacing
-from mpr_cli.config import Settings
+from mpr_cli.config import AddressingStyle, RequestChecksums, Settings
 from mpr_cli.errors import S3Unavailable, StorageError, UnsafeKeyError
 from mpr_cli.secrets import mask_url, scrub
 
@@ -85,18 +85,41 @@ class Download:
     temp_root: Path | None = None
 
 
+@dataclass(frozen=True)
+class BucketProbe:
+    exists: bool
+    server: str  # the response's Server header, "" when it sent none
+
+
+def _server_header(response: Any) -> str:
+    headers = (response or {}).get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return str(headers.get("server", ""))
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The botocore Config options that differ between S3 services: the addressing style
+    (S3_ADDRESSING_STYLE) and when checksums are sent and checked (S3_REQUEST_CHECKSUMS).
+    Unset, a server named by S3_ENDPOINT_URL gets path-style URLs and checksums only where S3
+    requires them (what MinIO, SeaweedFS, GCS and R2 understand); AWS gets botocore's own
+    defaults (auto, when_supported)."""
+    third_party = bool(settings.s3_endpoint_url)
+    style = settings.s3_addressing_style or (
+        AddressingStyle.PATH if third_party else AddressingStyle.AUTO)
+    checksums = settings.s3_request_checksums or (
+        RequestChecksums.WHEN_REQUIRED if third_party else RequestChecksums.WHEN_SUPPORTED)
+    return {"s3": {"addressing_style": style.value},
+            "request_checksum_calculation": checksums.value,
+            "response_checksum_validation": checksums.value}
+
+
 def make_client(settings: Settings, *, connect_timeout: float = 10, read_timeout: float = 60,
                 max_attempts: int = 5) -> Any:
     """A thread-safe boto3 S3 client for AWS or any S3-compatible server."""
     endpoint = settings.s3_endpoint_url
-    options: dict[str, Any] = {}
-    if endpoint:  # third-party servers: path-style URLs, checksums only where S3 requires them
-        options = {"s3": {"addressing_style": "path"},
-                   "request_checksum_calculation": "when_required",
-                   "response_checksum_validation": "when_required"}
     config = Config(signature_version="s3v4", connect_timeout=connect_timeout,
                     read_timeout=read_timeout, max_pool_connections=settings.io_workers + 4,
-                    retries={"mode": "adaptive", "max_attempts": max_attempts}, **options)
+                    retries={"mode": "adaptive", "max_attempts": max_attempts},
+                    **client_options(settings))
     key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
     session = boto3.session.Session()
     parsers = session._session.get_component("response_parser_factory")  # noqa: SLF001
@@ -236,14 +259,19 @@ class Storage:
     # -- reading ------------------------------------------------------------------------------
 
     def bucket_exists(self, bucket: str) -> bool:
+        return self.probe_bucket(bucket).exists
+
+    def probe_bucket(self, bucket: str) -> BucketProbe:
+        """HEAD the bucket: whether it exists, and the Server header the service answered
+        with (how `mpr doctor` tells the provider); errors other than "missing" raise."""
         with self._errors("check", bucket):
             try:
-                self.client.head_bucket(Bucket=bucket)
+                response = self.client.head_bucket(Bucket=bucket)
             except ClientError as exc:
                 if _error_code(exc) in _MISSING or _status(exc) == 404:
-                    return False
+                    return BucketProbe(False, _server_header(exc.response))
                 raise
-        return True
+        return BucketProbe(True, _server_header(response))
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix`, page by page as S3 sends them; folder markers skipped."""

@@ -33,6 +33,10 @@ def test_doctor_passes_against_the_local_services(run_mpr):
     assert all(line.startswith("✓") for line in lines)
     assert {line.split(":")[0][2:] for line in lines} == {
         "settings", "S3", "database", "ffmpeg", "mediainfo"}
+    s3_line = next(line for line in lines if line.startswith("✓ S3:"))
+    # the test services are SeaweedFS, told by its Server header; path-style, as documented
+    assert "; provider SeaweedFS (Server header 'SeaweedFS" in s3_line, s3_line
+    assert s3_line.endswith("; addressing path, checksums when_required"), s3_line
 
 
 def test_doctor_shows_s3_down_with_a_hint(run_mpr, service_env):

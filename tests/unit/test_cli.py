@@ -129,6 +129,7 @@ def test_transcode_needs_a_key_or_pending(mpr):
     ("DB_PORT", "not-a-port"), ("DB_PORT", "70000"), ("MPR_IO_WORKERS", "0"),
     ("MPR_BATCH_ASSETS", "many"), ("MPR_DRY_RUN", "perhaps"), ("S3_BUCKET_IN", "x"),
     ("S3_ENDPOINT_URL", "http://"), ("DB_HOST", "bad host"),
+    ("S3_ADDRESSING_STYLE", "dns"), ("S3_REQUEST_CHECKSUMS", "always"),
     ("MPR_NOTIFY_FROM", "mpr@example.org\r\nBcc: all@example.org"),
     ("MPR_NOTIFY_TO", "ops@example.org\nBcc: all@example.org"),
 ])

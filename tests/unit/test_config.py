@@ -135,3 +135,81 @@ def test_credentials_in_the_s3_endpoint_are_masked(monkeypatch):
 def test_conninfo_brackets_an_ipv6_host(monkeypatch):
     monkeypatch.setenv("DB_HOST", "::1")
     assert load_settings(env_file=None).conninfo() == "postgresql://mpr@[::1]:5432/mpr"
+
+
+# -- storage providers: what differs between S3 services ------------------------------------------
+
+PROVIDERS = {  # the documented values (README "Configuration", .env.example)
+    "AWS": (None, "auto", "when_supported"),
+    "MinIO": ("http://127.0.0.1:9000", "path", "when_required"),
+    "SeaweedFS": ("http://127.0.0.1:8333", "path", "when_required"),
+    "GCS": ("https://storage.googleapis.com", "path", "when_required"),
+    "R2": ("https://acct.r2.cloudflarestorage.com", "path", "when_required"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_unset_s3_settings_give_each_provider_its_documented_client_config(monkeypatch,
+                                                                          provider):
+    from mpr_cli.storage import client_options
+
+    endpoint, style, checksums = PROVIDERS[provider]
+    if endpoint:
+        monkeypatch.setenv("S3_ENDPOINT_URL", endpoint)
+    options = client_options(load_settings(env_file=None))
+    assert options == {"s3": {"addressing_style": style},
+                       "request_checksum_calculation": checksums,
+                       "response_checksum_validation": checksums}
+
+
+def test_s3_settings_override_the_endpoint_defaults_and_reach_botocore(monkeypatch):
+    from mpr_cli.storage import make_client
+
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://s3.example.org")
+    monkeypatch.setenv("S3_ADDRESSING_STYLE", "Virtual")
+    monkeypatch.setenv("S3_REQUEST_CHECKSUMS", "when_supported")
+    settings = load_settings(env_file=None)
+    config = make_client(settings).meta.config
+
+    assert config.s3 == {"addressing_style": "virtual"}
+    assert config.request_checksum_calculation == "when_supported"
+    assert config.response_checksum_validation == "when_supported"
+    assert masked(settings)["S3_ADDRESSING_STYLE"] == "virtual"
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("S3_ADDRESSING_STYLE", "dns", "'path', 'virtual' or 'auto'"),
+    ("S3_REQUEST_CHECKSUMS", "always", "'when_required' or 'when_supported'"),
+])
+def test_bad_s3_setting_is_one_line_naming_the_variable_and_its_values(monkeypatch, name, value,
+                                                                        allowed):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env_file=None)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert caught.value.one_line() == (f"{name}: Input should be {allowed} (fix {name} in the "
+                                       "environment or in .env (see .env.example))")
+
+
+@pytest.mark.parametrize(("endpoint", "server", "name", "why"), [
+    (None, "AmazonS3", "AWS S3", "no S3_ENDPOINT_URL and Server header 'AmazonS3'"),
+    ("https://s3.eu-west-1.amazonaws.com", "", "AWS S3",
+     "endpoint host s3.eu-west-1.amazonaws.com"),
+    ("https://storage.googleapis.com", "UploadServer", "Google Cloud Storage",
+     "endpoint host storage.googleapis.com and Server header 'UploadServer'"),
+    ("https://acct.r2.cloudflarestorage.com", "cloudflare", "Cloudflare R2",
+     "endpoint host acct.r2.cloudflarestorage.com and Server header 'cloudflare'"),
+    ("http://minio:9000", "MinIO", "MinIO", "Server header 'MinIO'"),
+    ("http://127.0.0.1:8333", "SeaweedFS 30GB 3.80", "SeaweedFS",
+     "Server header 'SeaweedFS 30GB 3.80'"),
+    ("https://s3.example.org", "", "", "endpoint host s3.example.org, no Server header"),
+    ("https://s3.example.org", "nginx\x1b[2J", "",
+     "endpoint host s3.example.org, Server header 'nginx\\x1b[2J'"),
+    ("https://gw.amazonaws.com", "MinIO", "MinIO",
+     "Server header 'MinIO', although the endpoint host is gw.amazonaws.com"),
+])
+def test_doctor_names_the_provider_and_why(endpoint, server, name, why):
+    from mpr_cli.doctor import identify_provider
+
+    provider = identify_provider(endpoint, server)
+    assert (provider.name, provider.why) == (name, why)
