@@ -80,15 +80,46 @@ CREATE TABLE asset_files (
     -- a master registered by `mpr transcode KEY`, its sidecars not yet checked by an import
     -- (sql/006)
     provisional   boolean     NOT NULL DEFAULT false,
+    -- when a complete listing of the bucket first missed this object (reported then as
+    -- missing_object); NULL while it is in the bucket (sql/008)
+    missing_since timestamptz,
     CONSTRAINT asset_files_bucket_key_key UNIQUE (bucket, key),
     CONSTRAINT asset_files_check CHECK (NOT in_bucket OR size IS NOT NULL),
     CONSTRAINT asset_files_preset_only_streaming CHECK (preset IS NULL OR role = 'streaming'),
-    CONSTRAINT asset_files_provisional_only_master CHECK (NOT provisional OR role = 'master')
+    CONSTRAINT asset_files_provisional_only_master CHECK (NOT provisional OR role = 'master'),
+    CONSTRAINT asset_files_missing_only_in_bucket CHECK (missing_since IS NULL OR in_bucket)
 );
 CREATE INDEX asset_files_asset_idx ON asset_files (asset_id);
 -- at most one master and at most one streaming copy per asset (sql/004)
 CREATE UNIQUE INDEX asset_files_one_master ON asset_files (asset_id) WHERE role = 'master';
 CREATE UNIQUE INDEX asset_files_one_streaming ON asset_files (asset_id) WHERE role = 'streaming';
+
+-- The old values of a catalogued file whose row was updated in place (sql/008): a re-upload of
+-- the same bytes with a new ETag, an object back in the bucket, or `mpr replace KEY` accepting
+-- new bytes; when, and by which command and run.
+CREATE TABLE asset_file_history (
+    id            bigserial   PRIMARY KEY,
+    file_id       bigint      REFERENCES asset_files (id) ON DELETE SET NULL,
+    asset_id      bigint      NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+    bucket        text        NOT NULL,
+    key           text        NOT NULL,
+    role          text        NOT NULL,
+    in_bucket     boolean     NOT NULL,
+    size          bigint,
+    etag          text,
+    md5           text,
+    mime_type     text,
+    tech_metadata jsonb,
+    missing_since timestamptz,
+    replaced_at   timestamptz NOT NULL DEFAULT now(),
+    command       text        NOT NULL
+                              CONSTRAINT asset_file_history_command_check
+                              CHECK (command IN ('import', 'nightly', 'replace')),
+    run_key       text,
+    import_run_id bigint      REFERENCES import_runs (id)
+);
+CREATE INDEX asset_file_history_file_idx ON asset_file_history (file_id);
+CREATE INDEX asset_file_history_asset_idx ON asset_file_history (asset_id);
 
 -- One row per transcode job. A job names its asset by inventory code: a master never imported
 -- can be transcoded, its asset registered on success (asset_id set by then).

@@ -27,6 +27,7 @@ COMMANDS = {
     "jobs": ("transcode", "jobs"), "nightly": ("nightly", "nightly_command"),
     "runs": ("nightly", "runs"), "dev": ("dev", "dev"), "db": ("db", "db"),
     "config": ("info", "config_command"), "doctor": ("info", "doctor"),
+    "replace": ("replace", "replace_command"),
 }
 
 

@@ -240,19 +240,138 @@ class KnownFile:
     changed: bool  # size or ETag differ from the catalogue's
     restored: bool  # catalogued as not in the bucket (a master on tape), now listed
     md5: str | None
+    missing: bool = False  # recorded as missing from the bucket (sql/008), now listed again
+    catalogued_size: int | None = None
 
 
-def incoming_changes(conn: psycopg.Connection[Any], bucket: str,
-                rows: Iterable[tuple[str, int, str]]) -> dict[str, KnownFile]:
-    """The keys that are new, changed or restored in `bucket` (a key missing from the result
-    is catalogued and unchanged), with what the catalogue knows of them."""
+@dataclass(frozen=True)
+class ListingScope:
+    """What a listing covered completely: every key under `prefix` except those under the
+    `excluded` prefixes; `listed` are keys it held that phase 1 left out (rejected)."""
+
+    prefix: str = ""
+    excluded: tuple[str, ...] = ()
+    listed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MissingFile:
+    """A catalogued object a complete listing no longer holds (first noticed now)."""
+
+    key: str
+    inventory_code: str
+
+
+@dataclass(frozen=True)
+class ListingComparison:
+    changes: dict[str, KnownFile]  # key -> what needs attention (absent: unchanged)
+    missing: list[MissingFile]  # empty unless a scope was given
+
+
+def compare_listing(conn: psycopg.Connection[Any], bucket: str,
+                    rows: Iterable[tuple[str, int, str]],
+                    scope: ListingScope | None = None) -> ListingComparison:
+    """The listed keys (key, size, ETag) that are new, changed, restored or back in `bucket`
+    (a key missing from `changes` is catalogued and unchanged), with what the catalogue knows
+    of them; with a scope, also the catalogued objects under it that the listing no longer
+    holds and that are not yet recorded as missing."""
     with conn.transaction():
         conn.execute(query("create_incoming"))
         with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
             for row in rows:
                 copy.write_row(row)
         found = conn.execute(query("known_incoming"), {"bucket": bucket}).fetchall()
-    return {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"]) for r in found}
+        missing = [] if scope is None else conn.execute(query("missing_from_listing"), {
+            "bucket": bucket, "prefix": scope.prefix, "listed": list(scope.listed),
+            "excluded": list(scope.excluded)}).fetchall()
+    changes = {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"],
+                                   r["missing"], r["catalogued_size"]) for r in found}
+    return ListingComparison(changes, [MissingFile(r["key"], r["inventory_code"])
+                                       for r in missing])
+
+
+def mark_missing(conn: psycopg.Connection[Any], bucket: str, keys: list[str]) -> int:
+    """Record these catalogued objects as missing since now (those not recorded already)."""
+    with conn.transaction():
+        return conn.execute(query("mark_missing"), {"bucket": bucket, "keys": keys}).rowcount
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who updates a catalogued file in place: the command, and its run (asset_file_history)."""
+
+    command: str  # import, nightly or replace
+    run_key: str | None = None
+    run_id: int | None = None
+
+
+def keep_history(conn: psycopg.Connection[Any], bucket: str, key: str,
+                 by: Provenance) -> bool:
+    """Copy a catalogued file's current values into asset_file_history (caller's transaction);
+    False when the key is not catalogued."""
+    params = {"bucket": bucket, "key": key, "command": by.command, "run_key": by.run_key,
+              "run_id": by.run_id}
+    return conn.execute(query("keep_file_history"), params).fetchone() is not None
+
+
+def refresh_files(conn: psycopg.Connection[Any], bucket: str,
+                  objects: Iterable[tuple[str, int, str]], by: Provenance) -> int:
+    """Catalogued objects listed with their catalogued bytes (key, size, ETag): the new size
+    and ETag recorded, present again, the old values kept in history; one transaction."""
+    done = 0
+    with conn.transaction():
+        for key, size, etag in objects:
+            if keep_history(conn, bucket, key, by):
+                conn.execute(query("refresh_file"),
+                             {"bucket": bucket, "key": key, "size": size, "etag": etag})
+                done += 1
+    return done
+
+
+@dataclass(frozen=True)
+class AssetRef:
+    id: int
+    inventory_code: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class CataloguedFile:
+    """One asset_files row as `mpr replace` compares it with the bucket."""
+
+    bucket: str
+    key: str
+    role: Role
+    in_bucket: bool
+    size: int | None
+    etag: str | None
+    md5: str | None
+    provisional: bool
+    missing_since: datetime | None
+
+
+def file_asset(conn: psycopg.Connection[Any], bucket: str, key: str) -> AssetRef | None:
+    """The asset a catalogued key of `bucket` belongs to, or None."""
+    row = conn.execute(query("file_asset"), {"bucket": bucket, "key": key}).fetchone()
+    return None if row is None else AssetRef(row["id"], row["inventory_code"], row["media_type"])
+
+
+def asset_file_rows(conn: psycopg.Connection[Any], asset_id: int) -> list[CataloguedFile]:
+    """Every catalogued file of an asset, in any bucket, by key."""
+    rows = conn.execute(query("asset_file_rows"), {"asset_id": asset_id}).fetchall()
+    return [CataloguedFile(r["bucket"], r["key"], Role(r["role"]), r["in_bucket"], r["size"],
+                           r["etag"], r["md5"], r["provisional"], r["missing_since"])
+            for r in rows]
+
+
+def replace_file(conn: psycopg.Connection[Any], row: FileRow) -> bool:
+    """A catalogued file's row now describes `row` (caller's transaction, after
+    `keep_history`); False when the key is not catalogued."""
+    tech = None if row.tech_metadata is None else Jsonb(row.tech_metadata)
+    params = {"bucket": row.bucket, "key": row.key, "role": Role(row.role).value,
+              "size": row.size, "etag": row.etag, "md5": row.md5, "mime_type": row.mime_type,
+              "tech_metadata": tech}
+    return conn.execute(query("replace_file"), params).fetchone() is not None
 
 
 def mark_restored(conn: psycopg.Connection[Any], bucket: str, key: str, size: int,

@@ -75,6 +75,12 @@ class DatabaseError(MprError):
     pass
 
 
+class NotCatalogued(MprError):
+    """A key the catalogue holds no file at (`mpr replace KEY`)."""
+
+    exit_code = ExitCode.FILE_ERRORS
+
+
 class RowsRefused(DatabaseError):
     """The catalogue refused the rows of a batch (a constraint, a value out of range, JSON
     that jsonb refuses): a problem with the data of one asset, not with the database."""

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 from mpr_cli import db
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
-from mpr_cli.phases.crossref import CrossReference, cross_reference
+from mpr_cli.phases.crossref import (
+    CrossReference,
+    cross_reference,
+    listing_scope,
+    settle_changes,
+)
 from mpr_cli.phases.discover import Discovery, discover
 from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets, plan_ingest
 from mpr_cli.phases.insert import BatchInserter
@@ -148,8 +153,10 @@ class ImportRun:
         inserter = BatchInserter(conn, self.report.run_id, self.report, self.options.dry_run,
                                  set(existing), self.settings.s3_bucket_in)
         restored = [candidate for candidate, _ in crossed.restored]
-        with self.planner(crossed.new + restored) as planner:
+        changed = [change.candidate for change in crossed.changed if change.needs_md5()]
+        with self.planner(crossed.new + restored + changed) as planner:
             self.check_restored(planner, crossed, inserter)
+            self.check_changed(conn, planner, crossed)
             self.stop_point()
             self.ingest(planner, assets, inserter)
 
@@ -229,7 +236,10 @@ class ImportRun:
         progress, report = self.progress, self.report
         progress.start("crossref", total=len(found.candidates))
         with _timed(report, "crossref"):
-            crossed = cross_reference(conn, self.settings.s3_bucket_in, found.candidates)
+            scope = listing_scope(self.options.prefix, self.rules.exclude_prefixes,
+                                  found.problems)
+            crossed = cross_reference(conn, self.settings.s3_bucket_in, found.candidates, scope)
+            self.record_missing(conn, crossed)
             existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
         progress.update("crossref", len(found.candidates))
         progress.finish("crossref")
@@ -245,8 +255,37 @@ class ImportRun:
             problem = planner.check_restored(candidate, catalogued_md5)
             if problem is None:
                 inserter.restore(candidate)
+                self.report.counts.restored += 1
             else:
                 self.report.add(problem)
+
+    def record_missing(self, conn: Any, crossed: CrossReference) -> None:
+        """Catalogued objects the listing no longer holds: recorded as missing (reported by
+        this run only; a dry run records nothing, so it reports them again)."""
+        self.report.counts.missing = len(crossed.missing)
+        if crossed.missing and not self.options.dry_run:
+            db.mark_missing(conn, self.settings.s3_bucket_in, [m.key for m in crossed.missing])
+
+    def check_changed(self, conn: Any, planner: AssetPlanner, crossed: CrossReference) -> None:
+        """Catalogued objects with a new size or ETag, or back after missing: the same bytes
+        are recorded quietly (refreshed, restored), other bytes are problems."""
+        report = self.report
+
+        def md5_of(candidate: Candidate) -> str | None:
+            md5, streamed = planner.current_md5(candidate)
+            report.counts.bytes_verified += streamed
+            return md5
+
+        settled = settle_changes(crossed.changed, md5_of)
+        report.extend(settled.problems)
+        report.counts.refreshed += len(settled.refreshed) - settled.restored
+        report.counts.restored += settled.restored
+        if settled.refreshed and not self.options.dry_run:
+            by = db.Provenance(self.options.command, self.options.run_key or None,
+                               report.run_id)
+            db.refresh_files(conn, self.settings.s3_bucket_in,
+                             [(c.candidate.key, c.candidate.size, c.candidate.etag)
+                              for c in settled.refreshed], by)
 
     @contextmanager
     def planner(self, to_verify: list[Candidate]) -> Iterator[AssetPlanner]:

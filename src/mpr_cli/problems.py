@@ -32,6 +32,7 @@ class Reason(StrEnum):
     PREFIX_TYPE_MISMATCH = "prefix_type_mismatch"
     # phase 2: against what the database already holds
     CHANGED_SINCE_IMPORT = "changed_since_import"
+    MISSING_OBJECT = "missing_object"  # catalogued, no longer in the bucket (reported once)
     # phase 3: sidecars, checksums, containers
     MISSING_METADATA_SIDECAR = "missing_metadata_sidecar"
     INVALID_METADATA_SIDECAR = "invalid_metadata_sidecar"
@@ -59,6 +60,7 @@ REASON_INFO: dict[Reason, tuple[Phase, Severity]] = {
     Reason.INVALID_INVENTORY_CODE: (Phase.DISCOVER, _E),
     Reason.PREFIX_TYPE_MISMATCH: (Phase.DISCOVER, _E),
     Reason.CHANGED_SINCE_IMPORT: (Phase.CROSSREF, _W),
+    Reason.MISSING_OBJECT: (Phase.CROSSREF, _E),
     Reason.MISSING_METADATA_SIDECAR: (Phase.INGEST, _E),
     Reason.INVALID_METADATA_SIDECAR: (Phase.INGEST, _E),
     Reason.METADATA_MISMATCH: (Phase.INGEST, _E),

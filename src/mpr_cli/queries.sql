@@ -37,15 +37,31 @@ COPY incoming_keys (key, size, etag) FROM STDIN
 -- name: known_incoming
 -- The listed keys that need attention, with what the catalogue knows of them.
 -- Only the keys that need attention: new ones (f.key IS NULL, or a provisional master, checked
--- as if new), changed ones, and masters catalogued as on tape that are now in the bucket. Every other key is catalogued and
--- unchanged, so the nightly steady state returns no rows at all.
+-- as if new), changed ones, masters catalogued as on tape that are now in the bucket, and
+-- objects recorded as missing (sql/008) that are listed again. Every other key is catalogued
+-- and unchanged, so the nightly steady state returns no rows at all.
 SELECT i.key, (f.key IS NULL OR f.provisional) AS new,
        (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
-       coalesce(NOT f.in_bucket, false) AS restored, f.md5
+       coalesce(NOT f.in_bucket, false) AS restored, f.md5,
+       f.missing_since IS NOT NULL AS missing, f.size AS catalogued_size
 FROM incoming_keys i
 LEFT JOIN asset_files f ON f.bucket = %(bucket)s AND f.key = i.key
-WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional
+WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional OR f.missing_since IS NOT NULL
    OR f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag
+
+-- name: missing_from_listing
+-- The catalogued objects of a bucket under a prefix that its complete listing (incoming_keys)
+-- no longer holds and that are not recorded as missing yet: keys listed but left out of
+-- incoming_keys by phase 1 (`listed`), and keys under the rules' excluded prefixes, are not.
+SELECT f.key, a.inventory_code
+FROM asset_files f JOIN assets a ON a.id = f.asset_id
+WHERE f.bucket = %(bucket)s AND f.in_bucket AND f.missing_since IS NULL
+  AND starts_with(f.key, %(prefix)s)
+  AND NOT EXISTS (SELECT 1 FROM incoming_keys i WHERE i.key = f.key)
+  AND NOT f.key = ANY(%(listed)s::text[])
+  AND NOT EXISTS (SELECT 1 FROM unnest(%(excluded)s::text[]) AS e(prefix)
+                  WHERE starts_with(f.key, e.prefix))
+ORDER BY f.key
 
 -- name: existing_assets
 -- The catalogued assets among these inventory codes, with what their files already cover.
@@ -367,3 +383,45 @@ FROM import_runs ORDER BY id DESC LIMIT 1
 -- A master recorded from its sidecars (on tape) that is now in the bucket.
 UPDATE asset_files SET in_bucket = true, size = %(size)s, etag = %(etag)s
 WHERE bucket = %(bucket)s AND key = %(key)s AND NOT in_bucket
+
+-- ---------------------------------------------------------------- changed and vanished (sql/008)
+
+-- name: mark_missing
+-- Catalogued objects a complete listing no longer holds: missing since now (once).
+UPDATE asset_files SET missing_since = now()
+WHERE bucket = %(bucket)s AND key = ANY(%(keys)s::text[]) AND missing_since IS NULL
+
+-- name: keep_file_history
+-- A catalogued file's current values copied into asset_file_history before it is updated.
+INSERT INTO asset_file_history (file_id, asset_id, bucket, key, role, in_bucket, size, etag,
+                                md5, mime_type, tech_metadata, missing_since, command, run_key,
+                                import_run_id)
+SELECT id, asset_id, bucket, key, role, in_bucket, size, etag, md5, mime_type, tech_metadata,
+       missing_since, %(command)s, %(run_key)s, %(run_id)s
+FROM asset_files WHERE bucket = %(bucket)s AND key = %(key)s
+RETURNING id
+
+-- name: refresh_file
+-- A catalogued object listed with its catalogued bytes: its new size and ETag, present again.
+UPDATE asset_files SET size = %(size)s, etag = %(etag)s, missing_since = NULL
+WHERE bucket = %(bucket)s AND key = %(key)s
+
+-- name: replace_file
+-- A catalogued file's row describes the object now at its key (`mpr replace KEY`).
+UPDATE asset_files
+SET role = %(role)s, in_bucket = true, size = %(size)s, etag = %(etag)s, md5 = %(md5)s,
+    mime_type = %(mime_type)s, tech_metadata = %(tech_metadata)s, missing_since = NULL,
+    provisional = false
+WHERE bucket = %(bucket)s AND key = %(key)s
+RETURNING id
+
+-- name: file_asset
+-- The asset a catalogued key belongs to (any bucket), or no row.
+SELECT a.id, a.inventory_code, a.media_type FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE f.bucket = %(bucket)s AND f.key = %(key)s
+
+-- name: asset_file_rows
+-- Every catalogued file of an asset, in any bucket.
+SELECT bucket, key, role, in_bucket, size, etag, md5, provisional, missing_since
+FROM asset_files WHERE asset_id = %(asset_id)s ORDER BY key

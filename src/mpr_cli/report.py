@@ -41,6 +41,9 @@ class Counts:
     errors: int = 0
     warnings: int = 0
     bytes_verified: int = 0
+    refreshed: int = 0  # catalogued objects re-uploaded with the same bytes (new ETag recorded)
+    restored: int = 0  # catalogued objects back in the bucket with the catalogued bytes
+    missing: int = 0  # catalogued objects this run first found missing (missing_object)
 
 
 @dataclass
@@ -181,5 +184,18 @@ def _print_totals(report: Report, console: Console) -> None:
     verb = "would insert" if report.dry_run else "inserted"
     console.print(f"{verb} {report.counts.inserted_assets} asset(s), "
                   f"{report.counts.inserted_files} file(s)", markup=False)
+    catalogue = _catalogue_line(report)
+    if catalogue:
+        console.print(catalogue, markup=False)
     if report.message:
         console.print(visible(report.message), markup=False)
+
+
+def _catalogue_line(report: Report) -> str:
+    """One info line on catalogued objects the run updated quietly or found missing."""
+    counts, verb = report.counts, "would record" if report.dry_run else "recorded"
+    parts = [f"{n} {what}" for n, what in (
+        (counts.refreshed, "re-uploaded with the same bytes (new ETag)"),
+        (counts.restored, "back in the bucket with the catalogued bytes"),
+        (counts.missing, "newly missing from the bucket")) if n]
+    return f"{verb}: " + "; ".join(parts) if parts else ""

@@ -16,6 +16,7 @@ PROBLEM_KEYS = {"key", "inventory_code", "phase", "severity", "reason", "message
 PHASE_1 = {"invalid_key", "unsupported_extension", "unknown_folder", "invalid_inventory_code",
            "prefix_type_mismatch"}
 WARNINGS = {"missing_qc_report", "changed_since_import"}
+PHASE_2 = {"changed_since_import", "missing_object"}
 
 
 def assert_contract(out: Outcome) -> None:
@@ -29,7 +30,7 @@ def assert_contract(out: Outcome) -> None:
         assert set(problem) == PROBLEM_KEYS
         assert problem["severity"] == ("warning" if problem["reason"] in WARNINGS else "error")
         expected_phase = (1 if problem["reason"] in PHASE_1
-                          else 2 if problem["reason"] == "changed_since_import" else 3)
+                          else 2 if problem["reason"] in PHASE_2 else 3)
         assert problem["phase"] == expected_phase, problem
         assert problem["message"] and "\n" not in problem["message"]
     severities = [p["severity"] for p in report["problems"]]

@@ -1,18 +1,49 @@
 """Phase 2: set-based comparison of the candidates with what the catalogue already holds.
 
-One COPY into a temporary table and one anti-join per batch; never a query per file. A key
-already catalogued with the same size and ETag is skipped; one whose size or ETag changed is
-skipped and flagged `changed_since_import`, never overwritten.
+One COPY into a temporary table and one anti-join per run; never a query per file. A key
+already catalogued with the same size and ETag is skipped. One whose size or ETag changed, or
+one recorded as missing that is listed again, is a `CataloguedChange`, settled by
+`settle_changes`:
+
+  same bytes (the catalogued MD5: a multipart re-upload of the same file, or an object put
+  back)  -> refreshed: the new size and ETag recorded quietly, present again
+  other bytes, an object that was missing  -> CHECKSUM_MISMATCH (error)
+  other bytes, or no way to tell (no MD5 catalogued, `--verify none` on a multipart ETag)
+             -> CHANGED_SINCE_IMPORT (warning), never overwritten: `mpr replace KEY` decides
+
+With a `ListingScope` (a complete listing of the bucket, or of a whole prefix), a catalogued
+object in the bucket that the listing no longer holds is MISSING_OBJECT, reported by the run
+that first notices it (the caller records it missing; later runs do not report it again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from mpr_cli import db
+from mpr_cli.db import ListingScope, MissingFile
 from mpr_cli.problems import Problem, Reason
 from mpr_cli.validation.inventory import Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class CataloguedChange:
+    """A catalogued object listed with another size or ETag than the catalogue's, or listed
+    again after it was recorded missing."""
+
+    candidate: Candidate
+    md5: str | None  # the catalogued MD5
+    size: int | None  # the catalogued size
+    changed: bool  # size or ETag differ from the catalogue's
+    missing: bool  # recorded as missing, now listed again
+
+    def needs_md5(self) -> bool:
+        """Must the object's MD5 be read to tell whether its bytes changed? Not when nothing
+        changed, when the catalogue has no MD5 to compare with, or when the sizes differ."""
+        return self.changed and self.md5 is not None and self.size == self.candidate.size
 
 
 @dataclass
@@ -22,30 +53,113 @@ class CrossReference:
     problems: list[Problem] = field(default_factory=list)
     # masters catalogued from their sidecars (on tape) now in the bucket, with the catalogued MD5
     restored: list[tuple[Candidate, str | None]] = field(default_factory=list)
+    changed: list[CataloguedChange] = field(default_factory=list)  # also in `known`
+    missing: list[MissingFile] = field(default_factory=list)
 
 
-def _changed_message(candidate: Candidate) -> str:
-    return (f"{candidate.key} changed in the bucket since it was imported (size or ETag "
-            "differs); it was not re-imported: check the delivery, and replace the catalogue "
-            "record by hand if the new file is right")
+class Bytes(Enum):
+    SAME = "same"
+    DIFFERENT = "different"
+    UNKNOWN = "unknown"
 
 
-def cross_reference(conn: Any, bucket: str, candidates: list[Candidate]) -> CrossReference:
-    known = db.incoming_changes(conn, bucket, ((c.key, c.size, c.etag) for c in candidates))
-    result = CrossReference()
+@dataclass
+class Settled:
+    """What `settle_changes` made of the changed objects."""
+
+    refreshed: list[CataloguedChange] = field(default_factory=list)  # same bytes
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def restored(self) -> int:
+        """Of the refreshed, the objects that were missing and are back."""
+        return sum(change.missing for change in self.refreshed)
+
+
+def cross_reference(conn: Any, bucket: str, candidates: list[Candidate],
+                    scope: ListingScope | None = None) -> CrossReference:
+    """Sort the candidates by what the catalogue knows of them; with a scope, also find the
+    catalogued objects the listing no longer holds (MISSING_OBJECT, not yet recorded)."""
+    found = db.compare_listing(conn, bucket, ((c.key, c.size, c.etag) for c in candidates),
+                               scope)
+    result = CrossReference(missing=found.missing)
     for candidate in candidates:
-        record = known.get(candidate.key)
+        record = found.changes.get(candidate.key)
         if record is None:  # catalogued, same size and ETag
             result.known.append(candidate)
-            continue
-        if record.new:
+        elif record.new:
             result.new.append(candidate)
-            continue
-        if record.restored:
+        elif record.restored:
             result.restored.append((candidate, record.md5))
-            continue
-        result.known.append(candidate)  # changed: skipped and flagged, never overwritten
-        result.problems.append(Problem.make(
-            Reason.CHANGED_SINCE_IMPORT, candidate.key, _changed_message(candidate),
-            inventory_code=candidate.inventory_code))
+        else:  # changed or back: skipped until settled, never overwritten
+            result.known.append(candidate)
+            result.changed.append(CataloguedChange(candidate, record.md5,
+                                                   record.catalogued_size, record.changed,
+                                                   record.missing))
+    result.problems += [_missing_problem(missing) for missing in found.missing]
     return result
+
+
+def compare_bytes(change: CataloguedChange, actual_md5: str | None) -> Bytes:
+    """Are the object's bytes the catalogued ones? `actual_md5` is the object's MD5 when it
+    was read (`CataloguedChange.needs_md5`), else None."""
+    if not change.changed:
+        return Bytes.SAME  # listed again as catalogued (same size and ETag)
+    if change.md5 is None:
+        return Bytes.UNKNOWN
+    if change.size != change.candidate.size:
+        return Bytes.DIFFERENT
+    if actual_md5 is None:
+        return Bytes.UNKNOWN
+    return Bytes.SAME if actual_md5 == change.md5 else Bytes.DIFFERENT
+
+
+def settle_changes(changes: list[CataloguedChange],
+                   md5_of: Callable[[Candidate], str | None]) -> Settled:
+    """Each change refreshed (same bytes) or a problem; `md5_of` reads an object's MD5 (None
+    when it cannot tell), asked only for the changes that need it."""
+    settled = Settled()
+    for change in changes:
+        actual = md5_of(change.candidate) if change.needs_md5() else None
+        verdict = compare_bytes(change, actual)
+        if verdict is Bytes.SAME:
+            settled.refreshed.append(change)
+        elif change.missing and verdict is Bytes.DIFFERENT:
+            settled.problems.append(_back_with_other_bytes(change, actual))
+        else:
+            settled.problems.append(_changed_problem(change.candidate))
+    return settled
+
+
+def listing_scope(prefix: str, excluded: tuple[str, ...], rejected: list[Problem]) -> ListingScope:
+    """The scope of a complete listing under `prefix`: the rules' excluded prefixes are not
+    looked at, and the keys phase 1 rejected were listed."""
+    return ListingScope(prefix, excluded, tuple(sorted({p.key for p in rejected})))
+
+
+def _changed_problem(candidate: Candidate) -> Problem:
+    return Problem.make(
+        Reason.CHANGED_SINCE_IMPORT, candidate.key,
+        f"{candidate.key} changed in the bucket since it was imported (its bytes differ, or "
+        "could not be compared); it was not re-imported: check the delivery, and if the new "
+        f"file is right accept it with `mpr replace {candidate.key}`",
+        inventory_code=candidate.inventory_code)
+
+
+def _back_with_other_bytes(change: CataloguedChange, actual: str | None) -> Problem:
+    candidate = change.candidate
+    found = (f"MD5 {actual}" if actual is not None
+             else f"{candidate.size} bytes (catalogued: {change.size})")
+    return Problem.make(
+        Reason.CHECKSUM_MISMATCH, candidate.key,
+        f"{candidate.key} was missing from the bucket and is back with other bytes ({found}; "
+        f"catalogued MD5 {change.md5}): put back the catalogued file, or accept this one with "
+        f"`mpr replace {candidate.key}`", inventory_code=candidate.inventory_code)
+
+
+def _missing_problem(missing: MissingFile) -> Problem:
+    return Problem.make(
+        Reason.MISSING_OBJECT, missing.key,
+        f"{missing.key} is catalogued but no longer in the bucket (reported once, recorded as "
+        "missing): put it back; it is marked present again when its bytes are the catalogued "
+        "ones", inventory_code=missing.inventory_code)
