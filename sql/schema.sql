@@ -169,3 +169,31 @@ CREATE UNIQUE INDEX transcode_jobs_one_live
 CREATE INDEX transcode_jobs_claim ON transcode_jobs (status, created_at);
 CREATE INDEX transcode_jobs_asset_idx ON transcode_jobs (asset_id);
 CREATE INDEX transcode_jobs_code_idx ON transcode_jobs (inventory_code);
+
+-- Every problem a recorded run reported, one row per bucket, key, ETag when reported (NULL: no
+-- object, e.g. a master on tape) and reason (sql/007). A row already here is a *known*
+-- problem: it no longer changes the exit code (unless --strict). An acknowledgement (`mpr
+-- problems ack`) holds for this row only: a new ETag is a new row, a new problem.
+CREATE TABLE known_problems (
+    id              bigserial   PRIMARY KEY,
+    bucket          text        NOT NULL,
+    key             text        NOT NULL,
+    etag            text,
+    reason          text        NOT NULL,
+    severity        text        NOT NULL
+                                CONSTRAINT known_problems_severity_check
+                                CHECK (severity IN ('error', 'warning')),
+    inventory_code  text,
+    message         text        NOT NULL,
+    first_run_id    bigint      NOT NULL REFERENCES import_runs (id),
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    last_run_id     bigint      NOT NULL REFERENCES import_runs (id),
+    last_seen_at    timestamptz NOT NULL DEFAULT now(),
+    acknowledged_at timestamptz,
+    ack_note        text,
+    CONSTRAINT known_problems_identity UNIQUE NULLS NOT DISTINCT (bucket, key, etag, reason),
+    CONSTRAINT known_problems_note_needs_ack
+        CHECK (ack_note IS NULL OR acknowledged_at IS NOT NULL)
+);
+CREATE INDEX known_problems_last_run_idx ON known_problems (last_run_id);
+CREATE INDEX known_problems_code_idx ON known_problems (inventory_code);

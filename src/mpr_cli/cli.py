@@ -28,6 +28,7 @@ COMMANDS = {
     "runs": ("nightly", "runs"), "dev": ("dev", "dev"), "db": ("db", "db"),
     "config": ("info", "config_command"), "doctor": ("info", "doctor"),
     "replace": ("replace", "replace_command"),
+    "problems": ("problems", "problems"),
 }
 
 

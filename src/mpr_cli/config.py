@@ -92,6 +92,8 @@ class Settings(BaseSettings):
 
     dry_run: bool = Field(False, validation_alias=_env("MPR_DRY_RUN", "ACH_DRY_RUN"))
     safe_run: bool = Field(False, validation_alias=_env("MPR_SAFE_RUN", "ACH_SAFE_RUN"))
+    # known errors (reported before for the same key, ETag and reason) fail the run too
+    strict: bool = Field(False, validation_alias=_env("MPR_STRICT"))
     exclude_prefixes: Annotated[tuple[str, ...], NoDecode] = Field(
         DEFAULT_EXCLUDES, validation_alias=_env("MPR_EXCLUDE_PREFIXES")
     )

@@ -15,7 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mpr_cli import db
+from mpr_cli import db, known
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
 from mpr_cli.phases.crossref import (
@@ -67,15 +67,18 @@ class ImportOptions:
     batch_assets: int = 200
     command: str = "import"  # or "nightly": how the run is recorded
     run_key: str = ""
+    strict: bool = False  # known errors count in the exit code too
 
     @classmethod
     def from_settings(cls, settings: Settings, *, prefix: str, verify: str,
                       dry_run: bool | None, safe_run: bool | None, run_key: str,
-                      command: str = "import") -> ImportOptions:
+                      command: str = "import", strict: bool | None = None) -> ImportOptions:
         """The options of `mpr import` and `mpr nightly`: a flag given on the command line
-        (not None) wins over MPR_DRY_RUN / MPR_SAFE_RUN; the batch size is MPR_BATCH_ASSETS."""
+        (not None) wins over MPR_DRY_RUN / MPR_SAFE_RUN / MPR_STRICT; the batch size is
+        MPR_BATCH_ASSETS."""
         return cls(prefix=prefix, verify=VerifyMode(verify), command=command,
                    batch_assets=settings.batch_assets, run_key=run_key,
+                   strict=settings.strict if strict is None else strict,
                    dry_run=settings.dry_run if dry_run is None else dry_run,
                    safe_run=settings.safe_run if safe_run is None else safe_run)
 
@@ -122,8 +125,9 @@ class ImportRun:
         self.stop = stop
         self.report = report or Report(options.command, dry_run=options.dry_run,
                                        safe_run=options.safe_run, prefix=options.prefix,
-                                       run_key=options.run_key)
+                                       run_key=options.run_key, strict=options.strict)
         self.storage = Storage(settings)
+        self.discovery: Discovery | None = None  # phase 1's result, once listed
         self.failure: BaseException | None = None  # the exception the report ended with
 
     # -- the run --------------------------------------------------------------------------
@@ -193,7 +197,18 @@ class ImportRun:
             raise
         finally:
             self.report.sort_problems()
-            _record(conn, self.report)
+            _record(conn, self.report, self.settings.s3_bucket_in, self.problem_etags())
+
+    def problem_etags(self) -> dict[str, str]:
+        """The listed ETag of each key a problem names (known problems are told apart by
+        it); a key that was not listed (a master on tape) has none."""
+        found = self.discovery
+        if found is None:
+            return {}
+        keys = {p.key for p in self.report.problems}
+        etags = {key: etag for key, etag in found.etags.items() if key in keys}
+        etags.update((c.key, c.etag) for c in found.candidates if c.key in keys)
+        return etags
 
     def _end(self, status: RunStatus, message: str, exc: BaseException) -> None:
         self.report.status, self.report.message, self.failure = status, message, exc
@@ -228,6 +243,7 @@ class ImportRun:
         report.counts.excluded = found.excluded
         report.counts.rejected = len(found.problems)
         report.extend(found.problems)
+        self.discovery = found
         return found
 
     def cross_reference(self, conn: Any, found: Discovery) -> tuple[
@@ -342,13 +358,20 @@ def _timed(report: Report, phase: str) -> Iterator[None]:
         report.durations[phase] = report.durations.get(phase, 0.0) + time.monotonic() - started
 
 
-def _record(conn: Any, report: Report) -> None:
-    if report.run_id is None:
-        return
+def _record(conn: Any, report: Report, bucket: str, etags: dict[str, str]) -> None:
+    """The run's end: its problems marked new or known (also in a dry run, which only reads);
+    then, for a recorded run, its problems (when it completed) and its record, together."""
     if conn.info.transaction_status != 0:  # a batch was in flight: roll it back first
         conn.rollback()
+    if report.status is not RunStatus.FAILED:  # a failed run exits 4 whatever it found
+        report.mark_standing(known.standings(conn, bucket, report.problems, etags))
+    if report.run_id is None:
+        return
     summary = report.to_dict()
-    db.finish_run(conn, report.run_id, str(report.status), summary["counts"], summary)
+    with conn.transaction():
+        if report.status is RunStatus.COMPLETED:
+            known.record(conn, bucket, report.run_id, report.problems, etags)
+        db.finish_run(conn, report.run_id, str(report.status), summary["counts"], summary)
 
 
 def run_import(settings: Settings, rules: Rules, options: ImportOptions,

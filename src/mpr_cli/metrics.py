@@ -1,7 +1,10 @@
 """Prometheus text format for node_exporter's textfile collector, written atomically.
 
 `mpr_last_success_timestamp_seconds` only moves forward on a successful run: a failed run
-carries the previous value over from the existing file.
+carries the previous value over from the existing file, and before the first success it is 0
+(so an alert on its age fires for a tool that never succeeded). A run succeeds when it has no
+new errors: known problems (mpr_cli.known) are counted apart, in `mpr_problems_new` and
+`mpr_problems_known`, and never hold the timestamp back unless the run is strict.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ def render(report: dict[str, Any], *, success: bool, exit_code: int,
                      [({"outcome": o}, float(counts.get(o, 0))) for o in OUTCOMES])
     lines += _family("mpr_problems", "gauge", "Problems of the last run, by reason.",
                      [({"reason": r}, float(n)) for r, n in sorted(reasons.items())])
+    for standing in ("new", "known"):
+        lines += _family(f"mpr_problems_{standing}", "gauge", f"Problems of the last run "
+                         f"{'not reported before' if standing == 'new' else 'reported before'}"
+                         " (same key, ETag and reason), by severity.",
+                         [({"severity": s}, float(counts.get(f"{standing}_{s}s", 0)))
+                          for s in ("error", "warning")])
     lines += _family("mpr_phase_duration_seconds", "gauge", "Duration of each step of the "
                      "last run.", [({"phase": p}, float(s)) for p, s in
                                    sorted(report.get("durations_s", {}).items())])
@@ -70,8 +79,8 @@ def render(report: dict[str, Any], *, success: bool, exit_code: int,
     lines += _family("mpr_last_run_exit_code", "gauge", "Exit code of the last run.",
                      [({}, float(exit_code))])
     moved = now if success else last_success
-    if moved is not None:
-        lines += _family(LAST_SUCCESS, "gauge", "When a run last succeeded.", [({}, moved)])
+    lines += _family(LAST_SUCCESS, "gauge", "When a run last succeeded (0: never).",
+                     [({}, moved or 0.0)])
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
-"""The digest e-mail of a run: one plain-text message with the counts, the problems grouped by
-reason (the first keys of each), the durations, and the JSON report attached.
+"""The digest e-mail of a run: one plain-text message with the counts, the new problems grouped
+by reason (the first keys of each), the known ones (reported before for the same key, ETag and
+reason: mpr_cli.known) counted by reason apart, the durations, and the JSON report attached.
 
 Sending never fails a run: an unreachable or refusing mail server is logged and forgotten.
 """
@@ -33,6 +34,19 @@ def should_send(settings: Settings, report: dict[str, Any], exit_code: int) -> b
     counts = report.get("counts", {})
     failed_jobs = report.get("transcode", {}).get("jobs", {}).get("FAILED", 0)
     return bool(exit_code or counts.get("errors") or counts.get("warnings") or failed_jobs)
+
+
+def _known_lines(problems: list[dict[str, Any]]) -> list[str]:
+    """Known problems: a count per reason (how many acknowledged), no keys."""
+    by_reason: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for problem in problems:
+        by_reason[problem["reason"]].append(problem)
+    lines = []
+    for reason, items in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        acknowledged = sum(bool(p.get("acknowledged")) for p in items)
+        lines.append(f"{reason} ({items[0]['severity']}): {len(items)}"
+                     + (f", {acknowledged} acknowledged" if acknowledged else ""))
+    return lines
 
 
 def _problem_lines(problems: list[dict[str, Any]]) -> list[str]:
@@ -69,12 +83,26 @@ def digest_text(report: dict[str, Any], exit_code: int) -> str:
         failures = transcode.get("failures", [])[:KEYS_PER_REASON]
         lines += [f"    failed: {visible(str(f['source_key']))}: {visible(str(f['error']))}"
                   for f in failures] + [""]
-    lines += ["Problems by reason"] + _problem_lines(report.get("problems", [])) + [""]
+    problems = report.get("problems", [])
+    known = [p for p in problems if p.get("known")]
+    new = [p for p in problems if not p.get("known")]
+    lines += ["Problems by reason"] + (_problem_lines(new) if new or not known
+                                       else ["no new problems"])
+    if known:
+        lines += ["", "Known problems (reported before, not counted in the exit code; "
+                      "`mpr problems --known` lists them)"] + _known_lines(known)
+    lines += [""]
     lines += ["Durations (s)"] + [f"    {k:<16} {v}" for k, v in
                                  report.get("durations_s", {}).items()]
     if report.get("message"):
         lines += ["", visible(str(report["message"]))]
     return "\n".join(lines) + "\n"
+
+
+def _known_part(counts: dict[str, Any]) -> str:
+    """" (2 known)" after the error count of the subject, when some errors are known."""
+    known = counts.get("known_errors", 0)
+    return f" ({known} known)" if known else ""
 
 
 def build_message(settings: Settings, report: dict[str, Any], exit_code: int) -> EmailMessage:
@@ -85,7 +113,8 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int) ->
     message = EmailMessage()
     message["Subject"] = scrub(f"mpr {report.get('command')} {report.get('status')}: "
                                f"{counts.get('inserted_files', 0)} files imported, "
-                               f"{counts.get('errors', 0)} errors, "
+                               f"{counts.get('errors', 0)} errors"
+                               f"{_known_part(counts)}, "
                                f"{counts.get('warnings', 0)} warnings", secrets)
     message["From"] = settings.notify_from or f"mpr@{socket.getfqdn()}"
     message["To"] = ", ".join(settings.notify_to)

@@ -425,3 +425,51 @@ WHERE f.bucket = %(bucket)s AND f.key = %(key)s
 -- Every catalogued file of an asset, in any bucket.
 SELECT bucket, key, role, in_bucket, size, etag, md5, provisional, missing_since
 FROM asset_files WHERE asset_id = %(asset_id)s ORDER BY key
+
+-- ---------------------------------------------------------------- known problems (sql/007)
+
+-- name: problem_standing
+-- Which of these problems (parallel arrays: key, ETag, reason) are known, and acknowledged.
+SELECT t.key, t.reason, p.acknowledged_at IS NOT NULL AS acknowledged
+FROM unnest(%(keys)s::text[], %(etags)s::text[], %(reasons)s::text[]) AS t(key, etag, reason)
+JOIN known_problems p ON p.bucket = %(bucket)s AND p.key = t.key
+                     AND p.etag IS NOT DISTINCT FROM t.etag AND p.reason = t.reason
+
+-- name: record_problems
+-- A completed run's problems: new ones inserted, known ones marked seen by this run.
+INSERT INTO known_problems AS p (bucket, key, etag, reason, severity, inventory_code, message,
+                                 first_run_id, last_run_id)
+SELECT %(bucket)s, t.key, t.etag, t.reason, t.severity, t.code, t.message, %(run_id)s,
+       %(run_id)s
+FROM unnest(%(keys)s::text[], %(etags)s::text[], %(reasons)s::text[], %(severities)s::text[],
+            %(codes)s::text[], %(messages)s::text[])
+     AS t(key, etag, reason, severity, code, message)
+ON CONFLICT ON CONSTRAINT known_problems_identity DO UPDATE
+SET last_run_id = excluded.last_run_id, last_seen_at = now(), severity = excluded.severity,
+    inventory_code = excluded.inventory_code, message = excluded.message
+
+-- name: open_problems
+-- The problems the latest completed run covering their key saw, narrowed by the filters.
+-- known: reported before that run too. A run covers a key when the key starts with its prefix.
+SELECT p.key, p.etag, p.reason, p.severity, p.inventory_code, p.message, p.first_run_id,
+       p.first_seen_at, p.last_run_id, p.last_seen_at, p.acknowledged_at, p.ack_note,
+       p.first_run_id <> p.last_run_id AS known
+FROM known_problems p
+WHERE p.bucket = %(bucket)s
+  AND p.last_run_id = (SELECT max(r.id) FROM import_runs r
+                       WHERE r.status = 'completed' AND starts_with(p.key, r.prefix))
+  AND starts_with(p.key, %(prefix)s)
+  AND (%(reason)s::text IS NULL OR p.reason = %(reason)s)
+  AND (%(code)s::text IS NULL OR p.inventory_code = %(code)s)
+ORDER BY p.key, p.reason
+
+-- name: acknowledge_problems
+-- Open problems (see open_problems) of a key and/or a reason acknowledged with a note.
+UPDATE known_problems p SET acknowledged_at = now(), ack_note = %(note)s
+WHERE p.bucket = %(bucket)s
+  AND (%(key)s::text IS NULL OR p.key = %(key)s)
+  AND (%(reason)s::text IS NULL OR p.reason = %(reason)s)
+  AND p.last_run_id = (SELECT max(r.id) FROM import_runs r
+                       WHERE r.status = 'completed' AND starts_with(p.key, r.prefix))
+RETURNING p.key, p.reason
+

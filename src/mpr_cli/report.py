@@ -1,7 +1,10 @@
 """The run report: counts, problems, JSON (a contract read by scripts and CI), rich summary.
 
 `listed = excluded + rejected + skipped + accepted` always holds. In a dry run the
-`inserted_*` counts say what would have been inserted.
+`inserted_*` counts say what would have been inserted. Every problem is new or known
+(`mpr_cli.known`: reported before for the same key, ETag and reason; a run that could not ask
+the catalogue calls them all new): `errors = new_errors + known_errors`, the same for warnings,
+and the exit code counts only new errors unless the run is strict.
 """
 
 from __future__ import annotations
@@ -21,6 +24,23 @@ from mpr_cli.atomic import atomic_write
 from mpr_cli.display import for_console, for_xml, visible
 from mpr_cli.errors import ExitCode
 from mpr_cli.problems import Problem, Severity
+
+Identity = tuple[str, str]  # (key, reason) within one run: the bucket and ETag are fixed by it
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """How a problem of a run stands against earlier runs (mpr_cli.known)."""
+
+    known: bool = False  # reported before: same bucket, key, ETag and reason
+    acknowledged: bool = False  # and acknowledged by `mpr problems ack`
+
+
+NEW = Standing()
+
+
+def identity(problem: Problem) -> Identity:
+    return problem.key, problem.reason.value
 
 
 class RunStatus(StrEnum):
@@ -44,6 +64,11 @@ class Counts:
     refreshed: int = 0  # catalogued objects re-uploaded with the same bytes (new ETag recorded)
     restored: int = 0  # catalogued objects back in the bucket with the catalogued bytes
     missing: int = 0  # catalogued objects this run first found missing (missing_object)
+    new_errors: int = 0
+    known_errors: int = 0
+    new_warnings: int = 0
+    known_warnings: int = 0
+    acknowledged: int = 0  # of the known problems, those a person acknowledged
 
 
 @dataclass
@@ -59,13 +84,38 @@ class Report:
     prefix: str = ""
     message: str = ""
     durations: dict[str, float] = field(default_factory=dict)
+    strict: bool = False  # known errors count in the exit code too (--strict)
+    standing: dict[Identity, Standing] = field(default_factory=dict)  # absent: new
 
     def add(self, problem: Problem) -> None:
+        """A problem, new until `mark_standing` says otherwise."""
         self.problems.append(problem)
         if problem.severity is Severity.ERROR:
             self.counts.errors += 1
+            self.counts.new_errors += 1
         else:
             self.counts.warnings += 1
+            self.counts.new_warnings += 1
+
+    def standing_of(self, problem: Problem) -> Standing:
+        return self.standing.get(identity(problem), NEW)
+
+    def mark_standing(self, standing: dict[Identity, Standing]) -> None:
+        """Which problems are known (the rest are new); the new/known counts follow."""
+        self.standing = standing
+        counts = self.counts
+        counts.new_errors = counts.known_errors = counts.acknowledged = 0
+        counts.new_warnings = counts.known_warnings = 0
+        for problem in self.problems:
+            mark = self.standing_of(problem)
+            error = problem.severity is Severity.ERROR
+            if mark.known:
+                counts.known_errors += error
+                counts.known_warnings += not error
+                counts.acknowledged += mark.acknowledged
+            else:
+                counts.new_errors += error
+                counts.new_warnings += not error
 
     def extend(self, problems: list[Problem]) -> None:
         for problem in problems:
@@ -80,7 +130,13 @@ class Report:
             return ExitCode.SAFE_RUN_ABORT
         if self.status is RunStatus.FAILED:
             return ExitCode.INFRASTRUCTURE
-        return ExitCode.FILE_ERRORS if self.counts.errors else ExitCode.OK
+        errors = self.counts.errors if self.strict else self.counts.new_errors
+        return ExitCode.FILE_ERRORS if errors else ExitCode.OK
+
+    def problem_dict(self, problem: Problem) -> dict[str, str | int | bool | None]:
+        """A problem as the JSON report shows it: with whether it is known, acknowledged."""
+        mark = self.standing_of(problem)
+        return {**problem.to_dict(), "known": mark.known, "acknowledged": mark.acknowledged}
 
     def to_dict(self) -> dict[str, Any]:
         counts = asdict(self.counts)
@@ -90,12 +146,13 @@ class Report:
             "run_key": self.run_key,
             "dry_run": self.dry_run,
             "safe_run": self.safe_run,
+            "strict": self.strict,
             "status": str(self.status),
             "message": self.message,
             "prefix": self.prefix,
             "counts": counts,
             "durations_s": {k: round(v, 3) for k, v in self.durations.items()},
-            "problems": [p.to_dict() for p in self.problems],
+            "problems": [self.problem_dict(p) for p in self.problems],
         }
 
 
@@ -129,23 +186,33 @@ def to_junit(report: Report) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True)
 
 
+SUMMARY_COUNTS = ("listed", "excluded", "rejected", "skipped", "accepted", "errors",
+                  "warnings", "new_errors", "known_errors")
+
+
 def counts_table(report: Report) -> Table:
     counts = report.counts
     table = Table(title=f"mpr {report.command}: {report.status}", show_header=True)
-    for column in ("listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"):
-        table.add_column(column, justify="right")
-    table.add_row(*(str(getattr(counts, c)) for c in (
-        "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings")))
+    for column in SUMMARY_COUNTS:
+        table.add_column(column.replace("_", " "), justify="right")
+    table.add_row(*(str(getattr(counts, c)) for c in SUMMARY_COUNTS))
     return table
 
 
-def problems_table(problems: list[Problem], limit: int = 50) -> Table:
+def standing_label(mark: Standing) -> str:
+    """"new", "known" or "acknowledged" (an acknowledged problem is known)."""
+    return "acknowledged" if mark.acknowledged else "known" if mark.known else "new"
+
+
+def problems_table(report: Report, limit: int = 50) -> Table:
+    problems = report.problems
     table = Table(title=f"problems ({len(problems)})", show_lines=False)
-    for column in ("severity", "reason", "key", "message"):
+    for column in ("severity", "reason", "seen", "key", "message"):
         table.add_column(column, overflow="fold")
     for problem in problems[:limit]:
         style = "red" if problem.severity is Severity.ERROR else "yellow"
         table.add_row(f"[{style}]{problem.severity}[/]", problem.reason.value,
+                      standing_label(report.standing_of(problem)),
                       for_console(problem.key), for_console(problem.message))
     if len(problems) > limit:
         table.add_row("", "", f"... {len(problems) - limit} more", "see --report")
@@ -156,12 +223,17 @@ def _plain_lines(report: Report, limit: int) -> list[str]:
     counts = report.counts
     lines = [f"mpr {report.command} {report.status}: " + ", ".join(
         f"{name} {getattr(counts, name)}" for name in (
-            "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"))]
+            "listed", "excluded", "rejected", "skipped", "accepted", "errors", "warnings"))
+        + f" ({counts.new_errors} new errors, {counts.known_errors} known)"]
     lines += [f"{p.severity:<7} {p.reason.value:<26} {visible(p.key)}: {visible(p.message)}"
-              for p in report.problems[:limit]]
+              + _marker(report.standing_of(p)) for p in report.problems[:limit]]
     if len(report.problems) > limit:
         lines.append(f"... {len(report.problems) - limit} more problems: see --report")
     return lines
+
+
+def _marker(mark: Standing) -> str:
+    return f" [{standing_label(mark)}]" if mark.known else ""
 
 
 def print_summary(report: Report, console: Console, *, verbose: bool = False) -> None:
@@ -176,7 +248,7 @@ def print_summary(report: Report, console: Console, *, verbose: bool = False) ->
     if report.problems:
         by_reason = Counter(p.reason.value for p in report.problems)
         console.print("by reason: " + ", ".join(f"{r} {n}" for r, n in by_reason.most_common()))
-        console.print(problems_table(report.problems, limit=limit))
+        console.print(problems_table(report, limit=limit))
     _print_totals(report, console)
 
 

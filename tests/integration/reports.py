@@ -11,8 +11,11 @@ from tests.integration.archive import Outcome
 REPORT_KEYS = {"command", "run_id", "dry_run", "safe_run", "status", "message", "prefix",
                "counts", "durations_s", "problems"}
 COUNT_KEYS = {"listed", "excluded", "rejected", "skipped", "accepted", "inserted_assets",
-              "inserted_files", "errors", "warnings", "bytes_verified"}
-PROBLEM_KEYS = {"key", "inventory_code", "phase", "severity", "reason", "message"}
+              "inserted_files", "errors", "warnings", "bytes_verified", "new_errors",
+              "known_errors", "new_warnings", "known_warnings", "acknowledged"}
+# known / acknowledged: reported before for the same key, ETag and reason (mpr_cli.known)
+PROBLEM_KEYS = {"key", "inventory_code", "phase", "severity", "reason", "message", "known",
+                "acknowledged"}
 PHASE_1 = {"invalid_key", "unsupported_extension", "unknown_folder", "invalid_inventory_code",
            "prefix_type_mismatch"}
 WARNINGS = {"missing_qc_report", "changed_since_import"}
@@ -37,6 +40,11 @@ def assert_contract(out: Outcome) -> None:
     assert counts["errors"] == severities.count("error")
     assert counts["warnings"] == severities.count("warning")
     assert counts["rejected"] == sum(p["phase"] == 1 for p in report["problems"])
+    known = [p["severity"] for p in report["problems"] if p["known"]]
+    assert (counts["known_errors"], counts["known_warnings"]) == (
+        known.count("error"), known.count("warning"))
+    assert counts["errors"] == counts["new_errors"] + counts["known_errors"]
+    assert counts["warnings"] == counts["new_warnings"] + counts["known_warnings"]
 
 
 def reasons_by_key(out: Outcome) -> dict[str, set[str]]:

@@ -151,10 +151,14 @@ def _phases(console: Console, quiet: bool,
 @click.option("--safe-run", is_flag=True, default=None,
               help="Any phase-3 problem aborts the run before anything is inserted "
                    "(or MPR_SAFE_RUN).")
+@click.option("--strict", is_flag=True, default=None,
+              help="Known problems (reported before for the same key, ETag and reason) count "
+                   "in the exit code too (or MPR_STRICT).")
 @log_options
 @pass_app
 @handles_errors
 def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
+                   strict: bool | None,
                    report_path: str | None, quiet: bool, verbose: bool,
                    dry_run: bool | None, safe_run: bool | None, log_format: str,
                    log_file: Path | None) -> None:
@@ -166,7 +170,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
     settings = app.settings
     run_log = start_run_log(settings, log_format, log_file)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
-                                          dry_run=dry_run, safe_run=safe_run,
+                                          dry_run=dry_run, safe_run=safe_run, strict=strict,
                                           run_key=run_log.run_key)
     rules = app.rules(rules_file)
     console = _human_console(report_path)

@@ -50,6 +50,9 @@ class LoggedJobs(LoggedProgress):
 @click.option("--dry-run", is_flag=True, default=None, help="Write nothing (or MPR_DRY_RUN).")
 @click.option("--safe-run", is_flag=True, default=None,
               help="Any import phase-3 problem aborts the import (or MPR_SAFE_RUN).")
+@click.option("--strict", is_flag=True, default=None,
+              help="Known problems (reported before for the same key, ETag and reason) count "
+                   "in the exit code too (or MPR_STRICT).")
 @click.option("--verify", type=click.Choice([m.value for m in VerifyMode]), default="auto",
               show_default=True, help="Checksum verification of the import.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel ffmpeg processes.")
@@ -61,6 +64,7 @@ class LoggedJobs(LoggedProgress):
 @pass_app
 @handles_errors
 def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool | None,
+                    strict: bool | None,
                     verify: str, workers: int | None, report_path: str | None,
                     metrics_file: Path | None, log_format: str, log_file: Path | None) -> None:
     """Import, then transcode what is pending; one summary, one report, one e-mail.
@@ -71,7 +75,7 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     run = start_run_log(settings, log_format, log_file, always=True)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
                                           dry_run=dry_run, safe_run=safe_run,
-                                          run_key=run.run_key, command="nightly")
+                                          run_key=run.run_key, command="nightly", strict=strict)
     progress = LoggedJobs()
     run.log.info("nightly run %s started", run.run_key)
     with graceful_stop() as stop:

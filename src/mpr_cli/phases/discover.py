@@ -22,6 +22,7 @@ class Discovery:
     problems: list[Problem] = field(default_factory=list)
     listed: int = 0
     excluded: int = 0
+    etags: dict[str, str] = field(default_factory=dict)  # each rejected key's ETag (mpr_cli.known)
 
 
 def discover(objects: Iterable[ObjectInfo], rules: Rules, *,
@@ -35,6 +36,7 @@ def discover(objects: Iterable[ObjectInfo], rules: Rules, *,
             found.excluded += 1
         elif isinstance(outcome, Problem):
             found.problems.append(outcome)
+            found.etags[obj.key] = obj.etag
         else:
             found.candidates.append(outcome)
         if on_listed is not None and found.listed % every == 0:
