@@ -28,7 +28,7 @@ COMMANDS = {
     "runs": ("nightly", "runs"), "dev": ("dev", "dev"), "db": ("db", "db"),
     "config": ("info", "config_command"), "doctor": ("info", "doctor"),
     "replace": ("replace", "replace_command"),
-    "problems": ("problems", "problems"),
+    "problems": ("problems", "problems"), "show": ("show", "show"),
 }
 
 
@@ -78,10 +78,6 @@ Exit codes:
   3  aborted by --safe-run
   4  infrastructure failure (S3 or database unreachable after retries), internal error
 130  interrupted (Ctrl-C, SIGTERM)
-
-\b
-Shell completion (bash; zsh and fish alike with zsh_source, fish_source):
-  eval "$(_MPR_COMPLETE=bash_source mpr)"
 """
 
 

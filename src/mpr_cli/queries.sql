@@ -473,3 +473,26 @@ WHERE p.bucket = %(bucket)s
                        WHERE r.status = 'completed' AND starts_with(p.key, r.prefix))
 RETURNING p.key, p.reason
 
+-- ---------------------------------------------------------------- mpr show (catalogue.py)
+
+-- name: asset_by_code_or_key
+-- The asset of an inventory code, or of the catalogued file at a key (any bucket), or no row.
+SELECT a.id, a.inventory_code, a.media_type, a.created_at FROM assets a
+WHERE a.inventory_code = %(name)s
+   OR a.id = (SELECT f.asset_id FROM asset_files f WHERE f.key = %(name)s
+              ORDER BY f.id LIMIT 1)
+ORDER BY a.inventory_code = %(name)s DESC
+LIMIT 1
+
+-- name: asset_files_shown
+-- Every file of an asset with the run that imported it: master first, then by role and key.
+SELECT f.bucket, f.key, f.role, f.size, f.md5, f.mime_type, f.in_bucket, f.provisional,
+       f.preset, f.created_at, f.import_run_id, r.run_key, f.tech_metadata
+FROM asset_files f LEFT JOIN import_runs r ON r.id = f.import_run_id
+WHERE f.asset_id = %(asset_id)s
+ORDER BY array_position(ARRAY['master', 'streaming', 'metadata', 'checksum', 'qc_report'],
+                        f.role), f.key
+
+-- name: jobs_of_asset
+-- Every transcode job of an inventory code, oldest first.
+SELECT * FROM transcode_jobs WHERE inventory_code = %(code)s ORDER BY id

@@ -1,0 +1,99 @@
+"""`mpr show CODE|KEY [--json]`: one asset as a person wants to see it.
+
+A KEY (any catalogued file's key) finds the asset of that file. Exit codes: 0 shown; 1 no asset
+has that code and no catalogued file that key; 2 a malformed argument (empty, or with control
+characters: nothing the catalogue could hold).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import click
+from rich.console import Console
+
+from mpr_cli import db
+from mpr_cli.catalogue import AssetFile, AssetView, TechSummary, find_asset
+from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.display import visible
+from mpr_cli.errors import ExitCode, UsageError
+
+_MALFORMED = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def tech_line(tech: TechSummary) -> str:
+    """"QuickTime, 10.0 s; video prores 1920x1080 25 fps; audio pcm_s16le (2 ch)"."""
+    parts = [tech.container + (f", {tech.duration_s:g} s" if tech.duration_s else "")]
+    if tech.video_codecs:
+        picture = f" {tech.width}x{tech.height}" if tech.width and tech.height else ""
+        rate = f" {tech.frame_rate:g} fps" if tech.frame_rate else ""
+        parts.append(f"video {', '.join(tech.video_codecs)}{picture}{rate}")
+    if tech.audio_codecs:
+        tracks = [f"{codec} ({channels} ch)" if channels else codec
+                  for codec, channels in zip(tech.audio_codecs, tech.audio_channels,
+                                             strict=False)]
+        parts.append(f"audio {', '.join(tracks)}")
+    return "; ".join(parts)
+
+
+def _file_line(f: AssetFile) -> str:
+    where = "on tape" if not f.in_bucket else f"in {f.bucket}"
+    run = f"run {f.import_run_id}" if f.import_run_id is not None else (
+        f"made with {f.preset}" if f.preset else "not imported by a run")
+    size = f"{f.size:,} B" if f.size is not None else "size unknown"
+    return (f"  {f.role:<10} {visible(f.key)}  {size}, md5 {f.md5 or '-'}, "
+            f"{visible(f.mime_type or '-')}, {where}, {f.created_at:%Y-%m-%d %H:%M} "
+            f"({run}{', provisional' if f.provisional else ''})")
+
+
+def asset_lines(view: AssetView) -> list[str]:
+    """The asset for people, one fact per line; every text from the catalogue escaped."""
+    lines = [f"{view.inventory_code} ({view.media_type}), catalogued "
+             f"{view.created_at:%Y-%m-%d %H:%M}", "files:"]
+    lines += [_file_line(f) for f in view.files] or ["  none"]
+    lines.append("technical:")
+    for role in ("master", "streaming"):
+        found = view.file_of(role)
+        tech = found.tech if found is not None else None
+        text = (tech_line(tech) if tech is not None else
+                "no file" if found is None else "no technical metadata recorded")
+        lines.append(f"  {role:<10} {visible(text)}")
+    lines.append("transcode jobs:")
+    lines += [f"  {j.id:>5} {j.status.value:<10} {j.preset:<16} {visible(j.output_key)} "
+              f"(attempt {j.attempts} of {j.max_attempts})"
+              + (f": {visible(j.error)}" if j.error else "") for j in view.jobs] or ["  none"]
+    lines.append("problems (latest run):")
+    lines += [f"  {'acknowledged' if p.acknowledged else 'known' if p.known else 'new':<12} "
+              f"{p.severity:<7} {p.reason:<26} {visible(p.key)}: {visible(p.message)}"
+              for p in view.problems] or ["  none"]
+    return lines
+
+
+@click.command("show")
+@click.argument("name", metavar="CODE|KEY")
+@click.option("--json", "as_json", is_flag=True, help="JSON on stdout (see README).")
+@pass_app
+@handles_errors
+def show(app: App, name: str, as_json: bool) -> None:
+    """One asset: its files, the technical summary of its master and streaming copy, its
+    transcode jobs and the problems the latest run found about it. A KEY finds the asset of
+    that file."""
+    if not name or _MALFORMED.search(name):
+        raise UsageError(f"{visible(name)!r} is not an inventory code or a key",
+                         hint="give a code like VO-UMT-14387 or a key like BRD/VO-UMT-14387.mov")
+    with db.connect(app.settings, autocommit=True) as conn:
+        db.require_migrated_conn(conn)
+        view = find_asset(conn, name, app.settings.s3_bucket_in)
+    if view is None:
+        click.echo(f"error: no asset {visible(name)} in the catalogue (neither an inventory "
+                   "code nor a catalogued file's key; see `mpr problems` for what was refused)",
+                   err=True)
+        sys.exit(int(ExitCode.FILE_ERRORS))
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2, ensure_ascii=False))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    for line in asset_lines(view):
+        console.print(line, markup=False, highlight=False)
