@@ -1,6 +1,7 @@
 # mpr in a container: slim Python, Debian's ffmpeg, a non-root user, `mpr` as entry point.
 # Not exercised by CI (no Docker engine on our machines); keep it simple and correct.
-FROM python:3.11-slim-bookworm
+# pinned: a rebuild gets the same Python until this line is changed on purpose
+FROM python:3.11.11-slim-bookworm
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ffmpeg \

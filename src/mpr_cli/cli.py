@@ -78,6 +78,10 @@ Exit codes:
   3  aborted by --safe-run
   4  infrastructure failure (S3 or database unreachable after retries), internal error
 130  interrupted (Ctrl-C, SIGTERM)
+
+\b
+Shell completion (bash; zsh and fish alike with zsh_source, fish_source):
+  eval "$(_MPR_COMPLETE=bash_source mpr)"
 """
 
 

@@ -340,3 +340,12 @@ def test_runs_show_an_interrupted_run_as_interrupted(row, shown):
     from mpr_cli.commands.nightly import shown_status
 
     assert shown_status(row) == shown
+
+
+def test_help_documents_shell_completion_and_completion_works(mpr):
+    assert 'eval "$(_MPR_COMPLETE=bash_source mpr)"' in mpr("--help").stdout
+
+    completed = mpr(_MPR_COMPLETE="bash_complete", COMP_WORDS="mpr ru", COMP_CWORD="1")
+
+    assert completed.exit_code == 0
+    assert completed.stdout.split() == ["plain,runs"]
