@@ -257,7 +257,8 @@ def test_the_shipped_formats_are_todays_tables() -> None:
     rules = load_rules()
     assert {ext: (f.container, f.mime) for ext, f in rules.formats.items()} == {
         ".mov": (Container.QUICKTIME, "video/quicktime"),
-        ".mkv": (Container.MATROSKA, "video/x-matroska"), ".mxf": (Container.MXF, "application/mxf"),
+        ".mkv": (Container.MATROSKA, "video/x-matroska"),
+        ".mxf": (Container.MXF, "application/mxf"),
         ".avi": (Container.AVI, "video/x-msvideo"), ".wav": (Container.WAVE, "audio/wav"),
         ".flac": (Container.FLAC, "audio/flac"), ".mp4": (Container.MPEG4, "video/mp4"),
         ".mp3": (Container.MPEG_AUDIO, "audio/mpeg"), ".json": (None, "application/json"),
