@@ -5,6 +5,9 @@
 -- object back in the bucket, or `mpr replace KEY` accepting new bytes) first copies its old
 -- values into asset_file_history, with when and by which command and run.
 ALTER TABLE asset_files ADD COLUMN missing_since timestamptz;
+-- the ETag of the object at the key whose bytes were read and found to differ from the
+-- catalogued MD5 (changed_since_import): the next runs need not read them again
+ALTER TABLE asset_files ADD COLUMN differing_etag text;
 ALTER TABLE asset_files ADD CONSTRAINT asset_files_missing_only_in_bucket
     CHECK (missing_since IS NULL OR in_bucket);
 

@@ -83,6 +83,9 @@ CREATE TABLE asset_files (
     -- when a complete listing of the bucket first missed this object (reported then as
     -- missing_object); NULL while it is in the bucket (sql/008)
     missing_since timestamptz,
+    -- the ETag of an object at this key whose bytes were read and differ from the catalogued
+    -- MD5 (changed_since_import): not read again while the ETag stays (sql/008)
+    differing_etag text,
     CONSTRAINT asset_files_bucket_key_key UNIQUE (bucket, key),
     CONSTRAINT asset_files_check CHECK (NOT in_bucket OR size IS NOT NULL),
     CONSTRAINT asset_files_preset_only_streaming CHECK (preset IS NULL OR role = 'streaming'),

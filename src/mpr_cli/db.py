@@ -242,6 +242,7 @@ class KnownFile:
     md5: str | None
     missing: bool = False  # recorded as missing from the bucket (sql/008), now listed again
     catalogued_size: int | None = None
+    known_different: bool = False  # this ETag's bytes were read before: not the catalogued
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,8 @@ def compare_listing(conn: psycopg.Connection[Any], bucket: str,
             "bucket": bucket, "prefix": scope.prefix, "listed": list(scope.listed),
             "excluded": list(scope.excluded)}).fetchall()
     changes = {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"],
-                                   r["missing"], r["catalogued_size"]) for r in found}
+                                   r["missing"], r["catalogued_size"], r["known_different"])
+               for r in found}
     return ListingComparison(changes, [MissingFile(r["key"], r["inventory_code"])
                                        for r in missing])
 
@@ -294,6 +296,16 @@ def mark_missing(conn: psycopg.Connection[Any], bucket: str, keys: list[str]) ->
     """Record these catalogued objects as missing since now (those not recorded already)."""
     with conn.transaction():
         return conn.execute(query("mark_missing"), {"bucket": bucket, "keys": keys}).rowcount
+
+
+def note_differing(conn: psycopg.Connection[Any], bucket: str,
+                   objects: list[tuple[str, str]]) -> None:
+    """Catalogued objects (key, ETag) whose bytes were read and differ from the catalogued
+    MD5: the ETag is kept so that later runs do not read them again."""
+    with conn.transaction():
+        conn.execute(query("note_differing"), {"bucket": bucket,
+                                               "keys": [key for key, _ in objects],
+                                               "etags": [etag for _, etag in objects]})
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,9 @@ class ImportRun:
         report.extend(settled.problems)
         report.counts.refreshed += len(settled.refreshed) - settled.restored
         report.counts.restored += settled.restored
+        if settled.differing and not self.options.dry_run:
+            db.note_differing(conn, self.settings.s3_bucket_in,
+                              [(c.candidate.key, c.candidate.etag) for c in settled.differing])
         if settled.refreshed and not self.options.dry_run:
             by = db.Provenance(self.options.command, self.options.run_key or None,
                                report.run_id)

@@ -43,7 +43,8 @@ COPY incoming_keys (key, size, etag) FROM STDIN
 SELECT i.key, (f.key IS NULL OR f.provisional) AS new,
        (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
        coalesce(NOT f.in_bucket, false) AS restored, f.md5,
-       f.missing_since IS NOT NULL AS missing, f.size AS catalogued_size
+       f.missing_since IS NOT NULL AS missing, f.size AS catalogued_size,
+       f.differing_etag IS NOT DISTINCT FROM i.etag AS known_different
 FROM incoming_keys i
 LEFT JOIN asset_files f ON f.bucket = %(bucket)s AND f.key = i.key
 WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional OR f.missing_since IS NOT NULL
@@ -403,15 +404,22 @@ RETURNING id
 
 -- name: refresh_file
 -- A catalogued object listed with its catalogued bytes: its new size and ETag, present again.
-UPDATE asset_files SET size = %(size)s, etag = %(etag)s, missing_since = NULL
+UPDATE asset_files SET size = %(size)s, etag = %(etag)s, missing_since = NULL,
+       differing_etag = NULL
 WHERE bucket = %(bucket)s AND key = %(key)s
+
+-- name: note_differing
+-- Catalogued objects whose bytes were read and differ: their ETag, so they are not read again.
+UPDATE asset_files f SET differing_etag = t.etag
+FROM unnest(%(keys)s::text[], %(etags)s::text[]) AS t(key, etag)
+WHERE f.bucket = %(bucket)s AND f.key = t.key
 
 -- name: replace_file
 -- A catalogued file's row describes the object now at its key (`mpr replace KEY`).
 UPDATE asset_files
 SET role = %(role)s, in_bucket = true, size = %(size)s, etag = %(etag)s, md5 = %(md5)s,
     mime_type = %(mime_type)s, tech_metadata = %(tech_metadata)s, missing_since = NULL,
-    provisional = false
+    differing_etag = NULL, provisional = false
 WHERE bucket = %(bucket)s AND key = %(key)s
 RETURNING id
 

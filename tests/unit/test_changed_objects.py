@@ -48,6 +48,9 @@ def test_the_md5_is_read_only_when_it_can_tell():
     assert not change(changed=False, missing=True).needs_md5()  # back as catalogued
     assert compare_bytes(change(changed=False, missing=True), None) is Bytes.SAME
     assert compare_bytes(change(), None) is Bytes.UNKNOWN  # --verify none, multipart ETag
+    read_before = CataloguedChange(listed(), MD5, 1000, True, False, known_different=True)
+    assert not read_before.needs_md5()  # an earlier run read this ETag's bytes
+    assert compare_bytes(read_before, None) is Bytes.DIFFERENT
 
 
 def test_settling_refreshes_the_same_bytes_and_warns_about_the_others():
@@ -60,6 +63,7 @@ def test_settling_refreshes_the_same_bytes_and_warns_about_the_others():
     settled = settle_changes([change(md5=OTHER), change(), change(size=5)], md5_of)
     assert read == [KEY, KEY]  # not for the one whose size differs
     assert len(settled.refreshed) == 1 and settled.restored == 0
+    assert len(settled.differing) == 1  # read and found other: its ETag is noted
     assert [p.reason for p in settled.problems] == [Reason.CHANGED_SINCE_IMPORT] * 2
     problem = settled.problems[0]
     assert (problem.phase, problem.severity) == (Phase.CROSSREF, Severity.WARNING)

@@ -11,6 +11,10 @@ one recorded as missing that is listed again, is a `CataloguedChange`, settled b
   other bytes, or no way to tell (no MD5 catalogued, `--verify none` on a multipart ETag)
              -> CHANGED_SINCE_IMPORT (warning), never overwritten: `mpr replace KEY` decides
 
+An object's bytes are read (its MD5 streamed) only when its size is the catalogued one and its
+ETag is no plain MD5, and once per ETag: bytes read and found other are noted with their ETag
+(asset_files.differing_etag), so the nightly warning costs no read the next nights.
+
 With a `ListingScope` (a complete listing of the bucket, or of a whole prefix), a catalogued
 object in the bucket that the listing no longer holds is MISSING_OBJECT, reported by the run
 that first notices it (the caller records it missing; later runs do not report it again).
@@ -39,11 +43,14 @@ class CataloguedChange:
     size: int | None  # the catalogued size
     changed: bool  # size or ETag differ from the catalogue's
     missing: bool  # recorded as missing, now listed again
+    known_different: bool = False  # this ETag's bytes were read by an earlier run: they differ
 
     def needs_md5(self) -> bool:
         """Must the object's MD5 be read to tell whether its bytes changed? Not when nothing
-        changed, when the catalogue has no MD5 to compare with, or when the sizes differ."""
-        return self.changed and self.md5 is not None and self.size == self.candidate.size
+        changed, when the catalogue has no MD5 to compare with, when the sizes differ, or when
+        an earlier run read the bytes of this very ETag."""
+        return (self.changed and self.md5 is not None and self.size == self.candidate.size
+                and not self.known_different)
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Settled:
 
     refreshed: list[CataloguedChange] = field(default_factory=list)  # same bytes
     problems: list[Problem] = field(default_factory=list)
+    differing: list[CataloguedChange] = field(default_factory=list)  # read now: other bytes
 
     @property
     def restored(self) -> int:
@@ -93,9 +101,9 @@ def cross_reference(conn: Any, bucket: str, candidates: list[Candidate],
             result.restored.append((candidate, record.md5))
         else:  # changed or back: skipped until settled, never overwritten
             result.known.append(candidate)
-            result.changed.append(CataloguedChange(candidate, record.md5,
-                                                   record.catalogued_size, record.changed,
-                                                   record.missing))
+            result.changed.append(CataloguedChange(
+                candidate, record.md5, record.catalogued_size, record.changed, record.missing,
+                record.known_different))
     result.problems += [_missing_problem(missing) for missing in found.missing]
     return result
 
@@ -107,7 +115,7 @@ def compare_bytes(change: CataloguedChange, actual_md5: str | None) -> Bytes:
         return Bytes.SAME  # listed again as catalogued (same size and ETag)
     if change.md5 is None:
         return Bytes.UNKNOWN
-    if change.size != change.candidate.size:
+    if change.size != change.candidate.size or change.known_different:
         return Bytes.DIFFERENT
     if actual_md5 is None:
         return Bytes.UNKNOWN
@@ -122,6 +130,8 @@ def settle_changes(changes: list[CataloguedChange],
     for change in changes:
         actual = md5_of(change.candidate) if change.needs_md5() else None
         verdict = compare_bytes(change, actual)
+        if verdict is Bytes.DIFFERENT and actual is not None:
+            settled.differing.append(change)
         if verdict is Bytes.SAME:
             settled.refreshed.append(change)
         elif change.missing and verdict is Bytes.DIFFERENT:
