@@ -67,6 +67,7 @@ def test_a_multipart_reupload_of_the_same_bytes_is_recorded_quietly(imported, mp
     assert out.report["problems"] == []  # never changed_since_import
     assert out.counts["refreshed"] == 1
     assert out.counts["bytes_verified"] == len(imported)  # the multipart object was read
+    assert "recorded: 1 re-uploaded with the same bytes (new ETag)" in out.stderr  # one line
     row = catalogue(database_url)[MASTER]
     assert (row["etag"], row["size"], row["md5"]) == (etag, len(imported), before["md5"])
     assert [(h["key"], h["etag"], h["command"]) for h in history(database_url)] == [
@@ -166,6 +167,7 @@ def test_a_deleted_object_is_missing_once_then_restored(imported, long_audio_arc
     back = mpr_report("import")
     assert back.returncode == 0 and back.report["problems"] == [], back.stderr
     assert back.counts["restored"] == 1
+    assert "recorded: 1 back in the bucket with the catalogued bytes" in back.stderr
     assert missing_since(database_url, STREAM) is None
     assert mpr_report("import").counts["restored"] == 0
 
