@@ -73,7 +73,8 @@ class LazyGroup(click.Group):
 EPILOG = """\b
 Exit codes:
   0  completed, no errors (warnings allowed)
-  1  completed, some files had errors (validate: problems found)
+  1  completed, some files had new errors (--strict: known ones too;
+     validate: problems found)
   2  usage or configuration error
   3  aborted by --safe-run
   4  infrastructure failure (S3 or database unreachable after retries), internal error
