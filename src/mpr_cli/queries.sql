@@ -158,11 +158,13 @@ WHERE status = 'running' ORDER BY id DESC LIMIT 1
 
 -- name: assets_needing_streaming
 -- The masters that need a transcode job (the jobs of `mpr transcode --pending`).
--- Catalogued assets whose master is in the input bucket, with no streaming copy, no live job
--- and no FAILED job: a failed master waits for `mpr jobs retry`, never retried by cron forever.
+-- Catalogued assets whose master is in the input bucket (and not missing from it), with no
+-- streaming copy, no live job and no FAILED job: a failed master waits for `mpr jobs retry`,
+-- never retried by cron forever.
 SELECT a.id AS asset_id, a.inventory_code, a.media_type, f.bucket, f.key
 FROM assets a
 JOIN asset_files f ON f.asset_id = a.id AND f.role = 'master' AND f.in_bucket
+                  AND f.missing_since IS NULL
 WHERE f.bucket = %(bucket)s
   AND f.key LIKE %(prefix)s
   AND NOT EXISTS (SELECT 1 FROM asset_files s WHERE s.asset_id = a.id AND s.role = 'streaming')

@@ -10,6 +10,7 @@ import hashlib
 
 import pytest
 
+from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import (
     catalogue,
     md5_of,
@@ -17,6 +18,12 @@ from tests.integration.archive import (
     upload_multipart,
 )
 from tests.integration.reports import assert_contract, reasons_by_key
+from tests.integration.transcoding import (
+    VIDEO_CODE,
+    VIDEO_MASTER,
+    build_awaiting_archive,
+    put_catalogued,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -205,3 +212,20 @@ def test_a_dry_run_reports_a_missing_object_and_records_nothing(imported, mpr_re
         out = mpr_report("import", "--dry-run")
         assert reasons_by_key(out) == {STREAM: {"missing_object"}}
     assert missing_since(database_url, STREAM) is None
+
+
+@pytest.fixture(scope="module")
+def awaiting(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
+    return build_awaiting_archive(tmp_path_factory.mktemp("awaiting") / "bucket", 1)
+
+
+def test_a_master_missing_from_the_bucket_gets_no_transcode_job(awaiting, cat, run_mpr,
+                                                                mpr_report):
+    put_catalogued(run_mpr, cat, awaiting, [VIDEO_CODE])
+    cat.s3.delete_object(Bucket=cat.bucket_in, Key=VIDEO_MASTER)
+    assert reasons_by_key(mpr_report("import")) == {VIDEO_MASTER: {"missing_object"}}
+
+    done = run_mpr("transcode", "--pending")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cat.jobs() == []  # no job that could only fail on a master that is not there
