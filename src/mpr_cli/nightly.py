@@ -1,6 +1,7 @@
 """`mpr nightly`: import, then transcode what is pending, then one report covering both.
 
-The exit code is the worst of the steps (0 < 1 < 3 < 4). A dry run imports nothing and
+The exit code is the worst of the steps (0 < 1 < 3 < 4), 130 when a stop (Ctrl-C, SIGTERM)
+ended it before its end. A dry run imports nothing and
 transcodes nothing; an import that failed on infrastructure skips the transcode step.
 """
 
@@ -118,14 +119,16 @@ def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: 
         began = time.monotonic()
         result, transcode_code, note = _transcode_step(settings, rules, presets, options,
                                                        workers, events, stop)
-        if result is not None and result.count(JobStatus.CANCELLED) and stop.is_set():
-            transcode_code = int(ExitCode.INTERRUPTED)
         report.durations["transcode"] = time.monotonic() - began
     report.durations["total"] = time.monotonic() - started
     combined = report.to_dict()
     combined["command"] = "nightly"
     combined["transcode"] = _transcode_section(result, note)
     exit_code = max(import_code, transcode_code)
+    if stop.is_set() and exit_code < ExitCode.INFRASTRUCTURE:
+        # stopped by Ctrl-C or SIGTERM in whichever step, even one that had finished its
+        # work: the night did not run to its end (a failure that also sets `stop` is exit 4)
+        exit_code = int(ExitCode.INTERRUPTED)
     combined["exit_code"] = exit_code
     if report.run_id is not None:
         _store_report(settings, report.run_id, combined)
