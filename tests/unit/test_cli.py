@@ -349,3 +349,13 @@ def test_help_documents_shell_completion_and_completion_works(mpr):
 
     assert completed.exit_code == 0
     assert completed.stdout.split() == ["plain,runs"]
+
+
+def test_rules_takes_a_shipped_profile_by_name_and_refuses_a_missing_file(mpr, tmp_path):
+    # with the profile, validate loads its rules and gets as far as S3 (no credentials here)
+    by_name = mpr("validate", "--rules", "extended", S3_ENDPOINT_URL="http://127.0.0.1:9")
+    assert by_name.exit_code == 4 and "no S3 credentials" in by_name.output, by_name.output
+    missing = mpr("validate", "--rules", str(tmp_path / "nope.toml"))
+    assert missing.exit_code == 2
+    assert "--rules" in missing.output and "does not exist" in missing.output
+

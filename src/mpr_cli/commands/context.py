@@ -18,7 +18,7 @@ from rich.console import Console
 from mpr_cli.config import Settings, load_settings
 from mpr_cli.display import for_console
 from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
-from mpr_cli.rules import Rules, load_rules
+from mpr_cli.rules import Rules, load_rules, profile_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +36,7 @@ class App:
             self._settings = load_settings(self.env_file)
         return self._settings
 
-    def rules(self, rules_file: Path | None = None) -> Rules:
+    def rules(self, rules_file: Path | str | None = None) -> Rules:
         """--rules FILE, else MPR_RULES, else the packaged rules; MPR_EXCLUDE_PREFIXES, when
         set, replaces the file's excluded prefixes."""
         settings = self.settings
@@ -117,3 +117,13 @@ def writable_file(ctx: click.Context, param: click.Parameter, value: str | None)
                                  f"path this user may write, or fix the folder's rights", ctx,
                                  param)
     return value
+
+
+def rules_source(ctx: click.Context, param: click.Parameter,
+                 value: str | None) -> Path | str | None:
+    """--rules: an existing file, or the name of a shipped profile (when no file has it)."""
+    if value is None or (value in profile_names() and not Path(value).exists()):
+        return value
+    path: Path = click.Path(exists=True, dir_okay=False, path_type=Path).convert(value, param,
+                                                                                 ctx)
+    return path

@@ -20,6 +20,7 @@ from mpr_cli.commands.context import (
     graceful_stop,
     handles_errors,
     pass_app,
+    rules_source,
     writable_file,
 )
 from mpr_cli.commands.reporting import (
@@ -118,8 +119,9 @@ def common_options(func: Any) -> Any:
                      default="auto", show_default=True,
                      help="auto: trust a single-part MD5 ETag, else stream; full: always "
                           "stream the object through MD5; none: trust the sidecar."),
-        click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False,
-                     path_type=Path), help="Replacement rules file (or MPR_RULES)."),
+        click.option("--rules", "rules_file", metavar="FILE|PROFILE", callback=rules_source,
+                     help="Replacement rules file, or a shipped profile by name such as "
+                          "extended (or MPR_RULES)."),
         click.option("--report", "report_path", metavar="PATH", callback=writable_file,
                      help="Write the JSON report here (`-` for stdout)."),
         click.option("--quiet", "-q", is_flag=True, help="Only the summary line and errors."),
@@ -157,7 +159,7 @@ def _phases(console: Console, quiet: bool,
 @log_options
 @pass_app
 @handles_errors
-def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
+def import_command(app: App, prefix: str, verify: str, rules_file: Path | str | None,
                    strict: bool | None,
                    report_path: str | None, quiet: bool, verbose: bool,
                    dry_run: bool | None, safe_run: bool | None, log_format: str,
@@ -191,7 +193,7 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | None,
 @log_options
 @pass_app
 @handles_errors
-def validate_command(app: App, prefix: str, verify: str, rules_file: Path | None,
+def validate_command(app: App, prefix: str, verify: str, rules_file: Path | str | None,
                      report_path: str | None, quiet: bool, verbose: bool, fmt: str,
                      log_format: str, log_file: Path | None) -> None:
     """Check a delivery in the input bucket (phases 1 and 3), with no database.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mpr_cli.commands.context import App, handles_errors, pass_app
+from mpr_cli.commands.context import App, handles_errors, pass_app, rules_source
 from mpr_cli.display import visible
 from mpr_cli.errors import ExitCode
 from mpr_cli.replace import ReplaceResult, replace_object
@@ -15,11 +15,11 @@ from mpr_cli.replace import ReplaceResult, replace_object
 @click.command("replace")
 @click.argument("key")
 @click.option("--dry-run", is_flag=True, help="Say what would change; change nothing.")
-@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False,
-              path_type=Path), help="Replacement rules file (or MPR_RULES).")
+@click.option("--rules", "rules_file", metavar="FILE|PROFILE", callback=rules_source,
+              help="Replacement rules file, or a shipped profile by name (or MPR_RULES).")
 @pass_app
 @handles_errors
-def replace_command(app: App, key: str, dry_run: bool, rules_file: Path | None) -> None:
+def replace_command(app: App, key: str, dry_run: bool, rules_file: Path | str | None) -> None:
     """Accept the object now at KEY (and its re-delivered sidecars) as the catalogued file.
 
     The asset of KEY is checked again with every rule of an import; when clean its records
