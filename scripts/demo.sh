@@ -26,7 +26,7 @@ echo "== mpr import (report in .mpr/import-report.json)"
 status=0
 $mpr import --report .mpr/import-report.json || status=$?
 case $status in
-  0) echo "import finished: no errors" ;;
+  0) echo "import finished: no new errors (a second run lists the same bad files as [known])" ;;
   1) echo "import finished with exit code 1: the sample holds deliberate bad files; they are listed above and were not imported" ;;
   *) echo "import failed with exit code $status" >&2; exit "$status" ;;
 esac
@@ -35,3 +35,5 @@ echo "== mpr transcode --pending (masters without a streaming copy)"
 $mpr transcode --pending
 echo "== transcode jobs"
 $mpr jobs list
+echo "== mpr show VO-NEW-00001 (one asset: its files, technical summary and jobs)"
+$mpr show VO-NEW-00001
