@@ -3,7 +3,9 @@ invariants every report keeps, and the reasons the sample archive's manifest exp
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from typing import Any
 
 from mpr_cli.dev.sample import Expect, SampleArchive
 from tests.integration.archive import Outcome
@@ -72,3 +74,16 @@ def assert_manifest_reasons(out: Outcome, archive: SampleArchive,
         sample_file = by_key[key]
         assert sample_file.expect == Expect.REJECTED_WITH_ASSET, key
         assert found[key] == {archive.assets_rejected[sample_file.inventory_code]}, key
+
+
+def json_lines(text: str, where: str) -> list[dict[str, Any]]:
+    """Every non-empty line of `text` as JSON (a line that is not fails the test)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, f"nothing logged to {where}"
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError(f"{where}: not JSON: {line!r}") from exc
+    return parsed

@@ -43,7 +43,7 @@ from tests.integration.archive import (
     upload_tree,
 )
 from tests.integration.mail import Received, smtp_server
-from tests.integration.reports import assert_contract, assert_manifest_reasons
+from tests.integration.reports import assert_contract, assert_manifest_reasons, json_lines
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")]
@@ -358,18 +358,6 @@ def test_digest_email_one_message_counts_problems_by_reason_report_attached(
 
 
 # -- the full run: JSON logs ----------------------------------------------------------------------
-
-
-def json_lines(text: str, where: str) -> list[dict[str, Any]]:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert lines, f"nothing logged to {where}"
-    parsed = []
-    for line in lines:
-        try:
-            parsed.append(json.loads(line))
-        except ValueError as exc:
-            raise AssertionError(f"{where}: not JSON: {line!r}") from exc
-    return parsed
 
 
 def test_json_logs_carry_one_run_key_found_in_report_and_runs_show(full_run: FullRun) -> None:

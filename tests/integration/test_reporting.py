@@ -19,6 +19,7 @@ from mpr_cli.dev.sample import SampleArchive
 from tests.integration.archive import nightly_sample
 from tests.integration.mail import smtp_server
 from tests.integration.processes import HeldFfmpeg
+from tests.integration.reports import json_lines
 from tests.integration.transcoding import LONG_CODE, LONG_KEY, register_master
 
 pytestmark = pytest.mark.integration
@@ -29,19 +30,6 @@ NOTIFY_TO = "archive@example.org"
 @pytest.fixture(scope="session")
 def small_archive(tmp_path_factory: pytest.TempPathFactory) -> SampleArchive:
     return nightly_sample(tmp_path_factory)
-
-
-def json_lines(text: str, where: str) -> list[dict[str, Any]]:
-    """Every non-empty line of `text` as JSON (a line that is not fails the test)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert lines, f"nothing logged to {where}"
-    parsed = []
-    for line in lines:
-        try:
-            parsed.append(json.loads(line))
-        except ValueError as exc:
-            raise AssertionError(f"{where}: not JSON: {line!r}") from exc
-    return parsed
 
 
 def assert_one_run_key(lines: list[dict[str, Any]], run_key: str) -> None:
