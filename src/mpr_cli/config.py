@@ -37,6 +37,14 @@ class AddressingStyle(StrEnum):
     AUTO = "auto"
 
 
+class Executor(StrEnum):
+    """Where transcode jobs run (MPR_EXECUTOR): `local`, this process's pool of ffmpeg
+    processes, or `celery`, `mpr worker` processes fed through the broker."""
+
+    LOCAL = "local"
+    CELERY = "celery"
+
+
 class RequestChecksums(StrEnum):
     """When the S3 client adds request checksums and validates response checksums
     (S3_REQUEST_CHECKSUMS): `when_required` (only where S3 demands them: what servers other
@@ -114,6 +122,20 @@ class Settings(BaseSettings):
         600, validation_alias=_env("MPR_FFMPEG_STALL_TIMEOUT"), gt=0, le=86_400
     )
 
+    # transcode jobs: a job's lease (a claimed job whose heartbeat is older can be claimed
+    # again: its worker died) and how often a running job renews it
+    job_lease_seconds: float = Field(120, validation_alias=_env("MPR_JOB_LEASE_SECONDS"), ge=2,
+                                     le=86_400)
+    job_heartbeat_seconds: float = Field(5, validation_alias=_env("MPR_JOB_HEARTBEAT_SECONDS"),
+                                         gt=0, le=3_600)
+    executor: Executor = Field(Executor.LOCAL, validation_alias=_env("MPR_EXECUTOR"))
+    celery_broker_url: SecretStr | None = Field(None,
+                                                validation_alias=_env("CELERY_BROKER_URL"))
+    # seconds before the broker gives an unacknowledged task to another worker: longer than
+    # the longest job (a task is acknowledged only when its job is settled)
+    celery_visibility_timeout: float = Field(
+        86_400, validation_alias=_env("MPR_CELERY_VISIBILITY_TIMEOUT"), ge=10, le=30 * 86_400)
+
     smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
     smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), ge=1, le=65535)
     smtp_user: str | None = Field(None, validation_alias=_env("SMTP_USER"))
@@ -123,6 +145,19 @@ class Settings(BaseSettings):
         (), validation_alias=_env("MPR_NOTIFY_TO"))
     notify_from: str | None = Field(None, validation_alias=_env("MPR_NOTIFY_FROM"))
     notify_on: NotifyOn = Field(NotifyOn.PROBLEMS, validation_alias=_env("MPR_NOTIFY_ON"))
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("job_heartbeat_seconds")
+    @classmethod
+    def _heartbeat_within_lease(cls, value: float, info: Any) -> float:
+        lease = info.data.get("job_lease_seconds")
+        if lease is not None and value * 2 > lease:
+            raise ValueError(f"must be at most half of MPR_JOB_LEASE_SECONDS ({lease:g})")
+        return value
 
     @field_validator("exclude_prefixes", "notify_to", mode="before")
     @classmethod
@@ -196,11 +231,12 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret this process knows, to scrub from anything shown to a user."""
         secrets = [self.aws_secret_access_key, self.db_password, self.database_url,
-                   self.smtp_password]
+                   self.smtp_password, self.celery_broker_url]
         values: list[str | None] = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:
             values.append(_dsn_password(self.database_url.get_secret_value()))
-        for url in (self.s3_endpoint_url, self.smtp_host):
+        broker = self.celery_broker_url.get_secret_value() if self.celery_broker_url else None
+        for url in (self.s3_endpoint_url, self.smtp_host, broker):
             values.append(urlsplit(url).password if url and "://" in url else None)
         return [v for v in values if v]
 
