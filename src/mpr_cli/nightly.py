@@ -72,7 +72,7 @@ def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, optio
                     stop: threading.Event) -> tuple[PoolResult | None, int, str]:
     log = get_logger()
     log.info("transcode: started (%d workers)", workers)
-    runner = JobRunner(settings, rules, presets, workers=workers, options=JobSettings())
+    runner = JobRunner(settings, rules, presets, workers=workers, options=JobSettings.from_settings(settings))
     try:
         result = run_pending(runner, workers=workers, prefix=options.prefix, events=events,
                              stop_all=stop)

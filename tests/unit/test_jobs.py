@@ -30,7 +30,8 @@ def job_row(**changes: Any) -> dict[str, Any]:
         "status": "FAILED", "attempts": 1, "max_attempts": 3, "error": "boom",
         "stderr_tail": "the tail", "progress": 42.5, "worker": "host:1:0",
         "created_at": CREATED, "started_at": CREATED, "heartbeat_at": None,
-        "finished_at": CREATED, "inventory_code": "VO-UMT-14387", "media_type": "video"}
+        "finished_at": CREATED, "inventory_code": "VO-UMT-14387", "media_type": "video",
+           "task_id": None, "dispatched_at": None}
     row.update(changes)
     return row
 

@@ -104,7 +104,8 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     workers = workers or settings.transcode_workers
     runner = JobRunner(settings, app.rules(), _presets(app),
                        workers=workers if pending else 1,
-                       options=JobSettings(full_verify=verify == "full"))
+                       options=JobSettings.from_settings(settings,
+                                                         full_verify=verify == "full"))
     console = Console(highlight=False, soft_wrap=True)
     if pending:
         with graceful_stop() as stop, JobBars(console, 0) as bars:

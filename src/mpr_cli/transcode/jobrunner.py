@@ -36,10 +36,22 @@ from mpr_cli.transcode.workdirs import remove_dead_workdirs
 
 @dataclass(frozen=True)
 class JobSettings:
+    """How this process runs jobs: the lease and heartbeat (MPR_JOB_LEASE_SECONDS,
+    MPR_JOB_HEARTBEAT_SECONDS), the attempt cap of new jobs, whether outputs are decoded in
+    full, and the host part of its worker names ("": this machine's name; a Celery worker's
+    node name)."""
+
     lease_s: float = 120.0
     heartbeat_s: float = 5.0
     max_attempts: int = 3
     full_verify: bool = False
+    host: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, full_verify: bool = False,
+                      host: str = "") -> JobSettings:
+        return cls(lease_s=settings.job_lease_seconds, heartbeat_s=settings.job_heartbeat_seconds,
+                   full_verify=full_verify, host=host)
 
 
 def is_infrastructure(exc: MprError) -> bool:
@@ -48,8 +60,9 @@ def is_infrastructure(exc: MprError) -> bool:
     return exc.exit_code is ExitCode.INFRASTRUCTURE or isinstance(exc, ConfigError)
 
 
-def worker_name(n: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{n}"
+def worker_name(n: int, host: str = "") -> str:
+    """`host:pid:slot`: unique among live workers; `Job.host` is its first part."""
+    return f"{host or socket.gethostname()}:{os.getpid()}:{n}"
 
 
 @dataclass

@@ -62,7 +62,14 @@ class Job:
     finished_at: datetime | None
     inventory_code: str
     media_type: str
+    task_id: str | None = None  # the last Celery task sent for it (sql/011)
+    dispatched_at: datetime | None = None
     master_provisional: bool | None = None
+
+    @property
+    def host(self) -> str:
+        """The machine (or Celery node) of the worker that holds or last held it ("")."""
+        return (self.worker or "").split(":", 1)[0]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -220,3 +227,54 @@ def unstreamed_masters(conn: Connection, bucket: str, prefix: str,
     params = {"bucket": bucket, "prefix": like_prefix(prefix), "limit": limit}
     rows = conn.execute(db.query("assets_needing_streaming"), params).fetchall()
     return [Unstreamed(int(r["asset_id"]), r["key"]) for r in rows]
+
+
+# ---------------------------------------------------------------- Celery dispatch (sql/011)
+
+
+@dataclass(frozen=True)
+class Claimable:
+    """A job a claim would take now, and whether it needs a task sent to the broker."""
+
+    id: int
+    needs_task: bool
+
+
+def claimable(conn: Connection, lease_s: float, visibility_s: float,
+              scope: ClaimScope) -> list[Claimable]:
+    """The jobs `claim` would give in this scope, oldest first (what a dispatch waits on)."""
+    params = scope.params(lease_s) | {"visibility": visibility_s}
+    return [Claimable(int(r["id"]), bool(r["needs_task"]))
+            for r in conn.execute(db.query("claimable_jobs"), params)]
+
+
+def mark_dispatched(conn: Connection, job_id: int, task_id: str) -> bool:
+    return _changed(conn, "mark_dispatched", {"id": job_id, "task_id": task_id})
+
+
+def requeue_stale(conn: Connection, lease_s: float, scope: ClaimScope) -> tuple[list[int],
+                                                                                list[int]]:
+    """Celery jobs of this scope whose worker died: those with an attempt left PENDING again
+    (to be sent again), those without FAILED. Returns (requeued ids, failed ids)."""
+    params = scope.params(lease_s)
+    failed = [int(r["id"]) for r in conn.execute(db.query("fail_exhausted_jobs"), params)]
+    requeued = [int(r["id"]) for r in conn.execute(db.query("requeue_stale_jobs"), params)]
+    return requeued, failed
+
+
+def by_ids(conn: Connection, ids: list[int]) -> list[Job]:
+    return [Job.from_row(r) for r in conn.execute(db.query("jobs_by_ids"), {"ids": ids})]
+
+
+@dataclass(frozen=True)
+class WorkerJobs:
+    """A live worker as the job table sees it: its running jobs and its last heartbeat."""
+
+    worker: str
+    job_ids: list[int]
+    last_heartbeat: datetime
+
+
+def running_by_worker(conn: Connection, lease_s: float) -> list[WorkerJobs]:
+    rows = conn.execute(db.query("running_by_worker"), {"lease": lease_s})
+    return [WorkerJobs(r["worker"], list(r["job_ids"]), r["last_heartbeat"]) for r in rows]

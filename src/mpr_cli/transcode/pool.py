@@ -120,7 +120,7 @@ class _Pipeline:
     # -- preparers ------------------------------------------------------------------------
 
     def _prepare_loop(self, n: int) -> None:
-        worker = worker_name(n)
+        worker = worker_name(n, self.runner.options.host)
         try:
             with db.connect(self.runner.settings, autocommit=True) as conn:
                 while self._wait_turn():
