@@ -163,7 +163,12 @@ CREATE TABLE transcode_jobs (
     CONSTRAINT transcode_jobs_check1
         CHECK (status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') OR finished_at IS NOT NULL),
     CONSTRAINT transcode_jobs_completed_has_asset
-        CHECK (status <> 'COMPLETED' OR asset_id IS NOT NULL)
+        CHECK (status <> 'COMPLETED' OR asset_id IS NOT NULL),
+    -- sent to Celery workers (sql/011): the last task sent for it and when
+    task_id        text,
+    dispatched_at  timestamptz,
+    CONSTRAINT transcode_jobs_dispatched_has_task
+        CHECK ((task_id IS NULL) = (dispatched_at IS NULL))
 );
 -- at most one live job per source and preset
 CREATE UNIQUE INDEX transcode_jobs_one_live
@@ -200,3 +205,46 @@ CREATE TABLE known_problems (
 );
 CREATE INDEX known_problems_last_run_idx ON known_problems (last_run_id);
 CREATE INDEX known_problems_code_idx ON known_problems (inventory_code);
+
+-- Preservation events (sql/009, issue 14): one row per action on a file, its eventType a
+-- PREMIS 3 term of the Library of Congress vocabulary (src/mpr_cli/events.py says which action
+-- writes which). Append-only: UPDATE, DELETE and TRUNCATE are refused by triggers. No foreign
+-- keys: an event outlives its asset and file.
+CREATE TABLE events (
+    id             bigserial   PRIMARY KEY,
+    event_uuid     uuid        NOT NULL DEFAULT gen_random_uuid()
+                               CONSTRAINT events_event_uuid_key UNIQUE,
+    event_type     text        NOT NULL
+                               CONSTRAINT events_event_type_check
+                               CHECK (event_type IN ('ingestion', 'message digest calculation',
+                                                     'fixity check', 'format identification',
+                                                     'validation', 'creation', 'replacement',
+                                                     'deletion', 'recovery')),
+    occurred_at    timestamptz NOT NULL DEFAULT now(),
+    outcome        text        NOT NULL
+                               CONSTRAINT events_outcome_check
+                               CHECK (outcome IN ('success', 'failure', 'warning')),
+    detail         text        NOT NULL,
+    agent          text        NOT NULL,
+    asset_id       bigint,
+    inventory_code text,
+    bucket         text        NOT NULL,
+    key            text        NOT NULL,
+    etag           text,
+    run_key        text
+);
+CREATE INDEX events_asset_idx ON events (asset_id, occurred_at);
+CREATE INDEX events_type_idx ON events (event_type, occurred_at);
+CREATE INDEX events_file_idx ON events (bucket, key);
+CREATE INDEX events_occurred_idx ON events (occurred_at);
+
+CREATE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'events are append-only: % on events refused', TG_OP
+        USING HINT = 'record a new event instead of changing or removing one';
+END
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();

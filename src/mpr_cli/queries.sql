@@ -506,3 +506,93 @@ ORDER BY array_position(ARRAY['master', 'streaming', 'metadata', 'checksum', 'qc
 -- name: jobs_of_asset
 -- Every transcode job of an inventory code, oldest first.
 SELECT * FROM transcode_jobs WHERE inventory_code = %(code)s ORDER BY id
+
+-- ---------------------------------------------------------------- preservation events (events.py)
+
+-- name: insert_events
+-- Append preservation events, one per element of the parallel arrays (caller's transaction).
+INSERT INTO events (event_type, outcome, detail, agent, asset_id, inventory_code, bucket, key,
+                    etag, run_key)
+SELECT t.event_type, t.outcome, t.detail, %(agent)s, t.asset_id, t.inventory_code, t.bucket,
+       t.key, t.etag, t.run_key
+FROM unnest(%(event_types)s::text[], %(outcomes)s::text[], %(details)s::text[],
+            %(asset_ids)s::bigint[], %(codes)s::text[], %(buckets)s::text[], %(keys)s::text[],
+            %(etags)s::text[], %(run_keys)s::text[])
+     AS t (event_type, outcome, detail, asset_id, inventory_code, bucket, key, etag, run_key)
+
+-- name: events_of_asset
+-- Every event of an asset, oldest first (in the order they were recorded).
+SELECT event_uuid, event_type, occurred_at, outcome, detail, agent, asset_id, inventory_code,
+       bucket, key, etag, run_key
+FROM events WHERE asset_id = %(asset_id)s ORDER BY occurred_at, id
+
+-- name: events_of_file
+-- Every event of the file at a bucket and key, oldest first.
+SELECT event_uuid, event_type, occurred_at, outcome, detail, agent, asset_id, inventory_code,
+       bucket, key, etag, run_key
+FROM events WHERE bucket = %(bucket)s AND key = %(key)s ORDER BY occurred_at, id
+
+-- name: search_events
+-- The newest `limit` events matching every filter given (a NULL filter matches all), oldest first.
+SELECT * FROM (
+    SELECT id, event_uuid, event_type, occurred_at, outcome, detail, agent, asset_id,
+           inventory_code, bucket, key, etag, run_key
+    FROM events
+    WHERE (%(event_type)s::text IS NULL OR event_type = %(event_type)s::text)
+      AND (%(outcome)s::text IS NULL OR outcome = %(outcome)s::text)
+      AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
+      AND (%(prefix)s::text IS NULL OR starts_with(key, %(prefix)s::text))
+    ORDER BY occurred_at DESC, id DESC
+    LIMIT %(limit)s::bigint
+) newest ORDER BY occurred_at, id
+
+-- ---------------------------------------------------------------- Celery dispatch (issue 13)
+
+-- name: claimable_jobs
+-- The jobs claim_job would give now, oldest first, and whether each needs a task sent.
+-- The claim predicate of claim_job and count_claimable. needs_task: never sent to the broker,
+-- or sent longer ago than the broker's visibility timeout (its task may be lost).
+SELECT id, (dispatched_at IS NULL
+            OR dispatched_at < now() - make_interval(secs => %(visibility)s)) AS needs_task
+FROM transcode_jobs
+    WHERE (status = 'PENDING'
+           OR (status = 'PROCESSING' AND heartbeat_at < now() - make_interval(secs => %(lease)s)))
+      AND attempts < max_attempts
+      AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+      AND source_key LIKE %(prefix)s
+      AND (%(only_ids)s::bigint[] IS NULL OR id = ANY(%(only_ids)s::bigint[]))
+ORDER BY created_at, id
+
+-- name: mark_dispatched
+-- A job's task sent to the broker: its id and when (the last one sent wins).
+UPDATE transcode_jobs SET task_id = %(task_id)s, dispatched_at = now()
+WHERE id = %(id)s
+RETURNING id
+
+-- name: requeue_stale_jobs
+-- Celery jobs whose worker died (no heartbeat within the lease), PENDING again to be resent.
+-- The dead worker's attempt stays counted (fail_exhausted_jobs FAILs a job that used them
+-- all); SKIP LOCKED: of several workers and dispatchers reaping at once, one takes each job.
+UPDATE transcode_jobs j
+SET status = 'PENDING', started_at = NULL, heartbeat_at = NULL, progress = 0, worker = NULL,
+    error = format('pending again: its worker (%%s) stopped during attempt %%s of %%s',
+                   j.worker, j.attempts, j.max_attempts)
+WHERE j.id IN (
+    SELECT id FROM transcode_jobs
+    WHERE status = 'PROCESSING' AND task_id IS NOT NULL AND attempts < max_attempts
+      AND heartbeat_at < now() - make_interval(secs => %(lease)s)
+      AND source_bucket = %(source_bucket)s AND output_bucket = %(output_bucket)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING j.id
+
+-- name: jobs_by_ids
+-- These jobs as they stand now (what a dispatcher waiting on its jobs shows).
+SELECT * FROM transcode_jobs WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id
+
+-- name: running_by_worker
+-- The running jobs of every live worker (a heartbeat within the lease), by worker name.
+SELECT worker, array_agg(id ORDER BY id) AS job_ids, max(heartbeat_at) AS last_heartbeat
+FROM transcode_jobs
+WHERE status = 'PROCESSING' AND heartbeat_at >= now() - make_interval(secs => %(lease)s)
+GROUP BY worker
+ORDER BY worker

@@ -1,0 +1,180 @@
+"""Preservation events (issue 14): one append-only row per action on a file.
+
+The `events` table (sql/009) holds, for each action mpr takes on a file, its PREMIS 3
+eventType (a term of the Library of Congress vocabulary,
+https://id.loc.gov/vocabulary/preservation/eventType), a UUID, the time, the outcome
+(success, failure, warning), a detail line and the agent (`mpr <version> on <host>`). The
+database refuses UPDATE, DELETE and TRUNCATE on it: a correction is a new event. Events name
+their asset and file by plain columns (asset id, inventory code, bucket, key, ETag), so they
+outlive both.
+
+Which action writes which event (the callers record them in the transaction of the change):
+
+- `ingestion`: `mpr import` inserted the file into the catalogue (one per file inserted).
+- `message digest calculation`: the import computed the file's MD5 (success), or compared it
+  with its `.md5` sidecar (success; failure when they differ).
+- `format identification`: the import identified the master's container/MIME type (the detail
+  names it); a streaming copy's container check is recorded the same way.
+- `validation`: the outcome of the asset's rules for the file (success, or warning with the
+  warnings' reasons; a file with errors is never inserted, so never gets one from the import).
+- `fixity check`: written by `mpr fixity` (fixity.py), not here.
+- `creation`: a streaming copy made from a master by a transcode, on the copy's key, in the
+  transaction that records the output.
+- `replacement`: `mpr replace KEY` accepted new bytes for a catalogued file.
+- `deletion` (alias `MISSING`): the LoC vocabulary has no term for an object that vanished; a
+  complete listing that no longer holds a catalogued object records a `deletion` with outcome
+  `failure` and a detail saying that mpr did not delete it. `failure`, so that
+  `mpr events --outcome failure` finds every object the archive lost.
+- `recovery` (alias `RESTORED`): the LoC term for bringing an object back; written when an
+  object recorded as missing is listed again with its catalogued bytes (outcome success).
+
+Dry runs record nothing: they never reach the code that writes the change.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import cache
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from mpr_cli import __version__
+from mpr_cli.db import query
+
+
+class EventType(StrEnum):
+    """The PREMIS 3 eventType terms (LoC vocabulary) mpr records; the CHECK of sql/009."""
+
+    INGESTION = "ingestion"
+    DIGEST = "message digest calculation"
+    FIXITY_CHECK = "fixity check"
+    FORMAT_IDENTIFICATION = "format identification"
+    VALIDATION = "validation"
+    CREATION = "creation"
+    REPLACEMENT = "replacement"
+    DELETION = "deletion"
+    RECOVERY = "recovery"
+    # how issue 14's `missing` and `restored` map onto the vocabulary (aliases, same values)
+    MISSING = "deletion"
+    RESTORED = "recovery"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to record: what happened to which file, and how it went."""
+
+    event_type: EventType
+    outcome: Outcome
+    detail: str
+    bucket: str
+    key: str
+    asset_id: int | None = None
+    inventory_code: str | None = None
+    etag: str | None = None
+    run_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One recorded event, as the catalogue holds it."""
+
+    event_uuid: UUID
+    event_type: EventType
+    occurred_at: datetime
+    outcome: Outcome
+    detail: str
+    agent: str
+    asset_id: int | None
+    inventory_code: str | None
+    bucket: str
+    key: str
+    etag: str | None
+    run_key: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as --json outputs show it: UUID as text, time in ISO 8601."""
+        return {"event_uuid": str(self.event_uuid), "event_type": self.event_type.value,
+                "occurred_at": self.occurred_at.isoformat(), "outcome": self.outcome.value,
+                "detail": self.detail, "agent": self.agent, "asset_id": self.asset_id,
+                "inventory_code": self.inventory_code, "bucket": self.bucket, "key": self.key,
+                "etag": self.etag, "run_key": self.run_key}
+
+
+@cache
+def agent() -> str:
+    """Who acts: `mpr <version> on <host>`."""
+    return f"mpr {__version__} on {socket.gethostname()}"
+
+
+def record(conn: psycopg.Connection[Any], events: Iterable[NewEvent]) -> int:
+    """Append `events` in the caller's transaction (one statement); how many were recorded."""
+    batch = list(events)
+    if not batch:
+        return 0
+    params = {
+        "agent": agent(),
+        "event_types": [EventType(e.event_type).value for e in batch],
+        "outcomes": [Outcome(e.outcome).value for e in batch],
+        "details": [e.detail for e in batch],
+        "asset_ids": [e.asset_id for e in batch],
+        "codes": [e.inventory_code for e in batch],
+        "buckets": [e.bucket for e in batch],
+        "keys": [e.key for e in batch],
+        "etags": [e.etag for e in batch],
+        "run_keys": [e.run_key for e in batch],
+    }
+    return conn.execute(query("insert_events"), params).rowcount
+
+
+def _event(row: Any) -> Event:
+    return Event(row["event_uuid"], EventType(row["event_type"]), row["occurred_at"],
+                 Outcome(row["outcome"]), row["detail"], row["agent"], row["asset_id"],
+                 row["inventory_code"], row["bucket"], row["key"], row["etag"],
+                 row["run_key"])
+
+
+def _rows(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> list[Event]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return [_event(r) for r in cur.execute(query(name), params).fetchall()]
+
+
+def for_asset(conn: psycopg.Connection[Any], asset_id: int) -> list[Event]:
+    """Every event of an asset, oldest first."""
+    return _rows(conn, "events_of_asset", {"asset_id": asset_id})
+
+
+def for_file(conn: psycopg.Connection[Any], bucket: str, key: str) -> list[Event]:
+    """Every event of the file at `bucket`/`key`, oldest first."""
+    return _rows(conn, "events_of_file", {"bucket": bucket, "key": key})
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What `mpr events` asks for; None matches everything."""
+
+    event_type: EventType | None = None
+    outcome: Outcome | None = None
+    since: datetime | None = None
+    prefix: str | None = None
+    limit: int = 100
+
+
+def search(conn: psycopg.Connection[Any], wanted: EventFilter) -> list[Event]:
+    """The newest `wanted.limit` events matching every filter, oldest first."""
+    params = {"event_type": None if wanted.event_type is None else wanted.event_type.value,
+              "outcome": None if wanted.outcome is None else wanted.outcome.value,
+              "since": wanted.since, "prefix": wanted.prefix, "limit": wanted.limit}
+    return _rows(conn, "search_events", params)
