@@ -86,16 +86,35 @@ CREATE TABLE asset_files (
     -- the ETag of an object at this key whose bytes were read and differ from the catalogued
     -- MD5 (changed_since_import): not read again while the ETag stays (sql/008)
     differing_etag text,
+    -- fixity (sql/010, `mpr fixity`): when a check last concluded on this file, how (quick:
+    -- size and ETag from a listing; full: the bytes streamed through MD5), when it was last
+    -- fully verified and what the last conclusive check found; a check that could not read
+    -- the object (not_verified) changes none of them
+    last_verified_at      timestamptz,
+    last_verified_how     text CONSTRAINT asset_files_last_verified_how_check
+                               CHECK (last_verified_how IN ('quick', 'full')),
+    last_full_verified_at timestamptz,
+    fixity_outcome        text CONSTRAINT asset_files_fixity_outcome_check
+                               CHECK (fixity_outcome IN ('fixity_ok', 'fixity_mismatch',
+                                                         'missing_object')),
     CONSTRAINT asset_files_bucket_key_key UNIQUE (bucket, key),
     CONSTRAINT asset_files_check CHECK (NOT in_bucket OR size IS NOT NULL),
     CONSTRAINT asset_files_preset_only_streaming CHECK (preset IS NULL OR role = 'streaming'),
     CONSTRAINT asset_files_provisional_only_master CHECK (NOT provisional OR role = 'master'),
-    CONSTRAINT asset_files_missing_only_in_bucket CHECK (missing_since IS NULL OR in_bucket)
+    CONSTRAINT asset_files_missing_only_in_bucket CHECK (missing_since IS NULL OR in_bucket),
+    CONSTRAINT asset_files_verified_how
+        CHECK ((last_verified_at IS NULL) = (last_verified_how IS NULL)
+               AND (last_verified_at IS NULL) = (fixity_outcome IS NULL))
 );
 CREATE INDEX asset_files_asset_idx ON asset_files (asset_id);
 -- at most one master and at most one streaming copy per asset (sql/004)
 CREATE UNIQUE INDEX asset_files_one_master ON asset_files (asset_id) WHERE role = 'master';
 CREATE UNIQUE INDEX asset_files_one_streaming ON asset_files (asset_id) WHERE role = 'streaming';
+-- fixity: least recently verified first, a file never checked counting from its import (sql/010)
+CREATE INDEX asset_files_fixity_quick_due
+    ON asset_files ((coalesce(last_verified_at, created_at)), id) WHERE in_bucket;
+CREATE INDEX asset_files_fixity_full_due
+    ON asset_files ((coalesce(last_full_verified_at, created_at)), id) WHERE in_bucket;
 
 -- The old values of a catalogued file whose row was updated in place (sql/008): a re-upload of
 -- the same bytes with a new ETag, an object back in the bucket, or `mpr replace KEY` accepting
