@@ -1,8 +1,9 @@
-"""Shared fixtures: real PostgreSQL and real SeaweedFS on free loopback ports.
+"""Shared fixtures: real PostgreSQL, real SeaweedFS and a real Redis on free loopback ports.
 
 The services start once per test session (only when an integration test asks for them) and
 stop at its end, leaving nothing running. Each test gets a fresh database, cloned from a
-migrated template, and a fresh pair of buckets.
+migrated template, a fresh pair of buckets and an empty Redis database (the Celery broker:
+CELERY_BROKER_URL is in service_env, so every `mpr` subprocess a test runs has it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import boto3
 import psycopg
 import pytest
+import redis
 
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
 from mpr_cli.dev import devservices
@@ -139,11 +141,21 @@ def buckets(bucket_pairs) -> tuple[str, str]:
 
 
 @pytest.fixture()
-def service_env(services, database_url, buckets, tmp_path) -> dict[str, str]:
-    """Environment variables for running `mpr` against this test's database and buckets."""
+def broker_url(services: devservices.ServiceState) -> str:
+    """CELERY_BROKER_URL of the session's Redis, its database emptied (FLUSHDB) for this test:
+    no task, result or worker record of an earlier test is left in it."""
+    with redis.Redis.from_url(services.broker_url) as client:
+        client.flushdb()
+    return services.broker_url
+
+
+@pytest.fixture()
+def service_env(services, database_url, buckets, broker_url, tmp_path) -> dict[str, str]:
+    """Environment variables for running `mpr` against this test's database, buckets and
+    (emptied) broker."""
     env = services.env()
     env.update(DATABASE_URL=database_url, S3_BUCKET_IN=buckets[0], S3_BUCKET_OUT=buckets[1],
-               MPR_TEMP_DIR=str(tmp_path / "mpr-tmp"))
+               CELERY_BROKER_URL=broker_url, MPR_TEMP_DIR=str(tmp_path / "mpr-tmp"))
     return env
 
 
@@ -160,7 +172,8 @@ def run_mpr(service_env, tmp_path):
     def run(*args: str, env: dict[str, str] | None = None, check: bool = False,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
         base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_"))}
+                if not k.startswith(("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_",
+                                     "CELERY_"))}
         base.update(service_env if env is None else env)
         workdir = tmp_path / "cwd"
         workdir.mkdir(exist_ok=True)

@@ -1,4 +1,5 @@
-"""`mpr dev up|down|status`: the local PostgreSQL and SeaweedFS for development and the demo."""
+"""`mpr dev up|down|status`: the local PostgreSQL, SeaweedFS and Redis for development and the
+demo."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ home_option = click.option(
 
 @click.group("dev")
 def dev() -> None:
-    """Local services (real PostgreSQL and SeaweedFS S3, loopback only)."""
+    """Local services (real PostgreSQL, SeaweedFS S3 and Redis, loopback only)."""
 
 
 @dev.command("up")
@@ -26,11 +27,12 @@ def dev() -> None:
               show_default=True, help="Write the matching settings into this file.")
 @handles_errors
 def up(home: Path, env_out: Path) -> None:
-    """Start both services (idempotent) and write their settings into .env."""
+    """Start the services (idempotent) and write their settings into .env."""
     state = devservices.up(home)
     devservices.write_env_file(state, env_out)
     click.echo(f"PostgreSQL  127.0.0.1:{state.pg_port}  (data {home}/pg)")
     click.echo(f"S3          {state.s3_endpoint}  (buckets {', '.join(devservices.BUCKETS)})")
+    click.echo(f"Redis       127.0.0.1:{state.redis_port}  (data {home}/redis)")
     click.echo(f"settings written to {env_out}")
 
 
@@ -38,7 +40,7 @@ def up(home: Path, env_out: Path) -> None:
 @home_option
 @handles_errors
 def down(home: Path) -> None:
-    """Stop both services (idempotent); data stays in --home."""
+    """Stop the services (idempotent); data stays in --home."""
     devservices.down(home)
     click.echo("local services stopped")
 

