@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mpr_cli.errors import ConfigError
+from mpr_cli.fixity import budget
 from mpr_cli.secrets import mask_url, scrub
 
 DEFAULT_EXCLUDES = ("TEST-FOLDER-DEV/", "DOCUMENTAZIONE_FOTOGRAFICA/", "UMT/")
@@ -136,6 +137,11 @@ class Settings(BaseSettings):
     celery_visibility_timeout: float = Field(
         86_400, validation_alias=_env("MPR_CELERY_VISIBILITY_TIMEOUT"), ge=10, le=30 * 86_400)
 
+    # `mpr nightly`'s full fixity pass: a time ("1h") or a size ("200G") per night, and the
+    # cycle within which every catalogued file is fully verified (fixity/budget.py)
+    fixity_budget: str | None = Field(None, validation_alias=_env("MPR_FIXITY_BUDGET"))
+    fixity_cycle: str = Field("365d", validation_alias=_env("MPR_FIXITY_CYCLE"))
+
     smtp_host: str | None = Field(None, validation_alias=_env("SMTP_HOST"))
     smtp_port: int = Field(25, validation_alias=_env("SMTP_PORT"), ge=1, le=65535)
     smtp_user: str | None = Field(None, validation_alias=_env("SMTP_USER"))
@@ -150,6 +156,20 @@ class Settings(BaseSettings):
     @classmethod
     def _executor_lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("fixity_budget")
+    @classmethod
+    def _fixity_budget_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            budget.parse_budget(value)
+        return value
+
+    @field_validator("fixity_cycle")
+    @classmethod
+    def _fixity_cycle_parses(cls, value: str) -> str:
+        if budget.parse_duration(value) < budget.DAY_S:
+            raise ValueError(f"{value!r} is shorter than a day (the nightly runs once a day)")
+        return value
 
     @field_validator("job_heartbeat_seconds")
     @classmethod
