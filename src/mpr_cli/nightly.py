@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mpr_cli import db
-from mpr_cli.config import Settings
+from mpr_cli.config import Executor, Settings
 from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.importer import ImportOptions, Progress, run_import
@@ -68,14 +68,18 @@ def _import_step(settings: Settings, rules: Rules, options: ImportOptions,
 
 
 def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
-                    workers: int, events: JobEvents,
-                    stop: threading.Event) -> tuple[PoolResult | None, int, str]:
+                    workers: int, events: JobEvents, stop: threading.Event,
+                    executor: Executor) -> tuple[PoolResult | None, int, str]:
     log = get_logger()
-    log.info("transcode: started (%d workers)", workers)
-    runner = JobRunner(settings, rules, presets, workers=workers, options=JobSettings.from_settings(settings))
+    runner = JobRunner(settings, rules, presets, workers=workers,
+                       options=JobSettings.from_settings(settings))
     try:
-        result = run_pending(runner, workers=workers, prefix=options.prefix, events=events,
-                             stop_all=stop)
+        if executor is Executor.CELERY:
+            result = _on_workers(runner, options.prefix, events, stop)
+        else:
+            log.info("transcode: started (%d workers)", workers)
+            result = run_pending(runner, workers=workers, prefix=options.prefix, events=events,
+                                 stop_all=stop)
     except MprError as exc:
         log.error("transcode: failed: %s", exc.one_line())
         return None, int(exc.exit_code), exc.one_line()
@@ -86,7 +90,25 @@ def _transcode_step(settings: Settings, rules: Rules, presets: PresetBook, optio
     failed = result.count(JobStatus.FAILED)
     log.info("transcode: %d created, %d completed, %d failed, %d cancelled", result.created,
              result.count(JobStatus.COMPLETED), failed, result.count(JobStatus.CANCELLED))
+    if result.left_running:
+        return result, int(ExitCode.INTERRUPTED), "stopped waiting for the workers"
     return result, int(ExitCode.FILE_ERRORS if failed else ExitCode.OK), ""
+
+
+def _on_workers(runner: JobRunner, prefix: str, events: JobEvents,
+                stop: threading.Event) -> PoolResult:
+    """The celery executor's step: the same jobs created, sent to `mpr worker` processes and
+    waited for; stopped by Ctrl-C, the unsettled ones keep running there."""
+    from mpr_cli.transcode.dispatch import dispatch, wait  # celery's import only when used
+
+    sent = dispatch(runner, prefix=prefix, create=True)
+    get_logger().info("transcode: %d jobs sent to the celery workers (%d created, %d queued "
+                      "before)", len(sent.job_ids), sent.created, len(sent.job_ids) - sent.sent)
+    result = wait(runner, sent, events=events, stop=stop)
+    if result.left_running:
+        get_logger().warning("transcode: stopped waiting; jobs %s keep running on the workers",
+                             ", ".join(map(str, result.left_running)))
+    return result
 
 
 def _transcode_section(result: PoolResult | None, note: str) -> dict[str, Any]:
@@ -97,12 +119,13 @@ def _transcode_section(result: PoolResult | None, note: str) -> dict[str, Any]:
                 for job_id in result.finished.get(JobStatus.FAILED, [])]
     return {"created": result.created,
             "jobs": {status.value: len(ids) for status, ids in result.finished.items()},
-            "failures": failures, "message": note}
+            "failures": failures, "message": note, "left_running": result.left_running}
 
 
 def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: ImportOptions,
                 *, workers: int, progress: Progress, events: JobEvents,
-                stop: threading.Event | None = None) -> NightlyOutcome:
+                stop: threading.Event | None = None,
+                executor: Executor = Executor.LOCAL) -> NightlyOutcome:
     """Both steps; never raises MprError (each step's failure is in the outcome). A set
     `stop` (Ctrl-C, SIGTERM) ends the step in progress cleanly and skips the rest."""
     stop = stop or threading.Event()
@@ -118,7 +141,7 @@ def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: 
     else:
         began = time.monotonic()
         result, transcode_code, note = _transcode_step(settings, rules, presets, options,
-                                                       workers, events, stop)
+                                                       workers, events, stop, executor)
         report.durations["transcode"] = time.monotonic() - began
     report.durations["total"] = time.monotonic() - started
     combined = report.to_dict()

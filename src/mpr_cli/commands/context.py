@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from mpr_cli.config import Settings, load_settings
+from mpr_cli.config import Executor, Settings, load_settings
 from mpr_cli.display import for_console
 from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
 from mpr_cli.rules import Rules, load_rules, profile_names
@@ -127,3 +127,14 @@ def rules_source(ctx: click.Context, param: click.Parameter,
     path: Path = click.Path(exists=True, dir_okay=False, path_type=Path).convert(value, param,
                                                                                  ctx)
     return path
+
+
+executor_option = click.option(
+    "--executor", type=click.Choice([e.value for e in Executor], case_sensitive=False),
+    help="Where the jobs run: local (this process's ffmpeg pool) or celery (`mpr worker` "
+         "processes, through CELERY_BROKER_URL); default MPR_EXECUTOR.")
+
+
+def chosen_executor(settings: Settings, option: str | None) -> Executor:
+    """--executor when given, else MPR_EXECUTOR."""
+    return Executor(option.lower()) if option else settings.executor

@@ -13,6 +13,8 @@ from rich.console import Console
 from mpr_cli import db
 from mpr_cli.commands.context import (
     App,
+    chosen_executor,
+    executor_option,
     graceful_stop,
     handles_errors,
     pass_app,
@@ -56,6 +58,7 @@ class LoggedJobs(LoggedProgress):
 @click.option("--verify", type=click.Choice([m.value for m in VerifyMode]), default="auto",
               show_default=True, help="Checksum verification of the import.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Parallel ffmpeg processes.")
+@executor_option
 @click.option("--report", "report_path", metavar="PATH", callback=writable_file,
               help="JSON report (`-` for stdout).")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
@@ -65,7 +68,8 @@ class LoggedJobs(LoggedProgress):
 @handles_errors
 def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool | None,
                     strict: bool | None,
-                    verify: str, workers: int | None, report_path: str | None,
+                    verify: str, workers: int | None, executor: str | None,
+                    report_path: str | None,
                     metrics_file: Path | None, log_format: str, log_file: Path | None) -> None:
     """Import, then transcode what is pending; one summary, one report, one e-mail.
 
@@ -81,7 +85,8 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     with graceful_stop() as stop:
         outcome = run_nightly(settings, app.rules(), load_presets(settings.presets_file),
                               options, workers=workers or settings.transcode_workers,
-                              progress=progress, events=progress, stop=stop)
+                              progress=progress, events=progress, stop=stop,
+                              executor=chosen_executor(settings, executor))
     deliver(settings, outcome.report, outcome.exit_code, report_path=report_path,
             metrics_file=metrics_file)
     if not run.json:

@@ -13,7 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.progress import Progress as RichProgress
 
 from mpr_cli import db
-from mpr_cli.commands.context import App, graceful_stop, handles_errors, pass_app
+from mpr_cli.commands.context import (
+    App,
+    chosen_executor,
+    executor_option,
+    graceful_stop,
+    handles_errors,
+    pass_app,
+)
+from mpr_cli.config import Executor
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
@@ -22,7 +30,7 @@ from mpr_cli.transcode import jobs as job_store
 from mpr_cli.transcode.create import create_for_key
 from mpr_cli.transcode.jobrunner import JobRunner, JobSettings
 from mpr_cli.transcode.jobs import Job, JobStatus
-from mpr_cli.transcode.pool import run_pending, run_pool
+from mpr_cli.transcode.pool import PoolResult, run_pending, run_pool
 from mpr_cli.transcode.workdirs import require_usable_temp_dir
 
 
@@ -87,47 +95,101 @@ class JobBars:
 @click.option("--prefix", default="", help="Only masters under this prefix (--pending).")
 @click.option("--verify", type=click.Choice(["quick", "full"]), default="quick",
               show_default=True, help="full: also decode the whole output with ffmpeg.")
+@executor_option
+@click.option("--no-wait", is_flag=True,
+              help="celery: send the jobs and exit 0 at once (their ids printed).")
+@click.option("--json", "as_json", is_flag=True, help="--no-wait: the queued job ids as JSON.")
 @click.option("--verbose", "-v", is_flag=True, help="Show ffmpeg's stderr tail on failure.")
 @pass_app
 @handles_errors
 def transcode_command(app: App, key: str | None, preset_name: str | None,
                       output_key: str | None, force: bool, pending: bool, workers: int | None,
-                      limit: int | None, prefix: str, verify: str, verbose: bool) -> None:
+                      limit: int | None, prefix: str, verify: str, executor: str | None,
+                      no_wait: bool, as_json: bool, verbose: bool) -> None:
     """Transcode a master (KEY) or every pending master (--pending) into streaming copies.
 
+    With --executor celery (or MPR_EXECUTOR=celery) the jobs run on `mpr worker` processes:
+    this command sends them and waits for them (or not, --no-wait).
     Exit 0 when every job completed, 1 when a job failed, 130 when cancelled.
     """
     if bool(key) == pending:
         raise UsageError("give either a master KEY or --pending", hint="see mpr transcode --help")
     settings = app.settings
-    require_usable_temp_dir(settings)  # exit 2 before any job is created or claimed
+    remote = chosen_executor(settings, executor) is Executor.CELERY
+    if (no_wait or as_json) and not remote:
+        raise UsageError("--no-wait and --json need --executor celery",
+                         hint="the local pool runs the jobs itself: drop --no-wait")
+    if not remote:
+        require_usable_temp_dir(settings)  # exit 2 before any job is created or claimed
     workers = workers or settings.transcode_workers
     runner = JobRunner(settings, app.rules(), _presets(app),
                        workers=workers if pending else 1,
                        options=JobSettings.from_settings(settings,
                                                          full_verify=verify == "full"))
     console = Console(highlight=False, soft_wrap=True)
-    if pending:
-        with graceful_stop() as stop, JobBars(console, 0) as bars:
-            result = run_pending(runner, workers=workers, prefix=prefix, limit=limit,
-                                 preset_name=preset_name, events=bars, stop_all=stop,
-                                 on_created=bars.set_total)
-    else:
+    only: list[int] | None = None
+    if not pending:
         job_id, nothing = create_for_key(runner, key or "", preset_name, output_key, force)
         if job_id is None:
             console.print(nothing, markup=False)
             return
+        only = [job_id]
+    if remote:
+        result = _run_remote(runner, console, pending=pending, only=only, prefix=prefix,
+                             limit=limit, preset_name=preset_name, no_wait=no_wait,
+                             as_json=as_json)
+    else:
+        result = _run_local(runner, console, workers=workers, only=only, prefix=prefix,
+                            limit=limit, preset_name=preset_name)
+    _finish(settings, result, console, verbose)
+
+
+def _run_local(runner: JobRunner, console: Console, *, workers: int, only: list[int] | None,
+               prefix: str, limit: int | None, preset_name: str | None) -> PoolResult:
+    if only is not None:
         with graceful_stop() as stop, JobBars(console, 1) as bars:
-            result = run_pool(runner, 1, stop, bars, only_ids=[job_id])
+            return run_pool(runner, 1, stop, bars, only_ids=only)
+    with graceful_stop() as stop, JobBars(console, 0) as bars:
+        return run_pending(runner, workers=workers, prefix=prefix, limit=limit,
+                           preset_name=preset_name, events=bars, stop_all=stop,
+                           on_created=bars.set_total)
+
+
+def _run_remote(runner: JobRunner, console: Console, *, pending: bool, only: list[int] | None,
+                prefix: str, limit: int | None, preset_name: str | None, no_wait: bool,
+                as_json: bool) -> PoolResult:
+    """Send the jobs to the workers; wait for them (the same bars) unless --no-wait, which
+    prints the queued ids and exits 0."""
+    from mpr_cli.transcode.dispatch import dispatch, wait  # celery's import only when used
+
+    sent = dispatch(runner, only_ids=only, prefix=prefix, create=pending, limit=limit,
+                    preset_name=preset_name)
+    if no_wait:
+        if as_json:
+            click.echo(json.dumps({"queued": sent.job_ids, "sent": sent.sent,
+                                   "created": sent.created}))
+        else:
+            ids = " ".join(str(i) for i in sent.job_ids) or "none"
+            console.print(f"transcode: {len(sent.job_ids)} jobs queued for the workers "
+                          f"({sent.created} created, {sent.sent} sent): {ids}", markup=False)
+        sys.exit(int(ExitCode.OK))
+    with graceful_stop() as stop, JobBars(console, len(sent.job_ids)) as bars:
+        return wait(runner, sent, events=bars, stop=stop)
+
+
+def _finish(settings: Any, result: PoolResult, console: Console, verbose: bool) -> None:
     failed = result.count(JobStatus.FAILED)
     released = f"; {len(result.released)} not started, pending again" if result.released else ""
     if result.cleaned:
         released += f"; {result.cleaned} left by dead workers removed"
+    if result.left_running:
+        released += (f"; {len(result.left_running)} still queued or running on the workers "
+                     "(mpr jobs list)")
     console.print(f"transcode: {result.count(JobStatus.COMPLETED)} completed, {failed} failed, "
                   f"{result.count(JobStatus.CANCELLED)} cancelled{released}", markup=False)
     if verbose and failed:
         _print_tails(settings, result.finished[JobStatus.FAILED], console)
-    if result.count(JobStatus.CANCELLED) or result.released:
+    if result.count(JobStatus.CANCELLED) or result.released or result.left_running:
         sys.exit(int(ExitCode.INTERRUPTED))
     sys.exit(int(ExitCode.FILE_ERRORS if failed else ExitCode.OK))
 

@@ -55,6 +55,7 @@ class PoolResult:
     errors: list[Exception] = field(default_factory=list)  # what stopped it, the first raised
     released: list[int] = field(default_factory=list)  # claimed ahead, PENDING again on a stop
     cleaned: int = 0  # temp folders and unfinished uploads of dead workers removed
+    left_running: list[int] = field(default_factory=list)  # celery: not settled when it stopped
 
     def count(self, status: JobStatus) -> int:
         return len(self.finished.get(status, []))
