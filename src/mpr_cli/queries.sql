@@ -596,3 +596,28 @@ FROM transcode_jobs
 WHERE status = 'PROCESSING' AND heartbeat_at >= now() - make_interval(secs => %(lease)s)
 GROUP BY worker
 ORDER BY worker
+
+-- ---------------------------------------------------------------- METS/PREMIS export (export/mets.py)
+
+-- name: mets_asset
+-- The asset a METS document is exported for, by its inventory code, or no row.
+SELECT id, inventory_code, media_type, created_at FROM assets WHERE inventory_code = %(code)s
+
+-- name: mets_files_of_asset
+-- Every catalogued file of an asset with what its PREMIS object records (size, ETag, MD5, MIME
+-- type, the preset of a copy mpr made, since when it is missing): master first, then by role
+-- and key.
+SELECT f.bucket, f.key, f.role, f.in_bucket, f.size, f.etag, f.md5, f.mime_type, f.preset,
+       f.created_at, f.missing_since
+FROM asset_files f
+WHERE f.asset_id = %(asset_id)s
+ORDER BY array_position(ARRAY['master', 'streaming', 'metadata', 'checksum', 'qc_report'],
+                        f.role), f.key
+
+-- name: mets_assets_under_prefix
+-- The inventory codes of every asset with a catalogued file (in any bucket) whose key starts
+-- with the prefix, in code order ('' : every asset).
+SELECT a.inventory_code FROM assets a
+WHERE EXISTS (SELECT 1 FROM asset_files f
+              WHERE f.asset_id = a.id AND starts_with(f.key, %(prefix)s))
+ORDER BY a.inventory_code
