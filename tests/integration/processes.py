@@ -51,6 +51,20 @@ def group_pids(pgid: int) -> dict[int, str]:
             if group in seen and state != "Z"}
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """The live processes (pid -> name) descended from `pid`, whatever their group: a Celery
+    worker's pool processes and the ffmpeg each one starts."""
+    table = process_table()
+    found: dict[int, str] = {}
+    parents = {pid}
+    while parents:
+        children = {p for p, (_, ppid, _, state) in table.items()
+                    if ppid in parents and p not in found and state != "Z"}
+        found.update({p: table[p][0] for p in children})
+        parents = children
+    return found
+
+
 def group_members(pgid: int) -> list[str]:
     """The names of `group_pids(pgid)`."""
     return list(group_pids(pgid).values())
@@ -96,14 +110,15 @@ def _pending(pid: int) -> set[int]:
 class HeldFfmpeg:
     """One ffmpeg child of mpr, stopped with SIGSTOP from the moment it is seen."""
 
-    def __init__(self, proc: Any) -> None:
+    def __init__(self, proc: Any, find: Callable[[], dict[int, str]] | None = None) -> None:
+        """`find`: the processes to look for ffmpeg in (default: mpr's groups, group_pids)."""
         self.proc = proc
         self.pid = 0
+        self.find = find or (lambda: group_pids(proc.pid))
 
     def catch(self, timeout: float = 120) -> HeldFfmpeg:
         def ffmpeg() -> int:
-            return next((pid for pid, name in group_pids(self.proc.pid).items()
-                         if name == "ffmpeg"), 0)
+            return next((pid for pid, name in self.find().items() if name == "ffmpeg"), 0)
 
         self.pid = wait_for(ffmpeg, timeout, "mpr to start ffmpeg", self.proc, every=POLL_S)
         self._stop()
