@@ -29,6 +29,7 @@ COMMANDS = {
     "config": ("info", "config_command"), "doctor": ("info", "doctor"),
     "replace": ("replace", "replace_command"),
     "problems": ("problems", "problems"), "show": ("show", "show"),
+    "fixity": ("fixity", "fixity_command"),
     "worker": ("workers", "worker_command"), "workers": ("workers", "workers_command"),
 }
 

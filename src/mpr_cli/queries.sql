@@ -621,3 +621,109 @@ SELECT a.inventory_code FROM assets a
 WHERE EXISTS (SELECT 1 FROM asset_files f
               WHERE f.asset_id = a.id AND starts_with(f.key, %(prefix)s))
 ORDER BY a.inventory_code
+
+-- ---------------------------------------------------------------- fixity (mpr fixity, sql/010)
+
+-- name: fixity_clock
+-- The catalogue's clock at the start of a fixity run: files verified by the run are newer.
+SELECT statement_timestamp() AS now
+
+-- name: fixity_buckets
+-- The buckets holding catalogued objects under a prefix (what a quick pass lists).
+SELECT DISTINCT bucket FROM asset_files
+WHERE in_bucket AND starts_with(key, %(prefix)s)
+ORDER BY bucket
+
+-- name: fixity_total_bytes
+-- The catalogued bytes in buckets under a prefix (the nightly full pass's cycle share).
+SELECT coalesce(sum(size), 0)::bigint AS total FROM asset_files
+WHERE in_bucket AND starts_with(key, %(prefix)s)
+
+-- name: fixity_create_listing
+-- The session's table of a quick pass's listings (bucket, key, size, ETag), kept until it ends.
+CREATE TEMPORARY TABLE IF NOT EXISTS fixity_listing (
+    bucket text,
+    key    text,
+    size   bigint,
+    etag   text,
+    PRIMARY KEY (bucket, key)
+)
+
+-- name: fixity_copy_listing
+-- Stream one bucket's listing (bucket, key, size, ETag) into fixity_listing.
+COPY fixity_listing (bucket, key, size, etag) FROM STDIN
+
+-- name: fixity_quick_page
+-- The next page of files for a quick pass, least recently verified (either way) first, a file
+-- never checked counting from its import; each with its listing entry (NULL: not listed).
+-- Keyset paging after (after_age, after_id); only files last verified before `before`.
+SELECT f.id, f.asset_id, a.inventory_code, f.bucket, f.key, f.size, f.etag, f.md5,
+       f.differing_etag, f.fixity_outcome AS previous,
+       coalesce(f.last_verified_at, f.created_at) AS age,
+       l.size AS listed_size, l.etag AS listed_etag
+FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+LEFT JOIN fixity_listing l ON l.bucket = f.bucket AND l.key = f.key
+WHERE f.in_bucket AND starts_with(f.key, %(prefix)s)
+  AND coalesce(f.last_verified_at, f.created_at) < %(before)s
+  AND (coalesce(f.last_verified_at, f.created_at), f.id) > (%(after_age)s, %(after_id)s)
+ORDER BY coalesce(f.last_verified_at, f.created_at), f.id
+LIMIT %(limit)s
+
+-- name: fixity_full_page
+-- The next page of files for a full pass, least recently fully verified first, a file never
+-- fully verified by `mpr fixity` counting from its import. Keyset paging as fixity_quick_page.
+SELECT f.id, f.asset_id, a.inventory_code, f.bucket, f.key, f.size, f.etag, f.md5,
+       f.differing_etag, f.fixity_outcome AS previous,
+       coalesce(f.last_full_verified_at, f.created_at) AS age
+FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE f.in_bucket AND starts_with(f.key, %(prefix)s)
+  AND coalesce(f.last_full_verified_at, f.created_at) < %(before)s
+  AND (coalesce(f.last_full_verified_at, f.created_at), f.id) > (%(after_age)s, %(after_id)s)
+ORDER BY coalesce(f.last_full_verified_at, f.created_at), f.id
+LIMIT %(limit)s
+
+-- name: fixity_record_checks
+-- Record concluded fixity checks (parallel arrays: file id, quick|full, outcome): when and how
+-- each file was verified, and what was found. The caller records their events alongside.
+UPDATE asset_files f
+SET last_verified_at = statement_timestamp(), last_verified_how = t.how,
+    last_full_verified_at = CASE WHEN t.how = 'full' THEN statement_timestamp()
+                                 ELSE f.last_full_verified_at END,
+    fixity_outcome = t.outcome
+FROM unnest(%(ids)s::bigint[], %(hows)s::text[], %(outcomes)s::text[]) AS t (id, how, outcome)
+WHERE f.id = t.id
+
+-- ---------------------------------------------------------------- METS/PREMIS export (export/mets.py)
+
+-- name: mets_asset
+-- The asset a METS document is exported for, by its inventory code, or no row.
+SELECT id, inventory_code, media_type, created_at FROM assets WHERE inventory_code = %(code)s
+
+-- name: mets_files_of_asset
+-- Every catalogued file of an asset with what its PREMIS object records (size, ETag, MD5, MIME
+-- type, the preset of a copy mpr made, since when it is missing): master first, then by role
+-- and key.
+SELECT f.bucket, f.key, f.role, f.in_bucket, f.size, f.etag, f.md5, f.mime_type, f.preset,
+       f.created_at, f.missing_since
+FROM asset_files f
+WHERE f.asset_id = %(asset_id)s
+ORDER BY array_position(ARRAY['master', 'streaming', 'metadata', 'checksum', 'qc_report'],
+                        f.role), f.key
+
+-- name: mets_assets_under_prefix
+-- The inventory codes of every asset with a catalogued file (in any bucket) whose key starts
+-- with the prefix, in code order ('' : every asset).
+SELECT a.inventory_code FROM assets a
+WHERE EXISTS (SELECT 1 FROM asset_files f
+              WHERE f.asset_id = a.id AND starts_with(f.key, %(prefix)s))
+ORDER BY a.inventory_code
+
+-- name: fixity_left
+-- How many files of a fixity run's selection are still unverified since `before` (full: by a
+-- full check; else by either), after the run: those it did not reach or could not read.
+SELECT count(*) AS left FROM asset_files
+WHERE in_bucket AND starts_with(key, %(prefix)s)
+  AND CASE WHEN %(full)s::boolean THEN coalesce(last_full_verified_at, created_at)
+           ELSE coalesce(last_verified_at, created_at) END < %(before)s
