@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what mpr needs on Debian 12, idempotently: apt packages (ffmpeg, PostgreSQL
-# server binaries, python3-venv) when missing, then a .venv with mpr installed editable
-# with its dev extra. Re-running does nothing that is already done.
+# server binaries, redis-server, python3-venv) when missing, then a .venv with mpr installed
+# editable with its dev extra. Re-running does nothing that is already done.
+# Only the binaries are used: `mpr dev up` and the tests start their own PostgreSQL and Redis
+# on free loopback ports. On a machine with systemd, apt starts Debian's own redis-server on
+# 6379 (and a PostgreSQL cluster on 5432): mpr never uses them, and this script leaves them be.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,7 @@ as_root() {
 missing=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || missing+=(ffmpeg)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
 id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 command -v runuser >/dev/null || missing+=(util-linux)

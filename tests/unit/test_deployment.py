@@ -5,6 +5,7 @@ expect, idempotent, a settings file never overwritten); docker-compose.yml, the 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -119,3 +120,93 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_image() -> None:
     ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     assert {".mpr/", ".env", ".venv/", ".git/"} <= ignored
+
+
+def block(service: str, key: str) -> str:
+    """The lines of one key of a service block (the key line and the deeper ones below it)."""
+    found = re.search(rf"^    {key}:.*\n(?:      .*\n)*", service, re.MULTILINE)
+    assert found, f"no {key} in\n{service}"
+    return found.group(0)
+
+
+def test_redis_is_pinned_unpublished_password_protected_and_keeps_its_queue() -> None:
+    redis = compose_service("redis")
+
+    image = re.search(r"^    image: (\S+)$", redis, re.MULTILINE)
+    assert image and re.fullmatch(r"redis:\d+\.\d+\.\d+-\w+", image.group(1)), redis
+    assert "ports:" not in redis  # only the stack's containers reach it
+    assert '"--requirepass", "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"' in redis
+    assert '"--appendonly", "yes"' in redis and "      - redis-data:/data\n" in redis
+    volumes = (REPO / "docker-compose.yml").read_text().split("\nvolumes:\n", 1)[1]
+    assert "  redis-data:\n" in volumes
+
+
+def test_the_worker_service_runs_mpr_worker_with_the_settings_and_services_of_mpr() -> None:
+    worker, mpr = compose_service("worker"), compose_service("mpr")
+
+    assert '    command: ["worker"]\n' in worker
+    assert 'ENTRYPOINT ["mpr"]' in (REPO / "Dockerfile").read_text()
+    assert "    build: .\n" in worker and "    build: .\n" in mpr  # the same image
+    for key in ("env_file", "depends_on", "environment"):
+        assert block(worker, key) == block(mpr, key), key
+    assert "      redis:\n        condition: service_healthy\n" in block(worker, "depends_on")
+    # `docker compose up --scale worker=4`: no fixed container name, no host port
+    assert "container_name:" not in worker and "ports:" not in worker
+
+
+def test_mpr_and_the_workers_reach_the_broker_with_its_password() -> None:
+    url = "      CELERY_BROKER_URL: redis://:${REDIS_PASSWORD}@redis:6379/0\n"
+    assert url in compose_service("mpr") and url in compose_service("worker")
+    assert "REDIS_PASSWORD=" in (REPO / ".env.example").read_text().splitlines()
+
+
+# -- scripts/bootstrap.sh --------------------------------------------------------------------------
+
+
+def fake_checkout(tmp_path: Path) -> Path:
+    """A copy of bootstrap.sh in a checkout whose .venv is already installed (no pip runs)."""
+    root = tmp_path / "checkout"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(REPO / "scripts" / "bootstrap.sh", root / "scripts" / "bootstrap.sh")
+    (root / "pyproject.toml").write_text("")
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").symlink_to(shutil.which("python3") or "/bin/false")
+    stamp = root / ".venv" / ".mpr-installed"
+    stamp.touch()
+    os.utime(root / "pyproject.toml", (1, 1))  # older than the stamp
+    return root
+
+
+def path_with_fake_apt(tmp_path: Path, *, redis_server: bool) -> str:
+    """A PATH of the system's commands (redis-server left out when asked) where apt-get and
+    sudo are fakes: apt-get writes its arguments into apt.log."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "apt.log"}\n')
+    (bin_dir / "sudo").write_text('#!/bin/sh\nexec "$@"\n')
+    for fake in ("apt-get", "sudo"):
+        (bin_dir / fake).chmod(0o755)
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        for command in Path(folder).glob("*") if Path(folder).is_dir() else ():
+            target = bin_dir / command.name
+            wanted = command.name != "redis-server" or redis_server
+            if wanted and not target.exists() and not target.is_symlink():
+                target.symlink_to(command)
+    return str(bin_dir)
+
+
+@needs_bash
+@pytest.mark.parametrize("present", [False, True])
+def test_bootstrap_installs_redis_server_only_when_it_is_missing(tmp_path: Path,
+                                                                 present: bool) -> None:
+    root = fake_checkout(tmp_path)
+    env = {**os.environ, "PATH": path_with_fake_apt(tmp_path, redis_server=present)}
+
+    result = subprocess.run(["bash", str(root / "scripts" / "bootstrap.sh")], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stderr
+    log = tmp_path / "apt.log"
+    installs = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
+    asked = {word for line in installs if "install" in line for word in line}
+    assert ("redis-server" in asked) is not present, installs
