@@ -31,6 +31,7 @@ COMMANDS = {
     "problems": ("problems", "problems"), "show": ("show", "show"),
     "fixity": ("fixity", "fixity_command"),
     "worker": ("workers", "worker_command"), "workers": ("workers", "workers_command"),
+    "export": ("export", "export"),
 }
 
 
