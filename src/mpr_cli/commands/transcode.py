@@ -22,6 +22,7 @@ from mpr_cli.commands.context import (
     pass_app,
 )
 from mpr_cli.config import Executor
+from mpr_cli.display import visible
 from mpr_cli.errors import ExitCode, UsageError
 from mpr_cli.ffmpeg.command import preset_command, threads_per_job
 from mpr_cli.ffmpeg.presets import PresetBook, load_presets
@@ -261,9 +262,11 @@ def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
     for r in rows:
         error = f"  {r.error}" if r.error else ""
         provisional = "  (master provisional: run mpr import)" if r.master_provisional else ""
+        host = f"  on {visible(r.host)}" if r.host else ""
         click.echo(f"{r.id:>6} {r.status.value:<10} {r.progress:>5.1f}% "
                    f"{r.attempts}/{r.max_attempts} {r.preset:<14} "
-                   f"{r.source_key} -> {r.output_key}{provisional}{error}")
+                   f"{visible(r.source_key)} -> {visible(r.output_key)}{host}{provisional}"
+                   f"{visible(error)}")
 
 
 @jobs.command("cancel")
@@ -271,12 +274,20 @@ def jobs_list(app: App, status: str | None, limit: int, as_json: bool) -> None:
 @pass_app
 @handles_errors
 def jobs_cancel(app: App, job_id: int) -> None:
-    """Cancel a PENDING or PROCESSING job (a running ffmpeg stops at its next heartbeat)."""
+    """Cancel a PENDING or PROCESSING job (a running ffmpeg stops at its next heartbeat; a
+    job sent to Celery workers also has its task revoked)."""
     with db.connect(app.settings, autocommit=True) as conn:
         if not job_store.cancel(conn, job_id, "cancelled by a user"):
             raise UsageError(f"job {job_id} is not pending or processing",
                              hint="see mpr jobs list")
-    click.echo(f"job {job_id} cancelled")
+        job = job_store.get(conn, job_id)
+    note = ""
+    if job is not None and job.task_id and app.settings.celery_broker_url is not None:
+        from mpr_cli.transcode import broker  # celery's import only for a dispatched job
+
+        if not broker.revoke(broker.make_app(app.settings), job.task_id):
+            note = " (the broker did not answer: its task does nothing when a worker gets it)"
+    click.echo(f"job {job_id} cancelled{note}")
 
 
 @jobs.command("retry")
