@@ -1,4 +1,5 @@
-"""`mpr nightly`: import, then transcode what is pending, then one report covering both.
+"""`mpr nightly`: import, fixity (a quick pass, then a full one within MPR_FIXITY_BUDGET:
+mpr_cli.fixity.nightly), then transcode what is pending, then one report covering them.
 
 The exit code is the worst of the steps (0 < 1 < 3 < 4), 130 when a stop (Ctrl-C, SIGTERM)
 ended it before its end. A dry run imports nothing and
@@ -16,6 +17,7 @@ from mpr_cli import db
 from mpr_cli.config import Executor, Settings
 from mpr_cli.errors import ExitCode, ImportInterrupted, MprError, describe
 from mpr_cli.ffmpeg.presets import PresetBook
+from mpr_cli.fixity.nightly import nightly_fixity
 from mpr_cli.importer import ImportOptions, Progress, run_import
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
@@ -131,6 +133,8 @@ def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: 
     stop = stop or threading.Event()
     started = time.monotonic()
     report, import_code = _import_step(settings, rules, options, progress, stop)
+    fixity = nightly_fixity(settings, prefix=options.prefix, run_key=options.run_key,
+                            dry_run=options.dry_run, import_code=import_code, stop=stop)
     result, transcode_code, note = None, int(ExitCode.OK), ""
     if options.dry_run:
         note = "dry run: transcoding skipped"
@@ -147,7 +151,8 @@ def run_nightly(settings: Settings, rules: Rules, presets: PresetBook, options: 
     combined = report.to_dict()
     combined["command"] = "nightly"
     combined["transcode"] = _transcode_section(result, note)
-    exit_code = max(import_code, transcode_code)
+    fixity.merge_into(combined)
+    exit_code = max(import_code, transcode_code, fixity.exit_code)
     if stop.is_set() and exit_code < ExitCode.INFRASTRUCTURE:
         # stopped by Ctrl-C or SIGTERM in whichever step, even one that had finished its
         # work: the night did not run to its end (a failure that also sets `stop` is exit 4)
