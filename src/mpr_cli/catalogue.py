@@ -1,5 +1,6 @@
 """One asset as a person wants to see it (`mpr show CODE|KEY`): its files, a technical summary
-of its master and streaming copy, its transcode jobs and the open problems about it.
+of its master and streaming copy, its transcode jobs, the open problems about it and its
+preservation events (mpr_cli.events, oldest first).
 
 The technical summary is derived from each file's stored metadata JSON (the mediainfo or
 ffprobe document the import or the transcode recorded) with the same parser the import uses
@@ -9,13 +10,14 @@ refuses, has no summary (None), never an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from mpr_cli import db, known
+from mpr_cli import db, events, known
+from mpr_cli.events import Event
 from mpr_cli.transcode.jobs import Job
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
@@ -80,6 +82,7 @@ class AssetView:
     files: list[AssetFile]
     jobs: list[Job]
     problems: list[known.OpenProblem]
+    events: list[Event] = field(default_factory=list)  # oldest first
 
     def file_of(self, role: str) -> AssetFile | None:
         return next((f for f in self.files if f.role == role), None)
@@ -90,7 +93,8 @@ class AssetView:
                 "created_at": db.json_value(self.created_at),
                 "files": [f.to_json() for f in self.files],
                 "jobs": [j.to_json() for j in self.jobs],
-                "problems": [p.to_json() for p in self.problems]}
+                "problems": [p.to_json() for p in self.problems],
+                "events": [e.to_json() for e in self.events]}
 
 
 def _frame_rate(info: MediaInfo) -> float | None:
@@ -150,4 +154,4 @@ def find_asset(conn: psycopg.Connection[Any], code_or_key: str,
     problems = known.open_problems(conn, input_bucket,
                                    known.ProblemFilter(inventory_code=code))
     return AssetView(code, row["media_type"], row["created_at"], [_file(f) for f in files],
-                     [Job.from_row(j) for j in jobs], problems)
+                     [Job.from_row(j) for j in jobs], problems, events.for_asset(conn, row["id"]))

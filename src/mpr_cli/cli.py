@@ -32,6 +32,7 @@ COMMANDS = {
     "fixity": ("fixity", "fixity_command"),
     "worker": ("workers", "worker_command"), "workers": ("workers", "workers_command"),
     "export": ("export", "export"),
+    "events": ("events", "events_command"),
 }
 
 

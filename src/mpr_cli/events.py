@@ -29,14 +29,20 @@ Which action writes which event (the callers record them in the transaction of t
   object recorded as missing is listed again with its catalogued bytes (outcome success).
 
 Dry runs record nothing: they never reach the code that writes the change.
+
+`mpr events --since` takes an ISO 8601 date or date-time (one without a zone is in the local
+time zone) or an age: a whole number and a unit, s, m, h, d or w (`7d`, `12h`). `--type`
+takes a term (`fixity check`, also `fixity-check` or `fixity_check`, any case) or the aliases
+`missing` and `restored`.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -119,13 +125,18 @@ def agent() -> str:
     return f"mpr {__version__} on {socket.gethostname()}"
 
 
-def record(conn: psycopg.Connection[Any], events: Iterable[NewEvent]) -> int:
-    """Append `events` in the caller's transaction (one statement); how many were recorded."""
+def record(conn: psycopg.Connection[Any], events: Iterable[NewEvent], *,
+           imported_by: int | None = None) -> int:
+    """Append `events` in the caller's transaction, in their order, in one statement; how many
+    were recorded. An event's asset id, inventory code and ETag, when not given, are the
+    catalogue's for its bucket and key. With `imported_by` (an import run's id), only the
+    events of files that run inserted are recorded: the import hands over the events of every
+    file it planned, and the catalogue says which it actually inserted."""
     batch = list(events)
     if not batch:
         return 0
     params = {
-        "agent": agent(),
+        "agent": agent(), "imported_by": imported_by,
         "event_types": [EventType(e.event_type).value for e in batch],
         "outcomes": [Outcome(e.outcome).value for e in batch],
         "details": [e.detail for e in batch],
@@ -178,3 +189,34 @@ def search(conn: psycopg.Connection[Any], wanted: EventFilter) -> list[Event]:
               "outcome": None if wanted.outcome is None else wanted.outcome.value,
               "since": wanted.since, "prefix": wanted.prefix, "limit": wanted.limit}
     return _rows(conn, "search_events", params)
+
+
+_AGE = re.compile(r"(\d{1,6})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """The moment `--since` names: an age before `now` (7d, 12h) or an ISO 8601 date or
+    date-time (local time when it has no zone). ValueError with the reason otherwise."""
+    value = text.strip()
+    age = _AGE.fullmatch(value.lower())
+    if age is not None:
+        return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither an ISO date or time (2026-11-01, "
+                         "2026-11-01T08:00) nor an age like 7d or 12h") from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def parse_event_type(text: str) -> EventType:
+    """The event type a person names: a term in any case, with spaces, '-' or '_', or an
+    alias (missing, restored). ValueError naming the choices otherwise."""
+    name = re.sub(r"[-_\s]+", " ", text.strip().lower())
+    for member_name, member in EventType.__members__.items():
+        if name in (member.value, member_name.lower().replace("_", " ")):
+            return member
+    choices = ", ".join(sorted({e.value for e in EventType}))
+    raise ValueError(f"{text!r} is no event type; choose one of: {choices} "
+                     "(or missing, restored)")

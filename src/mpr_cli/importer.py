@@ -15,13 +15,15 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mpr_cli import db, known
+from mpr_cli import db, events, known
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
 from mpr_cli.phases.crossref import (
     CrossReference,
+    Settled,
     cross_reference,
     listing_scope,
+    missing_event,
     settle_changes,
 )
 from mpr_cli.phases.discover import Discovery, discover
@@ -155,7 +157,8 @@ class ImportRun:
         self.stop_point()
         crossed, assets, existing = self.cross_reference(conn, found)
         inserter = BatchInserter(conn, self.report.run_id, self.report, self.options.dry_run,
-                                 set(existing), self.settings.s3_bucket_in)
+                                 set(existing), self.settings.s3_bucket_in,
+                                 self.options.run_key or None)
         restored = [candidate for candidate, _ in crossed.restored]
         changed = [change.candidate for change in crossed.changed if change.needs_md5()]
         with self.planner(crossed.new + restored + changed) as planner:
@@ -280,7 +283,11 @@ class ImportRun:
         this run only; a dry run records nothing, so it reports them again)."""
         self.report.counts.missing = len(crossed.missing)
         if crossed.missing and not self.options.dry_run:
-            db.mark_missing(conn, self.settings.s3_bucket_in, [m.key for m in crossed.missing])
+            bucket, run_key = self.settings.s3_bucket_in, self.options.run_key or None
+            with conn.transaction():
+                db.mark_missing(conn, bucket, [m.key for m in crossed.missing])
+                events.record(conn, [missing_event(bucket, m, run_key)
+                                     for m in crossed.missing])
 
     def check_changed(self, conn: Any, planner: AssetPlanner, crossed: CrossReference) -> None:
         """Catalogued objects with a new size or ETag, or back after missing: the same bytes
@@ -296,15 +303,23 @@ class ImportRun:
         report.extend(settled.problems)
         report.counts.refreshed += len(settled.refreshed) - settled.restored
         report.counts.restored += settled.restored
-        if settled.differing and not self.options.dry_run:
-            db.note_differing(conn, self.settings.s3_bucket_in,
-                              [(c.candidate.key, c.candidate.etag) for c in settled.differing])
-        if settled.refreshed and not self.options.dry_run:
-            by = db.Provenance(self.options.command, self.options.run_key or None,
-                               report.run_id)
-            db.refresh_files(conn, self.settings.s3_bucket_in,
-                             [(c.candidate.key, c.candidate.size, c.candidate.etag)
-                              for c in settled.refreshed], by)
+        if not self.options.dry_run:
+            self._record_settled(conn, settled)
+
+    def _record_settled(self, conn: Any, settled: Settled) -> None:
+        """Bytes read and found other noted; the same bytes refreshed; each with its event, in
+        one transaction."""
+        bucket, run_key = self.settings.s3_bucket_in, self.options.run_key or None
+        with conn.transaction():
+            if settled.differing:
+                db.note_differing(conn, bucket, [(c.candidate.key, c.candidate.etag)
+                                                 for c in settled.differing])
+            if settled.refreshed:
+                by = db.Provenance(self.options.command, run_key, self.report.run_id)
+                db.refresh_files(conn, bucket, [(c.candidate.key, c.candidate.size,
+                                                 c.candidate.etag) for c in settled.refreshed],
+                                 by)
+            events.record(conn, settled.events(bucket, run_key))
 
     @contextmanager
     def planner(self, to_verify: list[Candidate]) -> Iterator[AssetPlanner]:

@@ -510,15 +510,22 @@ SELECT * FROM transcode_jobs WHERE inventory_code = %(code)s ORDER BY id
 -- ---------------------------------------------------------------- preservation events (events.py)
 
 -- name: insert_events
--- Append preservation events, one per element of the parallel arrays (caller's transaction).
+-- Append preservation events given as parallel arrays, in their order (caller's transaction);
+-- asset, inventory code and ETag not given are the catalogue's for the file at bucket and key.
+-- With imported_by, only the events of files that import run inserted (or confirmed).
 INSERT INTO events (event_type, outcome, detail, agent, asset_id, inventory_code, bucket, key,
                     etag, run_key)
-SELECT t.event_type, t.outcome, t.detail, %(agent)s, t.asset_id, t.inventory_code, t.bucket,
-       t.key, t.etag, t.run_key
+SELECT t.event_type, t.outcome, t.detail, %(agent)s, coalesce(t.asset_id, f.asset_id),
+       coalesce(t.inventory_code, a.inventory_code), t.bucket, t.key, coalesce(t.etag, f.etag),
+       t.run_key
 FROM unnest(%(event_types)s::text[], %(outcomes)s::text[], %(details)s::text[],
             %(asset_ids)s::bigint[], %(codes)s::text[], %(buckets)s::text[], %(keys)s::text[],
-            %(etags)s::text[], %(run_keys)s::text[])
-     AS t (event_type, outcome, detail, asset_id, inventory_code, bucket, key, etag, run_key)
+            %(etags)s::text[], %(run_keys)s::text[]) WITH ORDINALITY
+     AS t (event_type, outcome, detail, asset_id, inventory_code, bucket, key, etag, run_key, n)
+LEFT JOIN asset_files f ON f.bucket = t.bucket AND f.key = t.key
+LEFT JOIN assets a ON a.id = f.asset_id
+WHERE %(imported_by)s::bigint IS NULL OR f.import_run_id = %(imported_by)s::bigint
+ORDER BY t.n
 
 -- name: events_of_asset
 -- Every event of an asset, oldest first (in the order they were recorded).
@@ -596,31 +603,6 @@ FROM transcode_jobs
 WHERE status = 'PROCESSING' AND heartbeat_at >= now() - make_interval(secs => %(lease)s)
 GROUP BY worker
 ORDER BY worker
-
--- ---------------------------------------------------------------- METS/PREMIS export (export/mets.py)
-
--- name: mets_asset
--- The asset a METS document is exported for, by its inventory code, or no row.
-SELECT id, inventory_code, media_type, created_at FROM assets WHERE inventory_code = %(code)s
-
--- name: mets_files_of_asset
--- Every catalogued file of an asset with what its PREMIS object records (size, ETag, MD5, MIME
--- type, the preset of a copy mpr made, since when it is missing): master first, then by role
--- and key.
-SELECT f.bucket, f.key, f.role, f.in_bucket, f.size, f.etag, f.md5, f.mime_type, f.preset,
-       f.created_at, f.missing_since
-FROM asset_files f
-WHERE f.asset_id = %(asset_id)s
-ORDER BY array_position(ARRAY['master', 'streaming', 'metadata', 'checksum', 'qc_report'],
-                        f.role), f.key
-
--- name: mets_assets_under_prefix
--- The inventory codes of every asset with a catalogued file (in any bucket) whose key starts
--- with the prefix, in code order ('' : every asset).
-SELECT a.inventory_code FROM assets a
-WHERE EXISTS (SELECT 1 FROM asset_files f
-              WHERE f.asset_id = a.id AND starts_with(f.key, %(prefix)s))
-ORDER BY a.inventory_code
 
 -- ---------------------------------------------------------------- fixity (mpr fixity, sql/010)
 

@@ -9,6 +9,11 @@ with the very planner and rules of an import (`phases.ingest.AssetPlanner`,
 `validation.assets`). Clean, its records are updated in one transaction, each old row kept in
 asset_file_history; not clean, nothing changes and the problems say why. A dry run only says
 what it would change. The import lock is held, so no import runs meanwhile.
+
+The update's transaction also records its preservation events (mpr_cli.events): the checks
+the planner made (message digest calculation, format identification), a `replacement` for
+each catalogued file updated (its detail says what changed) and an `ingestion` for each file
+of the asset catalogued for the first time. A dry run records none.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpr_cli import db
+from mpr_cli import db, events
 from mpr_cli.config import Settings
 from mpr_cli.db import CataloguedFile, FileRow
 from mpr_cli.errors import MissingObject, NotCatalogued
+from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.phases.ingest import AssetPlanner, VerifyMode
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role, Rules
@@ -68,6 +74,7 @@ class ReplaceResult:
     changes: list[FileChange] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     applied: bool = False
+    checks: list[NewEvent] = field(default_factory=list)  # the planner's, of the changed files
 
     @property
     def ok(self) -> bool:
@@ -106,7 +113,7 @@ def replace_object(settings: Settings, rules: Rules, key: str, *,
         if result.ok:
             _recheck(result, storage, bucket, asset, rows, listed)
         if result.ok and result.changes and not dry_run:
-            _apply(conn, bucket, asset, result.changes, db.Provenance("replace"))
+            _apply(conn, bucket, asset, result, db.Provenance("replace"))
             result.applied = True
     return result
 
@@ -152,6 +159,7 @@ def _recheck(result: ReplaceResult, storage: Storage, bucket: str, asset: db.Ass
     with AssetPlanner(storage, bucket, VerifyMode.AUTO) as planner:
         plan = planner.plan(files)
     result.problems += plan.problems
+    result.checks += [e for e in plan.events if e.key in new_keys]
     planned = {row.key: row for row in plan.rows if row.key in new_keys}
     for candidate in new:
         row = planned.get(candidate.key)
@@ -178,14 +186,29 @@ def _unplanned(code: str, candidate: Candidate) -> Problem:
                         "replaced; report this as a bug", inventory_code=code)
 
 
-def _apply(conn: Any, bucket: str, asset: db.AssetRef, changes: list[FileChange],
+def _apply(conn: Any, bucket: str, asset: db.AssetRef, result: ReplaceResult,
            by: db.Provenance) -> None:
     """The planned rows recorded in one transaction: a catalogued file's old row kept in
-    history and updated in place, a file not catalogued yet inserted."""
+    history and updated in place, a file not catalogued yet inserted; with their events."""
     with conn.transaction():
-        fresh = [change.row for change in changes if change.old is None]
-        for change in changes:
+        fresh = [change.row for change in result.changes if change.old is None]
+        done = list(result.checks)
+        for change in result.changes:
             if change.old is not None and db.keep_history(conn, bucket, change.key, by):
                 db.replace_file(conn, change.row)
+                done.append(_event(EventType.REPLACEMENT, change, asset,
+                                   f"accepted by mpr replace: {change.describe()}"))
         if fresh:
             db.insert_files(conn, None, [(asset.inventory_code, asset.media_type)], fresh)
+            done += [_event(EventType.INGESTION, change, asset,
+                            f"catalogued as the {Role(change.row.role).value} file of "
+                            f"{asset.inventory_code} by mpr replace")
+                     for change in result.changes if change.old is None]
+        events.record(conn, done)
+
+
+def _event(event_type: EventType, change: FileChange, asset: db.AssetRef,
+           detail: str) -> NewEvent:
+    return NewEvent(event_type, Outcome.SUCCESS, detail, change.row.bucket, change.key,
+                    asset_id=asset.id, inventory_code=asset.inventory_code,
+                    etag=change.row.etag)

@@ -45,7 +45,7 @@ def test_show_a_video_asset_as_json_and_text(imported, sample_archive, run_mpr,
     view = shown(run_mpr, video)
     assert (view["inventory_code"], view["media_type"]) == (video, "video")
     assert set(view) == {"inventory_code", "media_type", "created_at", "files", "jobs",
-                         "problems"}
+                         "problems", "events"}
     by_key = {f["key"]: f for f in view["files"]}
     assert set(by_key) == set(keys_of(sample_archive, [video]))
     for key, f in by_key.items():

@@ -19,6 +19,7 @@ from mpr_cli.catalogue import AssetFile, AssetView, TechSummary, find_asset
 from mpr_cli.commands.context import App, handles_errors, pass_app
 from mpr_cli.display import visible
 from mpr_cli.errors import ExitCode, UsageError
+from mpr_cli.events import Event
 
 _MALFORMED = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -68,7 +69,15 @@ def asset_lines(view: AssetView) -> list[str]:
     lines += [f"  {'acknowledged' if p.acknowledged else 'known' if p.known else 'new':<12} "
               f"{p.severity:<7} {p.reason:<26} {visible(p.key)}: {visible(p.message)}"
               for p in view.problems] or ["  none"]
+    lines.append("events (oldest first):")
+    lines += [event_line(e) for e in view.events] or ["  none"]
     return lines
+
+
+def event_line(e: Event) -> str:
+    """One preservation event for people (also `mpr events`); catalogue text escaped."""
+    return (f"  {e.occurred_at:%Y-%m-%d %H:%M:%S} {e.outcome.value:<7} {e.event_type.value:<26} "
+            f"{visible(e.key)}: {visible(e.detail)}")
 
 
 @click.command("show")
@@ -78,8 +87,8 @@ def asset_lines(view: AssetView) -> list[str]:
 @handles_errors
 def show(app: App, name: str, as_json: bool) -> None:
     """One asset: its files, the technical summary of its master and streaming copy, its
-    transcode jobs and the problems the latest run found about it. A KEY finds the asset of
-    that file."""
+    transcode jobs, the problems the latest run found about it and its preservation events.
+    A KEY finds the asset of that file."""
     if not name or _MALFORMED.search(name):
         raise UsageError(f"{visible(name)!r} is not an inventory code or a key",
                          hint="give a code like VO-UMT-14387 or a key like BRD/VO-UMT-14387.mov")

@@ -18,6 +18,11 @@ ETag is no plain MD5, and once per ETag: bytes read and found other are noted wi
 With a `ListingScope` (a complete listing of the bucket, or of a whole prefix), a catalogued
 object in the bucket that the listing no longer holds is MISSING_OBJECT, reported by the run
 that first notices it (the caller records it missing; later runs do not report it again).
+
+What the caller records comes with its preservation events (mpr_cli.events), built here:
+a vanished object `deletion` (failure: mpr did not delete it), one back with its bytes
+`recovery`, a re-upload of the same bytes `fixity check` (success: its MD5 was read and is the
+catalogued one), bytes read and found other `fixity check` (failure).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from mpr_cli import db
 from mpr_cli.db import ListingScope, MissingFile
+from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.problems import Problem, Reason
 from mpr_cli.validation.inventory import Candidate
 
@@ -82,6 +88,23 @@ class Settled:
     def restored(self) -> int:
         """Of the refreshed, the objects that were missing and are back."""
         return sum(change.missing for change in self.refreshed)
+
+    def events(self, bucket: str, run_key: str | None) -> list[NewEvent]:
+        """The events of recording what was settled: differing bytes, refreshed objects."""
+        made = [NewEvent(EventType.FIXITY_CHECK, Outcome.FAILURE,
+                         f"its bytes differ from the catalogued MD5 {c.md5} "
+                         "(changed_since_import): not re-imported", bucket, c.candidate.key,
+                         etag=c.candidate.etag, run_key=run_key) for c in self.differing]
+        for c in self.refreshed:
+            if c.missing:
+                made.append(NewEvent(EventType.RECOVERY, Outcome.SUCCESS,
+                                     "back in the bucket with its catalogued bytes",
+                                     bucket, c.candidate.key, run_key=run_key))
+            else:
+                made.append(NewEvent(EventType.FIXITY_CHECK, Outcome.SUCCESS,
+                                     f"re-uploaded with a new ETag; its MD5 is the catalogued "
+                                     f"{c.md5}", bucket, c.candidate.key, run_key=run_key))
+        return made
 
 
 def cross_reference(conn: Any, bucket: str, candidates: list[Candidate],
@@ -165,6 +188,14 @@ def _back_with_other_bytes(change: CataloguedChange, actual: str | None) -> Prob
         f"{candidate.key} was missing from the bucket and is back with other bytes ({found}; "
         f"catalogued MD5 {change.md5}): put back the catalogued file, or accept this one with "
         f"`mpr replace {candidate.key}`", inventory_code=candidate.inventory_code)
+
+
+def missing_event(bucket: str, missing: MissingFile, run_key: str | None) -> NewEvent:
+    """The event of recording a catalogued object missing from its bucket."""
+    return NewEvent(EventType.MISSING, Outcome.FAILURE,
+                    "no longer in the bucket (noticed by a complete listing; mpr did not "
+                    "delete it): recorded as missing", bucket, missing.key,
+                    inventory_code=missing.inventory_code, run_key=run_key)
 
 
 def _missing_problem(missing: MissingFile) -> Problem:

@@ -4,7 +4,9 @@ copy, and turn the asset into rows to insert (or problems that keep it out).
 `AssetPlanner.plan` does one asset's I/O (S3 reads of the sidecars; libmediainfo on ranged
 reads of the master's and the streaming copy's headers) and asks the pure rules of
 `validation.assets` what to make of it; `plan_ingest` runs it over many assets on a bounded
-thread pool. Nothing here writes to the database (phases/insert.py does).
+thread pool. Nothing here writes to the database (phases/insert.py does). A plan also carries
+the preservation events of what was checked (message digest calculation, format
+identification: mpr_cli.events), recorded by the insert for the files actually inserted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from mpr_cli.db import ExistingAsset, FileRow
 from mpr_cli.errors import FfmpegError, MprError, S3Unavailable, describe
+from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
 from mpr_cli.rules import MediaType, Role, Rules, default_rules
@@ -51,6 +54,7 @@ class IngestPlan:
     problems: list[Problem] = field(default_factory=list)
     bytes_verified: int = 0
     sidecars_fetched: int = 0
+    events: list[NewEvent] = field(default_factory=list)  # of the checks (none unless `ok`)
 
     @property
     def ok(self) -> bool:
@@ -114,6 +118,7 @@ class AssetPlanner:
                 "others go on; report this as a bug", inventory_code=asset.code))
         if not plan.ok:
             plan.rows.clear()
+            plan.events.clear()
         return plan
 
     def read(self, candidate: Candidate) -> bytes:
@@ -238,7 +243,23 @@ class _AssetCheck:
         if mismatch is not None:
             self.add([mismatch])
             return None
+        if self.p.verify is not VerifyMode.NONE:  # trusted, not checked: no event
+            how = ("computed by reading the object" if self.p.streams(candidate)
+                   else "read from its single-part ETag")
+            self.event(candidate, EventType.DIGEST,
+                       f"MD5 {md5} {how}: matches the declared checksum")
         return md5
+
+    def event(self, candidate: Candidate, event_type: EventType, detail: str) -> None:
+        """A successful check of a file, recorded if the file is inserted."""
+        self.plan.events.append(NewEvent(event_type, Outcome.SUCCESS, detail, self.p.bucket,
+                                         candidate.key, inventory_code=self.asset.code,
+                                         etag=candidate.etag))
+
+    def identified(self, candidate: Candidate, probed: MediaInfo, mime: str | None) -> None:
+        self.event(candidate, EventType.FORMAT_IDENTIFICATION,
+                   f"{probed.container} ({probed.format_name}) identified from its header by "
+                   f"{probed.source}; MIME type {mime}")
 
     # -- rows -----------------------------------------------------------------------
 
@@ -255,15 +276,17 @@ class _AssetCheck:
                    declared: dict[str, str]) -> None:
         if master.key not in self.asset.new_keys or info is None:
             return
-        mismatch = asset_rules.container_mismatch(self.asset, master, info,
-                                                  self._probe_master(master))
+        probed = self._probe_master(master)
+        mismatch = asset_rules.container_mismatch(self.asset, master, info, probed)
         if mismatch is not None:
             self.add([mismatch])
             return  # before the MD5: no object is streamed for a file that is not the master
+        mime = self._mime(master.extension, info)
+        if probed is not None:
+            self.identified(master, probed, mime)
         md5 = self._verified_md5(master, declared)
         if md5 is not None:
-            self.plan.rows.append(self._row(master, md5=md5, tech=info.raw,
-                                            mime=self._mime(master.extension, info)))
+            self.plan.rows.append(self._row(master, md5=md5, tech=info.raw, mime=mime))
 
     def _probe_master(self, master: Candidate) -> MediaInfo | None:
         """The master's own header, probed with ranged reads (None when empty or no media
@@ -295,8 +318,9 @@ class _AssetCheck:
         problems = asset_rules.streaming_problems(self.asset, stream, probed)
         self.add(problems)
         if md5 is not None and not problems and isinstance(probed, MediaInfo):
-            self.plan.rows.append(self._row(stream, md5=md5, tech=probed.raw,
-                                            mime=self._mime(stream.extension, probed)))
+            mime = self._mime(stream.extension, probed)
+            self.identified(stream, probed, mime)
+            self.plan.rows.append(self._row(stream, md5=md5, tech=probed.raw, mime=mime))
 
     def _add_sidecars(self) -> None:
         for role in (Role.METADATA, Role.CHECKSUM, Role.QC_REPORT):

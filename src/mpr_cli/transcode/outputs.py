@@ -5,6 +5,11 @@ before every upload: an output never replaces the master, an object of the input
 mpr did not make, or a file catalogued for another asset or in another role. `record_output`
 writes the streaming copy and its sidecars (the last stage of a job), `register_master` the
 asset of a master that was never imported.
+
+Both record their preservation events (mpr_cli.events) in the caller's transaction: the
+streaming copy a `creation` (its sidecars, mpr's own bookkeeping, none); a master registered
+provisionally an `ingestion` and, when its MD5 was computed while it downloaded, a `message
+digest calculation`.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mpr_cli import db
+from mpr_cli import db, events
 from mpr_cli.errors import DatabaseError, UsageError
+from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.rules import Role
 from mpr_cli.storage import Download, Storage
@@ -94,6 +100,14 @@ def register_master(conn: Connection, source: Source, bucket: str, download: Dow
     asset = db.asset_by_code(conn, source.inventory_code)
     if asset is None:  # insert_files made it in this transaction
         raise DatabaseError(f"asset {source.inventory_code} vanished while it was registered")
+    made = [NewEvent(EventType.INGESTION, Outcome.WARNING,
+                     "registered provisionally by mpr transcode from its own probe: its "
+                     "sidecars are checked by the next import", bucket, source.key)]
+    if download.md5 is not None:
+        made.insert(0, NewEvent(EventType.DIGEST, Outcome.SUCCESS,
+                                f"MD5 {download.md5} computed while it downloaded", bucket,
+                                source.key))
+    events.record(conn, made)
     return int(asset["id"])
 
 
@@ -114,3 +128,8 @@ def record_output(conn: Connection, asset_id: int, preset: Preset, result: Trans
             raise UsageError(f"s3://{bucket}/{key} is catalogued as another asset's file or "
                              f"in another role than {role}; not recorded",
                              hint="choose another --output-key")
+    events.record(conn, [NewEvent(
+        EventType.CREATION, Outcome.SUCCESS,
+        f"streaming copy made from its master with preset {preset.name}: "
+        f"{result.size} bytes, MD5 {result.md5}", bucket, result.output_key,
+        asset_id=asset_id, etag=result.etag)])
