@@ -201,7 +201,10 @@ def parse_since(text: str, now: datetime) -> datetime:
     value = text.strip()
     age = _AGE.fullmatch(value.lower())
     if age is not None:
-        return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
