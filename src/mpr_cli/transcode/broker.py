@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
@@ -96,16 +97,18 @@ def check_broker(app: Celery, settings: Settings) -> None:
         raise unavailable(settings, exc) from None
 
 
-def send_jobs(app: Celery, settings: Settings, job_ids: Iterable[int]) -> list[tuple[int, str]]:
-    """One task per job over one connection; returns (job id, task id) in sending order."""
-    sent: list[tuple[int, str]] = []
+def send_jobs(app: Celery, settings: Settings,
+              job_ids: Iterable[int]) -> list[tuple[int, str, datetime]]:
+    """One task per job over one connection; returns (job id, task id, when it was sent) in
+    sending order."""
+    sent: list[tuple[int, str, datetime]] = []
     try:
         with app.producer_or_acquire() as producer:
             for job_id in job_ids:
                 task_id = str(uuid.uuid4())
                 app.send_task(TASK_NAME, args=[job_id], task_id=task_id, queue=QUEUE,
                               producer=producer)
-                sent.append((job_id, task_id))
+                sent.append((job_id, task_id, datetime.now(UTC)))
     except Exception as exc:  # the broker went away mid-way: the unsent jobs stay PENDING
         raise unavailable(settings, exc) from None
     return sent

@@ -52,8 +52,8 @@ def send(conn: Connection, app: Celery, settings: Settings, job_ids: list[int]) 
     """A task for each job, each recorded on its row once sent (a row the broker never got
     stays unsent: the next dispatch sends it). Returns how many were sent."""
     sent = broker.send_jobs(app, settings, job_ids)
-    for job_id, task_id in sent:
-        jobs.mark_dispatched(conn, job_id, task_id)
+    for job_id, task_id, sent_at in sent:
+        jobs.mark_dispatched(conn, job_id, task_id, sent_at)
     return len(sent)
 
 

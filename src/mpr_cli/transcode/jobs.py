@@ -248,8 +248,9 @@ def claimable(conn: Connection, lease_s: float, visibility_s: float,
             for r in conn.execute(db.query("claimable_jobs"), params)]
 
 
-def mark_dispatched(conn: Connection, job_id: int, task_id: str) -> bool:
-    return _changed(conn, "mark_dispatched", {"id": job_id, "task_id": task_id})
+def mark_dispatched(conn: Connection, job_id: int, task_id: str, sent_at: datetime) -> bool:
+    return _changed(conn, "mark_dispatched", {"id": job_id, "task_id": task_id,
+                                              "sent_at": sent_at})
 
 
 def requeue_stale(conn: Connection, lease_s: float, scope: ClaimScope) -> tuple[list[int],
