@@ -571,8 +571,8 @@ FROM transcode_jobs
 ORDER BY created_at, id
 
 -- name: mark_dispatched
--- A job's task sent to the broker: its id and when (the last one sent wins).
-UPDATE transcode_jobs SET task_id = %(task_id)s, dispatched_at = now()
+-- A job's task sent to the broker: its id and when it was sent (the last one sent wins).
+UPDATE transcode_jobs SET task_id = %(task_id)s, dispatched_at = %(sent_at)s
 WHERE id = %(id)s
 RETURNING id
 
