@@ -13,8 +13,15 @@ import psycopg
 import pytest
 
 from mpr_cli import __version__
-from mpr_cli.dev.sample import SampleArchive
-from tests.integration.archive import keys_of, md5_of, query, upload_tree
+from mpr_cli.dev.sample import SampleArchive, generate_media
+from tests.integration.archive import (
+    TAPE_CODE,
+    TAPE_MASTER,
+    keys_of,
+    md5_of,
+    query,
+    upload_tree,
+)
 from tests.integration.transcoding import (
     AUDIO_CODE,
     VIDEO_CODE,
@@ -193,6 +200,26 @@ def test_a_vanished_object_records_a_deletion_and_its_return_a_recovery(archive,
     [back] = events_of(database_url)[imported + 1:]
     assert (back["event_type"], back["outcome"], back["key"]) == (
         "recovery", "success", AUDIO_MASTER)
+
+
+def test_a_tape_master_is_ingested_from_its_sidecars_and_recovered_into_the_bucket(
+        sample_archive, upload, run_mpr, database_url, s3_admin, buckets, tmp_path):
+    upload(sample_archive.root, keys_of(sample_archive, [TAPE_CODE]))
+    assert run_mpr("import").returncode == 0
+    [*checked, ingested] = events_of(database_url, TAPE_MASTER)
+    assert [(r["event_type"], r["outcome"]) for r in checked] == [("validation", "success")]
+    assert ingested["event_type"] == "ingestion" and "on tape" in ingested["detail"]
+    assert ingested["etag"] is None  # no object: nothing was read, no digest, no format
+
+    restored = tmp_path / "VO-TAP-00001.mov"
+    generate_media(restored, "prores")  # bit-exact: the master its sidecars describe
+    s3_admin.put_object(Bucket=buckets[0], Key=TAPE_MASTER, Body=restored.read_bytes())
+    assert run_mpr("import").returncode == 0
+    back = events_of(database_url, TAPE_MASTER)[-1]
+    assert (back["event_type"], back["outcome"], back["inventory_code"]) == (
+        "recovery", "success", TAPE_CODE)
+    assert back["etag"] == query(database_url, "SELECT etag FROM asset_files WHERE key = %s",
+                                 (TAPE_MASTER,))[0]["etag"]
 
 
 # -- mpr events and mpr show ----------------------------------------------------------------------
