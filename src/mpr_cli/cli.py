@@ -2,7 +2,7 @@
 
 Exit codes: 0 completed with no errors (warnings allowed); 1 completed, some files had
 errors; 2 usage or configuration error; 3 aborted by --safe-run; 4 infrastructure failure
-(S3 or database unreachable after retries); 130 interrupted.
+(S3 or database unreachable after retries, the Celery broker unreachable); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ Exit codes:
      validate: problems found)
   2  usage or configuration error
   3  aborted by --safe-run
-  4  infrastructure failure (S3 or database unreachable after retries), internal error
+  4  infrastructure failure (S3 or database unreachable after retries, the
+     Celery broker unreachable), internal error
 130  interrupted (Ctrl-C, SIGTERM)
 
 \b
