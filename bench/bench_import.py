@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark of `mpr import` against plain baselines, on real local services.
 
-Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices) on free loopback ports, seeds
-the input bucket with N keys (real media made once by mpr_cli.dev.sample, copied under many
-inventory codes, plus ~5% badly named keys), then measures side by side:
+Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices, which starts a Redis too,
+unused here) on free loopback ports, seeds the input bucket with N keys (real media made once
+by mpr_cli.dev.sample, copied under many inventory codes, plus ~5% badly named keys), then
+measures side by side:
 
   raw listing      a bare boto3 list_objects_v2 paginator over the bucket
   sidecar GETs     plain threaded GETs of every .json and .md5 and the first KiB of every .pdf
@@ -621,7 +622,7 @@ def bench(keys: int, profile: Path | None, ffprobe_baseline: bool = False) -> di
     work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
     setup: dict[str, float] = {}
     try:
-        log(f"starting PostgreSQL and SeaweedFS under {home}")
+        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
         setup["services_up_s"], state = timed(lambda: devservices.up(home))
         servers = ServerCpu(home)
         settings = settings_for(state)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark of `mpr transcode` against plain ffmpeg, on real local services.
 
-Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices) on free loopback ports, migrates
-a fresh catalogue, generates its masters once with ffmpeg's lavfi sources, uploads them to the
-input bucket, then measures side by side:
+Starts its own PostgreSQL and SeaweedFS (mpr_cli.dev.devservices, which starts a Redis too,
+unused here) on free loopback ports, migrates a fresh catalogue, generates its masters once
+with ffmpeg's lavfi sources, uploads them to the input bucket, then measures side by side:
 
   single       `mpr transcode KEY --preset web-720p` (a subprocess) of a 60 s 1280x720 master,
                against the very ffmpeg argv mpr builds (build_transcode_argv, same preset,
@@ -891,7 +891,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
     setup: dict[str, float] = {}
     try:
-        log(f"starting PostgreSQL and SeaweedFS under {home}")
+        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
         setup["services_up_s"], state = timed(lambda: devservices.up(home))
         settings = settings_for(state)
         setup["migrate_s"], _ = timed(lambda: db.migrate(settings))

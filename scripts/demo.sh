@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: sets up everything it needs, starts the local services (real PostgreSQL and
-# SeaweedFS on loopback), migrates the catalogue, checks the installation, generates a sample
+# The demo: sets up everything it needs, starts the local services (real PostgreSQL, SeaweedFS
+# and Redis on loopback), migrates the catalogue, checks the installation, generates a sample
 # archive (good video and audio assets, a master kept on tape, masters awaiting their
 # streaming copy, a handful of bad files),
 # uploads it to the local input bucket, imports it, then transcodes the masters that have no
