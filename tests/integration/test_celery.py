@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from mpr_cli import db
+from mpr_cli.dev import devservices
 from mpr_cli.transcode import broker
 from mpr_cli.transcode.dispatch import requeue_dead
 from tests.integration.archive import keys_of, upload_tree
@@ -220,3 +221,23 @@ def test_workers_lists_the_live_workers_and_their_running_job(long_master, run_m
 def test_no_wait_needs_the_celery_executor(run_mpr, env):
     done = run_mpr("transcode", "--pending", "--no-wait", env=env)
     assert done.returncode == 2 and "--no-wait and --json need --executor celery" in done.stderr
+
+
+def test_a_worker_that_cannot_reach_s3_puts_its_job_back_for_another(archive, run_mpr, cat,
+                                                                     env, tmp_path):
+    put_catalogued(run_mpr, cat, archive, PENDING_CODES[:1])
+    blind = {**env, "S3_ENDPOINT_URL": f"http://127.0.0.1:{devservices.free_port()}"}
+    with running_workers(blind, tmp_path / "w", "blind@test") as (bad,):
+        wait_ready(run_mpr, env, bad)
+        sent = run_mpr("transcode", "--pending", "--executor", "celery", "--no-wait", env=env)
+        assert sent.returncode == 0, sent.stderr
+
+        wait_for(lambda: "trying again later" in bad.text(), 240, "the blind worker to fail")
+        row = cat.jobs()[0]
+        assert row["status"] in ("PENDING", "PROCESSING")  # never FAILED
+        assert row["status"] == "PROCESSING" or row["error"].startswith("pending again")
+        with running_workers(env, tmp_path / "w", "good@test") as (good,):
+            done = wait_for(lambda: (r := cat.jobs()[0])["status"] == "COMPLETED" and r, 240,
+                            "the job to complete on the worker that reaches S3")
+    assert done["worker"].startswith("good@test:") and done["attempts"] == 1
+    one_streaming_copy_each(cat, PENDING_CODES[:1])

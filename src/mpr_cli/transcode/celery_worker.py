@@ -5,7 +5,7 @@ compare-and-set (`run_pool(..., only_ids=[id])`: PENDING, or PROCESSING with an 
 and runs it through the same stages, lease keeper and status writes as `mpr transcode`. A task
 whose job is no longer claimable (COMPLETED, CANCELLED, FAILED, or held by a live worker) does
 nothing: redelivered or duplicated tasks are harmless. A job that S3 or the catalogue failed
-is PENDING again (`release`, not FAILED) and its task is retried later; a job whose worker
+is PENDING again (`release`, not FAILED) and sent again a little later; a job whose worker
 died is put PENDING again and sent again by the reaper thread of every worker
 (`dispatch.requeue_dead`), once its lease has expired.
 
@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from mpr_cli.ffmpeg.runner import ProgressUpdate
 from mpr_cli.rules import Rules
 from mpr_cli.runlog import get_logger
 from mpr_cli.secrets import scrub_first_line
-from mpr_cli.transcode import broker
+from mpr_cli.transcode import broker, jobs
 from mpr_cli.transcode.dispatch import requeue_dead
 from mpr_cli.transcode.jobrunner import JobRunner, JobSettings
 from mpr_cli.transcode.jobs import Job, JobStatus
@@ -89,21 +90,37 @@ class _TaskLog:
 
 def run_task(config: WorkerConfig, task: Any, job_id: int) -> str:
     """The body of one task: its job's status when this process settled it, "not claimable"
-    when it was not this task's to run. Retried later when S3 or the catalogue failed."""
+    when it was not this task's to run, "sent again" when S3 or the catalogue failed it."""
     runner, log = _runner(config), get_logger()
     try:
         result = run_pool(runner, 1, threading.Event(), _TaskLog(), only_ids=[job_id])
-    except MprError as exc:  # S3 or the catalogue: the job is PENDING again (or its lease runs
-        log.error("job %d: %s; trying again later", job_id, exc.one_line())  # out): later
-        raise task.retry(countdown=max(1.0, runner.options.lease_s / 4),
-                         max_retries=None) from None
+    except MprError as exc:  # S3 or the catalogue: the job is PENDING again (or, the catalogue
+        log.error("job %d: %s; trying again later", job_id, exc.one_line())  # lost, its lease
+        return _send_again(task.app, runner, job_id)  # runs out and the reapers take it)
     if result.released:
-        raise task.retry(countdown=max(1.0, runner.options.lease_s / 4), max_retries=None)
+        return _send_again(task.app, runner, job_id)
     for status, ids in result.finished.items():
         if job_id in ids:
             return status.value
     log.info("job %d: not claimable (settled, cancelled or held by a live worker)", job_id)
     return "not claimable"
+
+
+def _send_again(app: Celery, runner: JobRunner, job_id: int) -> str:
+    """After a quarter lease (S3 or the catalogue may be back), a new task for the job, sent
+    while this pool process is still busy, so that another worker (an idle one first) takes
+    it. Not Celery's countdown retry: a worker holds a countdown task in memory, and one
+    killed meanwhile would hide the job until the broker's visibility timeout."""
+    time.sleep(max(1.0, runner.options.lease_s / 4))
+    settings = runner.settings
+    try:
+        sent = broker.send_jobs(app, settings, [job_id])
+        with db.connect(settings, autocommit=True) as conn:
+            for sent_id, task_id, sent_at in sent:
+                jobs.mark_dispatched(conn, sent_id, task_id, sent_at)
+    except MprError as exc:  # the task went (or the broker is away: the dispatchers resend)
+        get_logger().warning("job %d: %s", job_id, exc.one_line())
+    return "sent again"
 
 
 def build_app(config: WorkerConfig) -> Celery:
