@@ -129,7 +129,7 @@ def test_a_transcoded_video_asset_exports_valid_mets_with_its_events(
 
 
 def test_to_bucket_writes_each_document_beside_the_outputs(
-        imported, run_mpr, database_url, buckets, s3_admin) -> None:
+        imported, run_mpr, database_url, buckets, s3_admin, service_env) -> None:
     transcoded, audio = imported
 
     one = run_mpr("export", "mets", transcoded, "--to-bucket")
@@ -150,6 +150,26 @@ def test_to_bucket_writes_each_document_beside_the_outputs(
         written = f"{Path(master_key(database_url, code)).parent}/{code}.mets.xml"
         data = s3_admin.get_object(Bucket=buckets[1], Key=written)["Body"].read()
         assert_describes(etree.fromstring(data, schema.offline_parser()), database_url, code)
+
+    # never over a catalogued file: that asset fails, the other is still written (exit 1)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO asset_files (asset_id, bucket, key, role, size)"
+                     " SELECT id, %s, %s, 'qc_report', 1 FROM assets WHERE inventory_code = %s",
+                     (buckets[1], key, audio))
+    s3_admin.delete_object(Bucket=buckets[1], Key=key)
+    partly = run_mpr("export", "mets", "--prefix", "", "--to-bucket")
+    assert partly.returncode == 1
+    assert partly.stdout.split() == [f"s3://{buckets[1]}/{k}" for k in expected if audio in k]
+    assert f"error: {transcoded}: s3://{buckets[1]}/{key} is catalogued as the qc_report file " \
+           f"of {audio}" in partly.stderr
+    assert "Contents" not in s3_admin.list_objects_v2(Bucket=buckets[1], Prefix=key)
+
+    # never into the input bucket
+    same = run_mpr("export", "mets", audio, "--to-bucket",
+                   env={**service_env, "S3_BUCKET_OUT": buckets[0]})
+    assert same.returncode == 2
+    [line] = same.stderr.splitlines()
+    assert "S3_BUCKET_OUT is the input bucket" in line
 
 
 def test_unknown_codes_and_bad_arguments(run_mpr, database_url, tmp_path) -> None:

@@ -162,3 +162,18 @@ def test_an_invalid_document_is_an_error() -> None:
     assert refused.value.exit_code == ExitCode.FILE_ERRORS
     assert "VO-UMT-14387 is not valid METS" in refused.value.one_line()
     assert "\n" not in refused.value.one_line()
+
+
+def test_a_document_the_schema_refuses_is_never_rendered(monkeypatch) -> None:
+    record = _record("BRD/VO-UMT-14387.mov")
+    build = mets.build
+
+    def broken(chosen: mets.AssetRecord) -> etree._Element:
+        root = build(chosen)
+        for structmap in root.findall("mets:structMap", NS):  # METS requires one
+            root.remove(structmap)
+        return root
+
+    monkeypatch.setattr(mets, "build", broken)
+    with pytest.raises(InternalError, match="structMap"):
+        mets.render(record)
