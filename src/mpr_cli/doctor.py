@@ -100,6 +100,18 @@ def _database(settings: Settings) -> str:
     return f"reachable, {len(status.applied)} migration(s) applied"
 
 
+def _broker(settings: Settings) -> str:
+    """The Celery broker answers (only checked when one is configured or the celery
+    executor is chosen: the local pool needs none)."""
+    from mpr_cli.secrets import mask_url
+    from mpr_cli.transcode import broker
+
+    app = broker.make_app(settings)
+    broker.check_broker(app, settings)
+    url = mask_url(broker.broker_url(settings))
+    return f"{url} answers (MPR_EXECUTOR={settings.executor.value})"
+
+
 def _ffmpeg() -> str:
     from mpr_cli.ffmpeg import probe
 
@@ -131,5 +143,8 @@ def run_checks(env_file: str | None) -> Iterator[Check]:
         yield _check("database", lambda: _database(settings),
                      "check DATABASE_URL; locally run `mpr dev up`, then `mpr db migrate`",
                      secrets)
+        if settings.celery_broker_url is not None or settings.executor.value == "celery":
+            yield _check("broker", lambda: _broker(settings),
+                         "check CELERY_BROKER_URL; locally run `mpr dev up`", secrets)
     yield _check("ffmpeg", _ffmpeg, INSTALL_HINT)
     yield _check("mediainfo", _mediainfo, "pip install pymediainfo")

@@ -32,7 +32,7 @@ def test_doctor_passes_against_the_local_services(run_mpr):
     lines = result.stdout.strip().splitlines()
     assert all(line.startswith("✓") for line in lines)
     assert {line.split(":")[0][2:] for line in lines} == {
-        "settings", "S3", "database", "ffmpeg", "mediainfo"}
+        "settings", "S3", "database", "broker", "ffmpeg", "mediainfo"}  # a broker configured
     s3_line = next(line for line in lines if line.startswith("✓ S3:"))
     # the test services are SeaweedFS, told by its Server header; path-style, as documented
     assert "; provider SeaweedFS (Server header 'SeaweedFS" in s3_line, s3_line
@@ -46,6 +46,17 @@ def test_doctor_shows_s3_down_with_a_hint(run_mpr, service_env):
     s3_line = next(line for line in result.stdout.splitlines() if line.startswith("✗ S3"))
     assert closed in s3_line and "→" in s3_line
     assert any(line.startswith("✓ database") for line in result.stdout.splitlines())
+
+
+def test_doctor_shows_the_broker_down_with_its_password_masked(run_mpr, service_env):
+    closed = f"redis://:hunter22@127.0.0.1:{free_port()}/0"
+    result = run_mpr("doctor", env={**service_env, "CELERY_BROKER_URL": closed})
+    assert result.returncode != 0
+    line = next(line for line in result.stdout.splitlines() if line.startswith("✗ broker"))
+    assert "CELERY_BROKER_URL" in line and "redis://:****@127.0.0.1" in line, line
+    assert "hunter22" not in result.stdout + result.stderr
+    local = {k: v for k, v in service_env.items() if k != "CELERY_BROKER_URL"}
+    assert "broker" not in run_mpr("doctor", env=local).stdout  # the local pool needs none
 
 
 def test_doctor_shows_unmigrated_database(run_mpr, service_env, empty_database_url):
