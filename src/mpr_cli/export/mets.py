@@ -9,7 +9,8 @@ and every event recorded for it, mpr_cli.events); `build` makes the document wit
   object's S3 URL, `s3://<bucket>/<key>` with the key percent-encoded (RFC 3986, `/` kept), so
   any key gives a valid URI and decodes back to itself;
 - each file's amdSec holds its PREMIS object (techMD) and its events and their agents
-  (digiprovMD); the structMap is one div for the asset with a div per file;
+  (digiprovMD); the one (physical) structMap is a div for the asset with a div per file; a
+  copy mpr made shares its master's GROUPID;
 - the PREMIS object: identifiers (a UUID derived from the S3 URL, uuid5, so every export
   names the file alike, and the URL itself), fixity (MD5), size, format (the MIME type, or
   "unknown"), for a copy mpr made the creating application (mpr and the preset) and a
@@ -252,6 +253,10 @@ def _add_events(entry: metsrw.FSEntry, chosen: list[events.Event]) -> None:
 def _document(record: AssetRecord) -> metsrw.METSDocument:
     master = record.master
     entries = {(f.bucket, f.key): _file_entry(f, master) for f in record.files}
+    if master is not None:  # a copy mpr made shares its master's GROUPID
+        for f in record.files:
+            if f.preset:
+                entries[(f.bucket, f.key)].derived_from = entries[(master.bucket, master.key)]
     asset = metsrw.FSEntry.dir(record.inventory_code, list(entries.values()))
     placed: dict[tuple[str, str], list[events.Event]] = {place: [] for place in entries}
     orphans: list[events.Event] = []  # of keys the asset has no file at any more
@@ -285,8 +290,10 @@ def _locate_and_order(root: etree._Element, record: AssetRecord) -> None:
 
 def build(record: AssetRecord) -> etree._Element:
     """The METS document of `record` (not yet validated)."""
-    root: etree._Element = _document(record).serialize()
+    root: etree._Element = _document(record).serialize(normative_structmap=False)
     _locate_and_order(root, record)
+    for structmap in root.iterfind(f"{_METS}structMap"):
+        structmap.set("LABEL", "mpr catalogue")  # metsrw's default names Archivematica
     return root
 
 
