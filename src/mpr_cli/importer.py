@@ -15,15 +15,15 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mpr_cli import db, events, known
+from mpr_cli import db, known
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
 from mpr_cli.phases.crossref import (
     CrossReference,
-    Settled,
     cross_reference,
     listing_scope,
-    missing_event,
+    record_missing,
+    record_settled,
     settle_changes,
 )
 from mpr_cli.phases.discover import Discovery, discover
@@ -283,11 +283,8 @@ class ImportRun:
         this run only; a dry run records nothing, so it reports them again)."""
         self.report.counts.missing = len(crossed.missing)
         if crossed.missing and not self.options.dry_run:
-            bucket, run_key = self.settings.s3_bucket_in, self.options.run_key or None
-            with conn.transaction():
-                db.mark_missing(conn, bucket, [m.key for m in crossed.missing])
-                events.record(conn, [missing_event(bucket, m, run_key)
-                                     for m in crossed.missing])
+            record_missing(conn, self.settings.s3_bucket_in, crossed.missing,
+                           self.options.run_key or None)
 
     def check_changed(self, conn: Any, planner: AssetPlanner, crossed: CrossReference) -> None:
         """Catalogued objects with a new size or ETag, or back after missing: the same bytes
@@ -304,22 +301,9 @@ class ImportRun:
         report.counts.refreshed += len(settled.refreshed) - settled.restored
         report.counts.restored += settled.restored
         if not self.options.dry_run:
-            self._record_settled(conn, settled)
-
-    def _record_settled(self, conn: Any, settled: Settled) -> None:
-        """Bytes read and found other noted; the same bytes refreshed; each with its event, in
-        one transaction."""
-        bucket, run_key = self.settings.s3_bucket_in, self.options.run_key or None
-        with conn.transaction():
-            if settled.differing:
-                db.note_differing(conn, bucket, [(c.candidate.key, c.candidate.etag)
-                                                 for c in settled.differing])
-            if settled.refreshed:
-                by = db.Provenance(self.options.command, run_key, self.report.run_id)
-                db.refresh_files(conn, bucket, [(c.candidate.key, c.candidate.size,
-                                                 c.candidate.etag) for c in settled.refreshed],
-                                 by)
-            events.record(conn, settled.events(bucket, run_key))
+            by = db.Provenance(self.options.command, self.options.run_key or None,
+                               report.run_id)
+            record_settled(conn, self.settings.s3_bucket_in, settled, by)
 
     @contextmanager
     def planner(self, to_verify: list[Candidate]) -> Iterator[AssetPlanner]:

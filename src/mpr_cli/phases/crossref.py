@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from mpr_cli import db
+from mpr_cli import db, events
 from mpr_cli.db import ListingScope, MissingFile
 from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.problems import Problem, Reason
@@ -188,6 +188,28 @@ def _back_with_other_bytes(change: CataloguedChange, actual: str | None) -> Prob
         f"{candidate.key} was missing from the bucket and is back with other bytes ({found}; "
         f"catalogued MD5 {change.md5}): put back the catalogued file, or accept this one with "
         f"`mpr replace {candidate.key}`", inventory_code=candidate.inventory_code)
+
+
+def record_missing(conn: Any, bucket: str, missing: list[MissingFile],
+                   run_key: str | None) -> None:
+    """Record these catalogued objects missing since now, with their events, in one
+    transaction."""
+    with conn.transaction():
+        db.mark_missing(conn, bucket, [m.key for m in missing])
+        events.record(conn, [missing_event(bucket, m, run_key) for m in missing])
+
+
+def record_settled(conn: Any, bucket: str, settled: Settled, by: db.Provenance) -> None:
+    """Bytes read and found other noted, the same bytes refreshed (history kept), with their
+    events, in one transaction."""
+    with conn.transaction():
+        if settled.differing:
+            db.note_differing(conn, bucket, [(c.candidate.key, c.candidate.etag)
+                                             for c in settled.differing])
+        if settled.refreshed:
+            db.refresh_files(conn, bucket, [(c.candidate.key, c.candidate.size,
+                                             c.candidate.etag) for c in settled.refreshed], by)
+        events.record(conn, settled.events(bucket, by.run_key))
 
 
 def missing_event(bucket: str, missing: MissingFile, run_key: str | None) -> NewEvent:
