@@ -145,7 +145,9 @@ def record(conn: psycopg.Connection[Any], events: Iterable[NewEvent], *,
     were recorded. An event's asset id, inventory code and ETag, when not given, are the
     catalogue's for its bucket and key. With `imported_by` (an import run's id), only the
     events of files that run inserted are recorded: the import hands over the events of every
-    file it planned, and the catalogue says which it actually inserted."""
+    file it planned, and the catalogue says which it actually inserted. A NUL in a detail
+    (text a hostile file's header gave a probe) is written as `\\0`: PostgreSQL's text
+    refuses it, and the change must not fail for its event's sake."""
     batch = list(events)
     if not batch:
         return 0
@@ -153,7 +155,7 @@ def record(conn: psycopg.Connection[Any], events: Iterable[NewEvent], *,
         "agent": agent(), "imported_by": imported_by,
         "event_types": [EventType(e.event_type).value for e in batch],
         "outcomes": [Outcome(e.outcome).value for e in batch],
-        "details": [e.detail for e in batch],
+        "details": [e.detail.replace("\x00", "\\0") for e in batch],  # text refuses NUL
         "asset_ids": [e.asset_id for e in batch],
         "codes": [e.inventory_code for e in batch],
         "buckets": [e.bucket for e in batch],

@@ -10,9 +10,10 @@ import json
 from typing import Any
 
 import psycopg
+import psycopg.rows
 import pytest
 
-from mpr_cli import __version__
+from mpr_cli import __version__, events
 from mpr_cli.dev.sample import SampleArchive, generate_media
 from tests.integration.archive import (
     TAPE_CODE,
@@ -113,6 +114,26 @@ def test_the_database_refuses_to_change_or_remove_events(statement, archive, cat
         conn.execute(statement)
     assert f"events are append-only: {verb} on events refused" in str(refused.value)
     assert events_of(database_url) == before and before
+
+
+def test_record_fills_in_the_catalogue_and_keeps_a_nul_out_of_the_text(archive, cat, run_mpr,
+                                                                      database_url):
+    """events.record on its own: a NUL from a hostile header is kept as text, not refused;
+    asset, code and ETag come from the catalogue when not given; for_file reads them back."""
+    put_catalogued(run_mpr, cat, archive, [AUDIO_CODE])
+    [master] = cat.files(AUDIO_CODE, "master")
+    odd = events.NewEvent(events.EventType.VALIDATION, events.Outcome.WARNING, "a\x00b",
+                          cat.bucket_in, AUDIO_MASTER)
+    elsewhere = events.NewEvent(events.EventType.DELETION, events.Outcome.FAILURE, "gone",
+                                "another-bucket", AUDIO_MASTER)
+    with psycopg.connect(database_url) as conn:
+        assert events.record(conn, [odd, elsewhere]) == 2
+    with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as conn:
+        last = events.for_file(conn, cat.bucket_in, AUDIO_MASTER)[-1]
+        [other] = events.for_file(conn, "another-bucket", AUDIO_MASTER)
+    assert (last.detail, last.asset_id, last.inventory_code, last.etag) == (
+        "a\\0b", master["asset_id"], AUDIO_CODE, master["etag"])
+    assert (other.asset_id, other.inventory_code, other.etag) == (None, None, None)
 
 
 # -- transcode ------------------------------------------------------------------------------------
