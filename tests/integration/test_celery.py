@@ -241,3 +241,15 @@ def test_a_worker_that_cannot_reach_s3_puts_its_job_back_for_another(archive, ru
                             "the job to complete on the worker that reaches S3")
     assert done["worker"].startswith("good@test:") and done["attempts"] == 1
     one_streaming_copy_each(cat, PENDING_CODES[:1])
+
+
+def test_transcode_key_with_the_broker_down_creates_no_job(archive, run_mpr, cat, env):
+    put_catalogued(run_mpr, cat, archive, PENDING_CODES[:1])
+    down = {**env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{devservices.free_port()}/0"}
+
+    done = run_mpr("transcode", "FILE/VO-NEW-00001.mov", "--executor", "celery", env=down)
+
+    assert done.returncode == 4 and "CELERY_BROKER_URL" in done.stderr, done.stderr
+    assert cat.jobs() == []
+    json_only = run_mpr("transcode", "--pending", "--executor", "celery", "--json", env=env)
+    assert json_only.returncode == 2 and "--json needs --no-wait" in json_only.stderr

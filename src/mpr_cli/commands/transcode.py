@@ -120,7 +120,11 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     if (no_wait or as_json) and not remote:
         raise UsageError("--no-wait and --json need --executor celery",
                          hint="the local pool runs the jobs itself: drop --no-wait")
-    if not remote:
+    if as_json and not no_wait:
+        raise UsageError("--json needs --no-wait", hint="it prints the queued job ids")
+    if remote:
+        _require_broker(settings)  # exit 4 before any job is created
+    else:
         require_usable_temp_dir(settings)  # exit 2 before any job is created or claimed
     workers = workers or settings.transcode_workers
     runner = JobRunner(settings, app.rules(), _presets(app),
@@ -138,7 +142,7 @@ def transcode_command(app: App, key: str | None, preset_name: str | None,
     if remote:
         result = _run_remote(runner, console, pending=pending, only=only, prefix=prefix,
                              limit=limit, preset_name=preset_name, no_wait=no_wait,
-                             as_json=as_json)
+                             as_json=as_json, created=0 if pending else 1)
     else:
         result = _run_local(runner, console, workers=workers, only=only, prefix=prefix,
                             limit=limit, preset_name=preset_name)
@@ -156,15 +160,22 @@ def _run_local(runner: JobRunner, console: Console, *, workers: int, only: list[
                            on_created=bars.set_total)
 
 
+def _require_broker(settings: Any) -> None:
+    from mpr_cli.transcode import broker  # celery's import only when used
+
+    broker.check_broker(broker.make_app(settings), settings)
+
+
 def _run_remote(runner: JobRunner, console: Console, *, pending: bool, only: list[int] | None,
                 prefix: str, limit: int | None, preset_name: str | None, no_wait: bool,
-                as_json: bool) -> PoolResult:
+                as_json: bool, created: int) -> PoolResult:
     """Send the jobs to the workers; wait for them (the same bars) unless --no-wait, which
     prints the queued ids and exits 0."""
     from mpr_cli.transcode.dispatch import dispatch, wait  # celery's import only when used
 
     sent = dispatch(runner, only_ids=only, prefix=prefix, create=pending, limit=limit,
                     preset_name=preset_name)
+    sent.created += created  # mpr transcode KEY made its job before the dispatch
     if no_wait:
         if as_json:
             click.echo(json.dumps({"queued": sent.job_ids, "sent": sent.sent,

@@ -36,6 +36,8 @@ def worker_command(app: App, concurrency: int | None, hostname: str | None,
     its jobs run again elsewhere once their lease (MPR_JOB_LEASE_SECONDS) has expired.
     Exit 4 when the broker cannot be reached at start.
     """
+    from celery.utils.nodenames import default_nodename, host_format
+
     from mpr_cli.transcode.celery_worker import WorkerConfig, default_node, run_worker
 
     settings = app.settings
@@ -43,8 +45,11 @@ def worker_command(app: App, concurrency: int | None, hostname: str | None,
     broker.broker_url(settings)  # exit 2 when it is not set, before anything starts
     with db.connect(settings, autocommit=True) as conn:
         db.require_migrated_conn(conn)
+    # the node name as Celery makes it from --hostname (`name@host`, `%h` expanded, a bare
+    # host as celery@host), so that its jobs' worker names and `mpr workers` agree with it
+    node = host_format(default_nodename(hostname)) if hostname else default_node()
     config = WorkerConfig(settings, app.rules(), load_presets(settings.presets_file),
-                          concurrency or settings.transcode_workers, hostname or default_node())
+                          concurrency or settings.transcode_workers, node)
     run_worker(config, loglevel.upper())
 
 

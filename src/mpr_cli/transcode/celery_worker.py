@@ -38,7 +38,6 @@ from mpr_cli.transcode.dispatch import requeue_dead
 from mpr_cli.transcode.jobrunner import JobRunner, JobSettings
 from mpr_cli.transcode.jobs import Job, JobStatus
 from mpr_cli.transcode.pool import run_pool
-from mpr_cli.transcode.workdirs import remove_dead_workdirs
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,8 @@ def run_task(config: WorkerConfig, task: Any, job_id: int) -> str:
     when it was not this task's to run, "sent again" when S3 or the catalogue failed it."""
     runner, log = _runner(config), get_logger()
     try:
-        result = run_pool(runner, 1, threading.Event(), _TaskLog(), only_ids=[job_id])
+        result = run_pool(runner, 1, threading.Event(), _TaskLog(), only_ids=[job_id],
+                          clean_up=False)
     except MprError as exc:  # S3 or the catalogue: the job is PENDING again (or, the catalogue
         log.error("job %d: %s; trying again later", job_id, exc.one_line())  # lost, its lease
         return _send_again(task.app, runner, job_id)  # runs out and the reapers take it)
@@ -135,25 +135,30 @@ def build_app(config: WorkerConfig) -> Celery:
 
 
 class Reaper(threading.Thread):
-    """In the worker's main process: every quarter lease, jobs of dead workers PENDING again
-    and sent again, and the temp folders dead processes of this machine left removed."""
+    """In the worker's main process: at start and every quarter lease, jobs of dead workers
+    PENDING again and sent again, and what dead processes left removed (this machine's temp
+    folders, unfinished uploads of jobs no longer running: `JobRunner.clean_up`)."""
 
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, config: WorkerConfig) -> None:
         super().__init__(daemon=True, name="mpr-reaper")
-        self.app, self.settings = app, settings
+        self.app, self.config, self.settings = app, config, config.settings
         self.stopped = threading.Event()
 
     def run(self) -> None:
         lease = self.settings.job_lease_seconds
         every = max(self.settings.job_heartbeat_seconds, lease / 4)
-        while not self.stopped.wait(every):
+        cleaner = JobRunner(self.settings, self.config.rules, self.config.presets,
+                            options=JobSettings.from_settings(self.settings))
+        while True:
             try:
-                remove_dead_workdirs(self.settings)
                 with db.connect(self.settings, autocommit=True) as conn:
+                    cleaner.clean_up(conn)
                     requeue_dead(conn, self.app, self.settings, lease)
             except Exception as exc:  # the catalogue or the broker away: try at the next turn
                 get_logger().warning("reaper: %s", scrub_first_line(
                     str(exc) or type(exc).__name__, self.settings.secret_values()))
+            if self.stopped.wait(every):
+                return
 
 
 def run_worker(config: WorkerConfig, loglevel: str = "INFO") -> None:
@@ -161,13 +166,17 @@ def run_worker(config: WorkerConfig, loglevel: str = "INFO") -> None:
     app = build_app(config)
     app.conf.worker_hijack_root_logger = True  # mpr's log lines go out with Celery's
     broker.check_broker(app, config.settings)  # exit 4 with one line, not Celery's retries
-    reaper = Reaper(app, config.settings)
+    reaper = Reaper(app, config)
 
     def start_reaper(**_: Any) -> None:
         if not reaper.is_alive():
             reaper.start()
 
+    def warm(**_: Any) -> None:  # each pool process makes its S3 client before its first task
+        _runner(config)
+
     signals.worker_ready.connect(start_reaper, weak=False)
+    signals.worker_process_init.connect(warm, weak=False)
     logging.getLogger("mpr").setLevel(loglevel)
     app.worker_main(["worker", f"--concurrency={config.concurrency}",
                      f"--hostname={config.node}", f"--loglevel={loglevel}",

@@ -240,13 +240,17 @@ class _Pipeline:
 
 
 def run_pool(runner: JobRunner, workers: int, stop_all: threading.Event, events: JobEvents,
-             only_ids: list[int] | None = None, prefix: str = "") -> PoolResult:
+             only_ids: list[int] | None = None, prefix: str = "",
+             clean_up: bool = True) -> PoolResult:
     """Claim and run jobs of this process's buckets (S3_BUCKET_IN -> S3_BUCKET_OUT) with
-    `workers` ffmpeg processes at a time until none is left."""
+    `workers` ffmpeg processes at a time until none is left; first (`clean_up`) remove what
+    dead workers left (a Celery worker does that in its reaper instead, not per task)."""
     scope = ClaimScope(runner.settings.s3_bucket_in, runner.settings.s3_bucket_out,
                           only_ids, prefix)
-    with db.connect(runner.settings, autocommit=True) as conn:
-        cleaned = runner.clean_up(conn)
+    cleaned = 0
+    if clean_up:
+        with db.connect(runner.settings, autocommit=True) as conn:
+            cleaned = runner.clean_up(conn)
     result = _Pipeline(runner, workers, stop_all, events, scope).run()
     result.cleaned = cleaned
     return result
