@@ -115,7 +115,8 @@ def _on_workers(runner: JobRunner, prefix: str, events: JobEvents,
 
 def _transcode_section(result: PoolResult | None, note: str) -> dict[str, Any]:
     if result is None:
-        return {"created": 0, "jobs": {}, "failures": [], "message": note}
+        return {"created": 0, "jobs": {}, "failures": [], "message": note,
+                "left_running": []}
     failures = [{"job_id": job_id, "source_key": result.source_key(job_id),
                  "error": result.messages.get(job_id, "")}
                 for job_id in result.finished.get(JobStatus.FAILED, [])]

@@ -265,7 +265,8 @@ def test_nightly_exit_code_report_and_transcoded_masters(full_run: FullRun) -> N
     masters = awaiting_masters(run.archive)
     assert len(masters) == 2
     transcode = report["transcode"]
-    assert transcode == {"created": 2, "jobs": {"COMPLETED": 2}, "failures": [], "message": ""}
+    assert transcode == {"created": 2, "jobs": {"COMPLETED": 2}, "failures": [], "message": "",
+                         "left_running": []}
 
     # the catalogue: COMPLETED jobs and a streaming row (with its object) per awaiting master
     jobs = query(run.database_url, "SELECT * FROM transcode_jobs ORDER BY source_key")
