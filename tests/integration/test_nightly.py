@@ -519,7 +519,7 @@ def test_dry_run_writes_nothing_and_transcodes_nothing(
     assert (report["command"], report["dry_run"], report["run_id"]) == ("nightly", True, None)
     assert report["counts"]["inserted_files"] > 0  # what would have been inserted
     assert report["transcode"] == {"created": 0, "jobs": {}, "failures": [],
-                                   "message": "dry run: transcoding skipped"}
+                                   "message": "dry run: transcoding skipped", "left_running": []}
     assert table_counts(database_url) == before
     assert {t: n for t, n in before.items() if t != "schema_migrations"} == dict.fromkeys(
         (t for t in before if t != "schema_migrations"), 0)
