@@ -709,3 +709,14 @@ SELECT count(*) AS left FROM asset_files
 WHERE in_bucket AND starts_with(key, %(prefix)s)
   AND CASE WHEN %(full)s::boolean THEN coalesce(last_full_verified_at, created_at)
            ELSE coalesce(last_verified_at, created_at) END < %(before)s
+
+-- name: fixity_quick_by_key
+-- A quick pass's files in one bucket in the order S3 lists keys (byte order: COLLATE "C"),
+-- each last verified (either way) before `before`, to walk beside the bucket's listing.
+SELECT f.id, f.asset_id, a.inventory_code, f.bucket, f.key, f.size, f.etag, f.md5,
+       f.differing_etag, f.fixity_outcome AS previous
+FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE f.bucket = %(bucket)s AND f.in_bucket AND starts_with(f.key, %(prefix)s)
+  AND coalesce(f.last_verified_at, f.created_at) < %(before)s
+ORDER BY f.key COLLATE "C"

@@ -114,6 +114,11 @@ def test_a_changed_etag_is_caught_by_the_quick_pass(imported, run_mpr, s3_admin,
     assert all(r["last_verified_how"] == "quick" and r["last_full_verified_at"] is None
                for r in after.values())
     assert len(fixity_events(database_url)) == len(imported)
+    # with a time budget the quick pass goes page by page, least recently verified first
+    paged = fixity(run_mpr, "--max-time", "1h")
+    assert (paged.returncode, problems(paged)) == (0, {CHECKSUMS: "fixity_mismatch"})
+    assert [p["known"] for p in paged.report["problems"]] == [True]
+    assert paged.report["counts"]["checked"] == len(imported)
 
 
 def test_a_multipart_reupload_of_the_same_bytes_is_no_false_alarm(imported, run_mpr,

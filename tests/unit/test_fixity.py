@@ -29,10 +29,12 @@ from mpr_cli.fixity.outcome import (
     FixityOutcome,
     Method,
     full_verdict,
+    paired,
     quick_verdict,
 )
 from mpr_cli.fixity.reading import md5_of_chunks
 from mpr_cli.fixity.report import Check, FixityReport, FixityStatus
+from mpr_cli.storage import ObjectInfo
 
 MD5 = hashlib.md5(b"x", usedforsecurity=False).hexdigest()
 OTHER = hashlib.md5(b"y", usedforsecurity=False).hexdigest()
@@ -297,3 +299,16 @@ def test_bad_fixity_settings_exit_2_naming_the_variable(mpr, name, value):
     result = mpr("config", **{name: value})
     assert result.exit_code == 2
     assert name in result.output
+
+
+def test_rows_are_paired_with_their_listing_entries_in_key_order():
+    from datetime import UTC, datetime
+
+    def info(key: str) -> ObjectInfo:
+        return ObjectInfo(key, 1, MD5, datetime(2026, 1, 1, tzinfo=UTC))
+
+    listing = [info(k) for k in ("a", "b/1", "b/3", "c", "é")]
+    rows = [{"key": k} for k in ("b/1", "b/2", "c", "d", "é", "z")]
+    found = [(row["key"], entry.key if entry else None) for row, entry in paired(rows, listing)]
+    assert found == [("b/1", "b/1"), ("b/2", None), ("c", "c"), ("d", None), ("é", "é"),
+                     ("z", None)]

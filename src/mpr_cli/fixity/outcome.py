@@ -14,10 +14,14 @@ Neither pass ever concludes anything from a failed read: that is `not_verified`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
-from mpr_cli.storage import single_part_md5
+from mpr_cli.storage import ObjectInfo, single_part_md5
+
+Row = TypeVar("Row", bound=Mapping[str, Any])
 
 
 class FixityOutcome(StrEnum):
@@ -110,3 +114,18 @@ def full_verdict(file: CataloguedFile, md5: str, size: int) -> Verdict:
     if md5 != expected:
         return Verdict(FixityOutcome.MISMATCH, f"full: MD5 {md5} read, catalogued {expected}")
     return Verdict(FixityOutcome.OK, f"full: MD5 {md5} of {size} bytes matches the catalogue")
+
+
+def paired(rows: Iterable[Row],
+           listing: Iterable[ObjectInfo]) -> Iterator[tuple[Row, ObjectInfo | None]]:
+    """Each catalogue row (by its "key") with its listing entry, None when the listing has no
+    such key; both in the same order (S3's: byte order, which is code point order). A row
+    after the listing's end is unlisted only because the listing ended normally: a listing
+    that fails raises here first."""
+    entries = iter(listing)
+    entry = next(entries, None)
+    for row in rows:
+        key = row["key"]
+        while entry is not None and entry.key < key:
+            entry = next(entries, None)
+        yield row, entry if entry is not None and entry.key == key else None

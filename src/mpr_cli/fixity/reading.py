@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import TypeVar
 
 QUEUED = 2
 PUT_WAIT_S = 0.2
 _END = object()
+T = TypeVar("T")
 
 
 def _put(out: queue.Queue[object], item: object, abandoned: threading.Event) -> bool:
@@ -30,7 +32,7 @@ def _put(out: queue.Queue[object], item: object, abandoned: threading.Event) -> 
     return False
 
 
-def _pump(chunks: Iterator[bytes], out: queue.Queue[object], abandoned: threading.Event) -> None:
+def _pump(chunks: Iterator[object], out: queue.Queue[object], abandoned: threading.Event) -> None:
     """Move chunks into `out` until the end (then `_END`), an error (then the exception), or
     the consumer gives up; closes the source in this, its own thread."""
     try:
@@ -46,23 +48,42 @@ def _pump(chunks: Iterator[bytes], out: queue.Queue[object], abandoned: threadin
             close()
 
 
-def md5_of_chunks(chunks: Iterator[bytes]) -> tuple[str, int]:
-    """Hex MD5 and byte count of `chunks`, read in a thread of their own; an exception of the
-    source is raised here."""
-    digest, size = hashlib.md5(usedforsecurity=False), 0
-    waiting: queue.Queue[object] = queue.Queue(maxsize=QUEUED)
+def prefetch(items: Iterator[T], depth: int = QUEUED) -> Generator[T, None, None]:
+    """`items` as they come, pulled by a thread of their own up to `depth` ahead (a listing's
+    pages parsed while the caller writes to the catalogue, or an object's chunks read while
+    the caller hashes); an exception of the source is raised here, and the source is closed
+    in its thread when the caller stops early."""
+    waiting: queue.Queue[object] = queue.Queue(maxsize=depth)
     abandoned = threading.Event()
-    reader = threading.Thread(target=_pump, args=(chunks, waiting, abandoned), daemon=True,
-                              name="fixity-reader")
+    reader = threading.Thread(target=_pump, args=(items, waiting, abandoned), daemon=True,
+                              name="fixity-prefetch")
     reader.start()
     try:
         while (item := waiting.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
-            assert isinstance(item, bytes | bytearray | memoryview)
-            digest.update(item)
-            size += len(item)
+            yield item  # type: ignore[misc]
     finally:
         abandoned.set()
         reader.join()
+
+
+def in_pages(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter): one hand-over per list."""
+    page: list[T] = []
+    for item in items:
+        page.append(item)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def md5_of_chunks(chunks: Iterator[bytes]) -> tuple[str, int]:
+    """Hex MD5 and byte count of `chunks`, read in a thread of their own (`prefetch`)."""
+    digest, size = hashlib.md5(usedforsecurity=False), 0
+    for chunk in prefetch(chunks):
+        digest.update(chunk)
+        size += len(chunk)
     return digest.hexdigest(), size

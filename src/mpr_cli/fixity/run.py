@@ -39,13 +39,15 @@ from mpr_cli.fixity.outcome import (
     Method,
     Verdict,
     full_verdict,
+    paired,
     quick_verdict,
 )
-from mpr_cli.fixity.reading import md5_of_chunks
+from mpr_cli.fixity.reading import in_pages, md5_of_chunks, prefetch
 from mpr_cli.fixity.report import Check, FixityReport, FixityStatus
-from mpr_cli.storage import Storage
+from mpr_cli.storage import ObjectInfo, Storage
 
 PAGE_SIZE = 500  # files per page of the selection, and per transaction of a quick pass
+LISTING_PAGE = 1000  # listed objects handed over at once by the listing's thread
 READ_ATTEMPTS = 3
 RETRY_WAIT_S = 1.0
 _START = datetime(1, 1, 1, tzinfo=UTC)
@@ -108,6 +110,8 @@ class FixityRun:
             try:
                 if self.options.full:
                     self._full_pass(conn, before)
+                elif self.options.budget.max_seconds is None:
+                    self._quick_beside_listing(conn, before)
                 else:
                     self._quick_pass(conn, before)
             except S3Unavailable as exc:  # a listing: nothing checked from it
@@ -201,11 +205,47 @@ class FixityRun:
             if self._over or self.report.s3_failed:
                 return
 
+    def _buckets(self, conn: psycopg.Connection[Any]) -> list[str]:
+        return [r["bucket"] for r in conn.execute(db.query("fixity_buckets"),
+                                                  {"prefix": self.options.prefix}).fetchall()]
+
+    def _quick_beside_listing(self, conn: psycopg.Connection[Any], before: datetime) -> None:
+        """A quick pass with no time budget: each bucket's listing walked beside its files in
+        key order, the listing's pages fetched and parsed (a thread of their own) while the
+        checks are written, so the pass takes little more than the listing."""
+        for bucket in self._buckets(conn):
+            pages = prefetch(in_pages(self.storage.list_objects(bucket, self.options.prefix),
+                                      LISTING_PAGE))
+            try:
+                self._walk(conn, bucket, (info for page in pages for info in page), before)
+            finally:
+                pages.close()
+            if self._over or self.report.s3_failed:
+                return
+
+    def _walk(self, conn: psycopg.Connection[Any], bucket: str,
+              listing: Iterator[ObjectInfo], before: datetime) -> None:
+        params = {"bucket": bucket, "prefix": self.options.prefix, "before": before}
+        with db.connect(self.settings) as reader, reader.cursor(name="fixity_walk") as cur:
+            cur.itersize = PAGE_SIZE
+            cur.execute(db.query("fixity_quick_by_key"), params)
+            batch: list[Check] = []
+            for row, entry in paired(cur, listing):
+                file = _file(row)
+                verdict = quick_verdict(file, entry.size if entry else None,
+                                        entry.etag if entry else None)
+                batch.append(self.full_check(file) if verdict.read else self._check(
+                    file, verdict, Method.QUICK, entry.etag if entry else None))
+                if self.report.s3_failed or len(batch) >= PAGE_SIZE:
+                    self._record(conn, batch)
+                    batch = []
+                    if self.report.s3_failed or not self._may_start(0):
+                        return
+            self._record(conn, batch)
+
     def _load_listings(self, conn: psycopg.Connection[Any]) -> None:
         """One listing of every bucket holding selected files, into the session's table."""
-        prefix = self.options.prefix
-        buckets = [r["bucket"] for r in
-                   conn.execute(db.query("fixity_buckets"), {"prefix": prefix}).fetchall()]
+        prefix, buckets = self.options.prefix, self._buckets(conn)
         began = self.clock()
         with conn.transaction():
             conn.execute(db.query("fixity_create_listing"))
