@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.integration.archive import (
     upload_multipart,
     wait_until_waiting_on_a_lock,
 )
+from tests.integration.mail import smtp_server
 from tests.integration.proxy import forwarder
 
 pytestmark = pytest.mark.integration
@@ -239,3 +241,27 @@ def test_nightly_runs_a_quick_pass_after_the_import(long_audio_archive, upload, 
     assert full["counts"]["fixity_ok"] >= 1
     details = [e["detail"] for e in fixity_events(database_url)]
     assert sum(d.startswith("fixity_ok: quick:") for d in details) == len(catalogued)
+
+
+def test_one_digest_email_and_the_fixity_metrics_per_run(imported, run_mpr, s3_admin, buckets,
+                                                         service_env, tmp_path: Path):
+    s3_admin.delete_object(Bucket=buckets[0], Key=CHECKSUMS)
+    metrics = tmp_path / "mpr-fixity.prom"
+    with smtp_server() as (port, mailbox):
+        env = {**service_env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
+               "MPR_NOTIFY_TO": "archive@example.org", "MPR_NOTIFY_ON": "problems"}
+        result = run_mpr("fixity", "--report", "-", "--metrics-file", str(metrics), env=env)
+
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    [received] = mailbox.messages
+    assert received.message["Subject"].startswith("mpr fixity completed: ")
+    body = received.body()
+    assert body.startswith(f"mpr fixity {report['run_key']}: completed (exit code 1)")
+    assert "missing_object (error): 1" in body and CHECKSUMS in body
+    [attachment] = received.attachments()
+    assert json.loads(attachment.get_content()) == report
+    text = metrics.read_text()
+    assert 'mpr_fixity_files{method="quick",outcome="missing_object"} 1' in text
+    assert 'mpr_fixity_last_run_exit_code{method="quick"} 1' in text
+    assert 'mpr_fixity_last_success_timestamp_seconds{method="quick"} 0' in text
