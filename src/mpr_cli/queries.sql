@@ -557,7 +557,8 @@ SELECT * FROM (
 
 -- name: claimable_jobs
 -- The jobs claim_job would give now, oldest first, and whether each needs a task sent.
--- The claim predicate of claim_job and count_claimable. needs_task: never sent to the broker,
+-- The claim predicate of claim_job and count_claimable, word for word (tests/unit/test_jobs.py
+-- checks it). needs_task: never sent to the broker,
 -- or sent longer ago than the broker's visibility timeout (its task may be lost).
 SELECT id, (dispatched_at IS NULL
             OR dispatched_at < now() - make_interval(secs => %(visibility)s)) AS needs_task

@@ -84,6 +84,8 @@ def _where(sql: str) -> str:
 
 def test_claim_and_count_share_one_predicate_word_for_word():
     assert _where(db.query("claim_job")) == _where(db.query("count_claimable"))
+    # what a celery dispatch waits on is what the workers' claims would take
+    assert _where(db.query("claim_job")) == _where(db.query("claimable_jobs"))
 
 
 def test_claim_parameters_escape_the_prefix_wildcards():
