@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mpr needs on Debian 12, idempotently: apt packages (ffmpeg, PostgreSQL
-# server binaries, redis-server, python3-venv, chromium and its driver for the tests) when missing, then a .venv with mpr installed
-# editable with its dev extra. Re-running does nothing that is already done.
+# server binaries, redis-server, python3-venv, chromium and chromium-driver for the tests)
+# when missing, then a .venv with mpr installed editable with its dev extra. Re-running does
+# nothing that is already done.
 # Only the binaries are used: `mpr dev up` and the tests start their own PostgreSQL and Redis
 # on free loopback ports. On a machine with systemd, apt starts Debian's own redis-server on
 # 6379 (and a PostgreSQL cluster on 5432): mpr never uses them, and this script leaves them be.
