@@ -721,3 +721,21 @@ JOIN assets a ON a.id = f.asset_id
 WHERE f.bucket = %(bucket)s AND f.in_bucket AND starts_with(f.key, %(prefix)s)
   AND coalesce(f.last_verified_at, f.created_at) < %(before)s
 ORDER BY f.key COLLATE "C"
+
+-- name: pictures_of_asset
+-- The pictures of one asset (sql/013), poster first, then the contact sheet, then the waveform.
+SELECT kind, bucket, key, mime_type, width, height, size, source_key, created_at
+FROM asset_pictures
+WHERE asset_id = %(asset_id)s
+ORDER BY array_position(ARRAY['poster', 'contact_sheet', 'waveform'], kind)
+
+-- name: record_picture
+-- One picture of an asset, replacing the asset's earlier picture of the same kind.
+INSERT INTO asset_pictures (asset_id, kind, bucket, key, mime_type, width, height, size,
+                            source_key)
+VALUES (%(asset_id)s, %(kind)s, %(bucket)s, %(key)s, %(mime_type)s, %(width)s, %(height)s,
+        %(size)s, %(source_key)s)
+ON CONFLICT (asset_id, kind) DO UPDATE
+SET bucket = EXCLUDED.bucket, key = EXCLUDED.key, mime_type = EXCLUDED.mime_type,
+    width = EXCLUDED.width, height = EXCLUDED.height, size = EXCLUDED.size,
+    source_key = EXCLUDED.source_key, created_at = now()
