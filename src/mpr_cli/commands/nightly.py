@@ -71,9 +71,11 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
                     verify: str, workers: int | None, executor: str | None,
                     report_path: str | None,
                     metrics_file: Path | None, log_format: str, log_file: Path | None) -> None:
-    """Import, then transcode what is pending; one summary, one report, one e-mail.
+    """Import, check fixity, then transcode what is pending; one summary, one report, one
+    e-mail.
 
-    The exit code is the worst of the two steps (see `mpr --help`).
+    Fixity: a quick pass, then a full pass within max(MPR_FIXITY_BUDGET, the share of
+    MPR_FIXITY_CYCLE). The exit code is the worst of the steps (see `mpr --help`).
     """
     settings = app.settings
     run = start_run_log(settings, log_format, log_file, always=True)
