@@ -739,3 +739,49 @@ ON CONFLICT (asset_id, kind) DO UPDATE
 SET bucket = EXCLUDED.bucket, key = EXCLUDED.key, mime_type = EXCLUDED.mime_type,
     width = EXCLUDED.width, height = EXCLUDED.height, size = EXCLUDED.size,
     source_key = EXCLUDED.source_key, created_at = now()
+
+-- name: summaries_of_asset
+-- The technical summaries (sql/012) of one asset's files, by file id.
+SELECT m.file_id, m.container, m.duration_s, m.video_codec, m.width, m.height,
+       m.display_aspect_ratio, m.frame_rate, m.scan_type, m.audio_codec, m.channels,
+       m.sample_rate, m.bit_rate, m.source
+FROM media_summaries m JOIN asset_files f ON f.id = m.file_id
+WHERE f.asset_id = %(asset_id)s
+
+-- name: store_summaries
+-- Technical summaries by file id, written or replacing the file's earlier one.
+INSERT INTO media_summaries (file_id, container, duration_s, video_codec, width, height,
+                             display_aspect_ratio, frame_rate, scan_type, audio_codec,
+                             channels, sample_rate, bit_rate, source)
+SELECT * FROM unnest(%(file_ids)s::bigint[], %(containers)s::text[],
+                     %(duration_ss)s::double precision[], %(video_codecs)s::text[],
+                     %(widths)s::integer[], %(heights)s::integer[],
+                     %(display_aspect_ratios)s::text[], %(frame_rates)s::double precision[],
+                     %(scan_types)s::text[], %(audio_codecs)s::text[],
+                     %(channelss)s::integer[], %(sample_rates)s::integer[],
+                     %(bit_rates)s::bigint[], %(sources)s::text[])
+ON CONFLICT (file_id) DO UPDATE
+SET container = EXCLUDED.container, duration_s = EXCLUDED.duration_s,
+    video_codec = EXCLUDED.video_codec, width = EXCLUDED.width, height = EXCLUDED.height,
+    display_aspect_ratio = EXCLUDED.display_aspect_ratio, frame_rate = EXCLUDED.frame_rate,
+    scan_type = EXCLUDED.scan_type, audio_codec = EXCLUDED.audio_codec,
+    channels = EXCLUDED.channels, sample_rate = EXCLUDED.sample_rate,
+    bit_rate = EXCLUDED.bit_rate, source = EXCLUDED.source, updated_at = now()
+
+-- name: summaries_missing_at
+-- The stored metadata of the masters and streaming copies at these (bucket, key)s that have
+-- no technical summary yet.
+SELECT f.id, f.tech_metadata
+FROM unnest(%(buckets)s::text[], %(keys)s::text[]) AS t(bucket, key)
+JOIN asset_files f ON f.bucket = t.bucket AND f.key = t.key
+WHERE f.role IN ('master', 'streaming') AND f.tech_metadata IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM media_summaries m WHERE m.file_id = f.id)
+
+-- name: summaries_missing
+-- The next `limit` masters and streaming copies (by id, after `after`) with stored metadata
+-- and no technical summary: the back-fill's batches.
+SELECT f.id, f.tech_metadata FROM asset_files f
+WHERE f.id > %(after)s AND f.role IN ('master', 'streaming') AND f.tech_metadata IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM media_summaries m WHERE m.file_id = f.id)
+ORDER BY f.id
+LIMIT %(limit)s
