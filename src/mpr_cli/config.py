@@ -46,6 +46,17 @@ class Executor(StrEnum):
     CELERY = "celery"
 
 
+class PicturesMode(StrEnum):
+    """When mpr makes an asset's pictures (MPR_PICTURES, src/mpr_cli/pictures/): `on` at
+    transcode and at import (the delivered streaming copy, read by ranges), `transcode-only`
+    (the default: an import stays as fast as it was; `mpr thumbnails --missing` fills the
+    rest), `off` never but by `mpr thumbnails`."""
+
+    ON = "on"
+    TRANSCODE_ONLY = "transcode-only"
+    OFF = "off"
+
+
 class RequestChecksums(StrEnum):
     """When the S3 client adds request checksums and validates response checksums
     (S3_REQUEST_CHECKSUMS): `when_required` (only where S3 demands them: what servers other
@@ -122,6 +133,10 @@ class Settings(BaseSettings):
     ffmpeg_stall_timeout: float = Field(
         600, validation_alias=_env("MPR_FFMPEG_STALL_TIMEOUT"), gt=0, le=86_400
     )
+
+    # pictures (posters, contact sheets, waveforms): when they are made (PicturesMode)
+    pictures: PicturesMode = Field(PicturesMode.TRANSCODE_ONLY,
+                                   validation_alias=_env("MPR_PICTURES"))
 
     # transcode jobs: a job's lease (a claimed job whose heartbeat is older can be claimed
     # again: its worker died) and how often a running job renews it
