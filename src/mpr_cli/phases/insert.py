@@ -11,7 +11,8 @@ statement, for the files the batch actually inserted (a file already catalogued 
 untouched and gets none): the checks the plan made (message digest calculation, format
 identification), then per file `validation` (success, or warning naming the rules' warnings
 about it) and `ingestion`. A master that was on tape and is now in the bucket, with its
-catalogued MD5, gets a `recovery` event with its row's update.
+catalogued MD5, gets a `recovery` event with its row's update. The batch's masters and
+streaming copies get their technical summary (sql/012) in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from mpr_cli import db, events
+from mpr_cli import db, events, summary
 from mpr_cli.errors import RowsRefused
 from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.phases.ingest import IngestPlan
@@ -75,11 +76,13 @@ class BatchInserter:
         self.batch.clear()
 
     def _insert(self, plans: list[IngestPlan]) -> tuple[int, int]:
-        """The plans' assets, files and events in one transaction."""
+        """The plans' assets, files, their technical summaries (mpr_cli.summary) and events in
+        one transaction."""
         assets = [(p.code, p.media_type.value) for p in plans]
         rows = [row for p in plans for row in p.rows]
         with self.conn.transaction():
             inserted = db.insert_files(self.conn, self.run_id, assets, rows)
+            summary.fill(self.conn, [(row.bucket, row.key) for row in rows])
             events.record(self.conn, [e for p in plans for e in self._events(p)],
                           imported_by=self.run_id)
             return inserted
