@@ -13,7 +13,9 @@ what it would change. The import lock is held, so no import runs meanwhile.
 The update's transaction also records its preservation events (mpr_cli.events): the checks
 the planner made (message digest calculation, format identification), a `replacement` for
 each catalogued file updated (its detail says what changed) and an `ingestion` for each file
-of the asset catalogued for the first time. A dry run records none.
+of the asset catalogued for the first time. A dry run records none. Each master and
+streaming copy written gets its technical summary again (mpr_cli.summary; sql/012 drops the
+old one when tech_metadata changes).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from mpr_cli import db, events
+from mpr_cli import db, events, summary
 from mpr_cli.config import Settings
 from mpr_cli.db import CataloguedFile, FileRow
 from mpr_cli.errors import MissingObject, NotCatalogued
@@ -204,6 +206,7 @@ def _apply(conn: Any, bucket: str, asset: db.AssetRef, result: ReplaceResult,
                             f"catalogued as the {Role(change.row.role).value} file of "
                             f"{asset.inventory_code} by mpr replace")
                      for change in result.changes if change.old is None]
+        summary.fill(conn, [(change.row.bucket, change.row.key) for change in result.changes])
         events.record(conn, done)
 
 
