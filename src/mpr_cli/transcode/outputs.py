@@ -9,7 +9,8 @@ asset of a master that was never imported.
 Both record their preservation events (mpr_cli.events) in the caller's transaction: the
 streaming copy a `creation` (its sidecars, mpr's own bookkeeping, none); a master registered
 provisionally an `ingestion` and, when its MD5 was computed while it downloaded, a `message
-digest calculation`.
+digest calculation`. Both write the technical summary (mpr_cli.summary) of the file they
+catalogue from its probe, in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mpr_cli import db, events
+from mpr_cli import db, events, summary
 from mpr_cli.errors import DatabaseError, UsageError
 from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.ffmpeg.presets import Preset
@@ -97,6 +98,7 @@ def register_master(conn: Connection, source: Source, bucket: str, download: Dow
                      download.size, etag, download.md5, mime_for_media(info), info.raw,
                      provisional=True)
     db.insert_files(conn, None, [(source.inventory_code, source.media_type.value)], [row])
+    summary.fill(conn, [(bucket, source.key)])
     asset = db.asset_by_code(conn, source.inventory_code)
     if asset is None:  # insert_files made it in this transaction
         raise DatabaseError(f"asset {source.inventory_code} vanished while it was registered")
@@ -128,6 +130,7 @@ def record_output(conn: Connection, asset_id: int, preset: Preset, result: Trans
             raise UsageError(f"s3://{bucket}/{key} is catalogued as another asset's file or "
                              f"in another role than {role}; not recorded",
                              hint="choose another --output-key")
+    summary.fill(conn, [(bucket, result.output_key)])
     events.record(conn, [NewEvent(
         EventType.CREATION, Outcome.SUCCESS,
         f"streaming copy made from its master with preset {preset.name}: "
