@@ -265,3 +265,23 @@ def test_one_digest_email_and_the_fixity_metrics_per_run(imported, run_mpr, s3_a
     assert 'mpr_fixity_files{method="quick",outcome="missing_object"} 1' in text
     assert 'mpr_fixity_last_run_exit_code{method="quick"} 1' in text
     assert 'mpr_fixity_last_success_timestamp_seconds{method="quick"} 0' in text
+
+
+def test_a_listing_out_of_byte_order_is_no_false_missing(imported, run_mpr, s3_admin,
+                                                         buckets, database_url):
+    """SeaweedFS lists the folder CD/AO-SMP-00001/ before CD/AO-SMP-00001.md5 (byte order has
+    '.' before '/'): a file catalogued in that folder, and every other, is still found."""
+    key, body = "CD/AO-SMP-00001/notes.json", b'{"notes": "a file in a folder"}'
+    etag = s3_admin.put_object(Bucket=buckets[0], Key=key, Body=body)["ETag"].strip('"')
+    query(database_url, """INSERT INTO asset_files (asset_id, bucket, key, role, size, etag, md5)
+                           SELECT asset_id, bucket, %s, 'metadata', %s, %s, %s
+                           FROM asset_files WHERE key = %s RETURNING id""",
+          (key, len(body), etag, etag, MASTER))
+    listed = [o["Key"] for o in s3_admin.list_objects_v2(Bucket=buckets[0])["Contents"]]
+    assert listed != sorted(listed, key=str.encode)  # the case this test is about
+
+    run = fixity(run_mpr)
+
+    assert run.returncode == 0, run.stderr
+    assert run.report["problems"] == []
+    assert run.report["counts"]["fixity_ok"] == len(imported) + 1

@@ -301,14 +301,42 @@ def test_bad_fixity_settings_exit_2_naming_the_variable(mpr, name, value):
     assert name in result.output
 
 
-def test_rows_are_paired_with_their_listing_entries_in_key_order():
+def _listed(*keys: str) -> list[ObjectInfo]:
     from datetime import UTC, datetime
 
-    def info(key: str) -> ObjectInfo:
-        return ObjectInfo(key, 1, MD5, datetime(2026, 1, 1, tzinfo=UTC))
+    return [ObjectInfo(k, 1, MD5, datetime(2026, 1, 1, tzinfo=UTC)) for k in keys]
 
-    listing = [info(k) for k in ("a", "b/1", "b/3", "c", "é")]
-    rows = [{"key": k} for k in ("b/1", "b/2", "c", "d", "é", "z")]
-    found = [(row["key"], entry.key if entry else None) for row, entry in paired(rows, listing)]
-    assert found == [("b/1", "b/1"), ("b/2", None), ("c", "c"), ("d", None), ("é", "é"),
-                     ("z", None)]
+
+def _pairs(rows: list[str], listing: list[ObjectInfo]) -> dict[str, str | None]:
+    found = {row["key"]: entry.key if entry else None
+             for row, entry in paired([{"key": k} for k in rows], listing)}
+    assert len(found) == len(rows)
+    return found
+
+
+def test_rows_are_paired_with_a_listing_in_byte_order():
+    listing = _listed("a", "b/1", "b/3", "c", "é")
+    assert _pairs(["b/1", "b/2", "c", "d", "é", "z"], listing) == {
+        "b/1": "b/1", "b/2": None, "c": "c", "d": None, "é": "é", "z": None}
+
+
+def test_a_listing_in_folder_order_is_no_false_missing():
+    """SeaweedFS lists "CD/a/b" before "CD/a b" (its folders first): every row still finds
+    its entry, whatever the order; only keys listed nowhere are unlisted."""
+    keys = ["CD/A", "CD/a", "CD/a b", "CD/a-y", "CD/a.x", "CD/a/b", "CD/a/c/d", "CD/a0", "CD/ab"]
+    folder_order = _listed("CD/A", "CD/a", "CD/a/b", "CD/a/c/d", "CD/a b", "CD/a-y", "CD/a.x",
+                           "CD/a0", "CD/ab", "CD/zz")
+    assert _pairs(sorted(keys), folder_order) == {k: k for k in keys}
+    assert _pairs(sorted([*keys, "CD/a/c/e", "CD/b"]), folder_order) == {
+        **{k: k for k in keys}, "CD/a/c/e": None, "CD/b": None}
+
+
+def test_a_listing_that_fails_raises_before_any_row_is_unlisted():
+    def failing():
+        yield from _listed("a")
+        raise S3Unavailable("S3 unreachable")
+
+    pairs = paired([{"key": "a"}, {"key": "b"}], failing())
+    assert next(pairs)[1] is not None
+    with pytest.raises(S3Unavailable):
+        next(pairs)
