@@ -382,6 +382,27 @@ SELECT id, run_key, command, mode, status, started_at, finished_at, prefix, coun
        host, pid, (report->>'exit_code')::int AS exit_code, report->>'message' AS message
 FROM import_runs ORDER BY id DESC LIMIT 1
 
+-- name: html_run_assets
+-- The assets a run imported a file of (the HTML run report), by code: master, streaming copy, total.
+SELECT a.id, a.inventory_code, a.media_type, m.id AS master_id, m.key AS master_key,
+       s.id AS streaming_id, s.key AS streaming_key, count(*) OVER () AS total
+FROM assets a
+LEFT JOIN asset_files m ON m.asset_id = a.id AND m.role = 'master'
+LEFT JOIN asset_files s ON s.asset_id = a.id AND s.role = 'streaming'
+WHERE a.id IN (SELECT f.asset_id FROM asset_files f WHERE f.import_run_id = %(run_id)s)
+ORDER BY a.inventory_code COLLATE "C"
+LIMIT %(limit)s
+
+-- name: html_run_transcodes
+-- The transcode jobs that finished while a run ran (the HTML run report), with their master's id.
+SELECT j.id, j.asset_id, j.inventory_code, j.preset, j.status, j.source_key, j.output_key,
+       j.started_at, j.finished_at, j.error, m.id AS master_id
+FROM transcode_jobs j
+LEFT JOIN asset_files m ON m.asset_id = j.asset_id AND m.role = 'master'
+WHERE j.finished_at >= %(started_at)s AND j.finished_at <= coalesce(%(finished_at)s, now())
+ORDER BY j.finished_at, j.id
+LIMIT %(limit)s
+
 -- name: mark_restored
 -- A master recorded from its sidecars (on tape) that is now in the bucket.
 UPDATE asset_files SET in_bucket = true, size = %(size)s, etag = %(etag)s
