@@ -5,7 +5,9 @@ preservation events (mpr_cli.events, oldest first).
 The technical summary is derived from each file's stored metadata JSON (the mediainfo or
 ffprobe document the import or the transcode recorded) with the same parser the import uses
 (validation.sidecars.media_info_from_json); a file without one, or with one that parser
-refuses, has no summary (None), never an error.
+refuses, has no summary (None), never an error. That is the older `tech` of `--json`, kept
+as it was; each master and streaming copy also has its typed summary (`summary`: the row of
+sql/012 that import and transcode write, mpr_cli.summary), None when it has none.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import psycopg
 
 from mpr_cli import db, events, known
 from mpr_cli.events import Event
+from mpr_cli.summary import TechSummary as Summary
+from mpr_cli.summary import for_asset as summaries_of
 from mpr_cli.transcode.jobs import Job
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
@@ -62,6 +66,7 @@ class AssetFile:
     import_run_id: int | None
     import_run_key: str | None
     tech: TechSummary | None
+    summary: Summary | None = None  # the catalogue's typed summary (sql/012)
 
     def to_json(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "role": self.role, "size": self.size,
@@ -69,7 +74,8 @@ class AssetFile:
                 "provisional": self.provisional, "preset": self.preset,
                 "imported_at": db.json_value(self.created_at),
                 "import_run_id": self.import_run_id, "import_run_key": self.import_run_key,
-                "tech": None if self.tech is None else self.tech.to_json()}
+                "tech": None if self.tech is None else self.tech.to_json(),
+                "summary": None if self.summary is None else self.summary.to_json()}
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,12 @@ def summarise(document: Any) -> TechSummary | None:
                        info.audio_channels)
 
 
-def _file(row: dict[str, Any]) -> AssetFile:
+def _file(row: dict[str, Any], summaries: dict[int, Summary]) -> AssetFile:
     tech = summarise(row["tech_metadata"]) if row["role"] in SUMMARISED_ROLES else None
     return AssetFile(row["bucket"], row["key"], row["role"], row["size"], row["md5"],
                      row["mime_type"], row["in_bucket"], row["provisional"], row["preset"],
-                     row["created_at"], row["import_run_id"], row["run_key"], tech)
+                     row["created_at"], row["import_run_id"], row["run_key"], tech,
+                     summaries.get(row["id"]))
 
 
 def find_asset(conn: psycopg.Connection[Any], code_or_key: str,
@@ -153,5 +160,7 @@ def find_asset(conn: psycopg.Connection[Any], code_or_key: str,
     jobs = conn.execute(db.query("jobs_of_asset"), {"code": code}).fetchall()
     problems = known.open_problems(conn, input_bucket,
                                    known.ProblemFilter(inventory_code=code))
-    return AssetView(code, row["media_type"], row["created_at"], [_file(f) for f in files],
+    summaries = summaries_of(conn, row["id"])
+    return AssetView(code, row["media_type"], row["created_at"],
+                     [_file(f, summaries) for f in files],
                      [Job.from_row(j) for j in jobs], problems, events.for_asset(conn, row["id"]))

@@ -517,7 +517,7 @@ LIMIT 1
 
 -- name: asset_files_shown
 -- Every file of an asset with the run that imported it: master first, then by role and key.
-SELECT f.bucket, f.key, f.role, f.size, f.md5, f.mime_type, f.in_bucket, f.provisional,
+SELECT f.id, f.bucket, f.key, f.role, f.size, f.md5, f.mime_type, f.in_bucket, f.provisional,
        f.preset, f.created_at, f.import_run_id, r.run_key, f.tech_metadata
 FROM asset_files f LEFT JOIN import_runs r ON r.id = f.import_run_id
 WHERE f.asset_id = %(asset_id)s

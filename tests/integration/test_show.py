@@ -14,7 +14,8 @@ from tests.integration.archive import TAPE_CODE, TAPE_MASTER, clean_codes, keys_
 pytestmark = pytest.mark.integration
 
 FILE_KEYS = {"bucket", "key", "role", "size", "md5", "mime_type", "in_bucket", "provisional",
-             "preset", "imported_at", "import_run_id", "import_run_key", "tech"}
+             "preset", "imported_at", "import_run_id", "import_run_key", "tech",
+             "summary"}
 TECH_KEYS = {"container", "video_codecs", "audio_codecs", "duration_s", "width", "height",
              "frame_rate", "audio_channels"}
 

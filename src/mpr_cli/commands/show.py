@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 
 from mpr_cli import db
-from mpr_cli.catalogue import AssetFile, AssetView, TechSummary, find_asset
+from mpr_cli.catalogue import AssetFile, AssetView, find_asset
 from mpr_cli.commands.context import App, handles_errors, pass_app
 from mpr_cli.display import visible
 from mpr_cli.errors import ExitCode, UsageError
@@ -24,19 +24,16 @@ from mpr_cli.events import Event
 _MALFORMED = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def tech_line(tech: TechSummary) -> str:
-    """"QuickTime, 10.0 s; video prores 1920x1080 25 fps; audio pcm_s16le (2 ch)"."""
-    parts = [tech.container + (f", {tech.duration_s:g} s" if tech.duration_s else "")]
-    if tech.video_codecs:
-        picture = f" {tech.width}x{tech.height}" if tech.width and tech.height else ""
-        rate = f" {tech.frame_rate:g} fps" if tech.frame_rate else ""
-        parts.append(f"video {', '.join(tech.video_codecs)}{picture}{rate}")
-    if tech.audio_codecs:
-        tracks = [f"{codec} ({channels} ch)" if channels else codec
-                  for codec, channels in zip(tech.audio_codecs, tech.audio_channels,
-                                             strict=False)]
-        parts.append(f"audio {', '.join(tracks)}")
-    return "; ".join(parts)
+def summary_text(f: AssetFile | None) -> str:
+    """A master's or streaming copy's technical summary in one line (not yet escaped): "mov,
+    00:01:00, h264 1280x720 16:9 25 fps progressive, pcm_s16le 2 ch 48 kHz, 12.3 Mb/s"."""
+    if f is None:
+        return "no file"
+    if f.summary is not None:
+        return f.summary.one_line()
+    if f.tech is not None:  # catalogued before sql/012 and not back-filled
+        return "no technical summary yet: run `mpr db backfill-summaries`"
+    return "no technical metadata recorded"
 
 
 def _file_line(f: AssetFile) -> str:
@@ -56,11 +53,7 @@ def asset_lines(view: AssetView) -> list[str]:
     lines += [_file_line(f) for f in view.files] or ["  none"]
     lines.append("technical:")
     for role in ("master", "streaming"):
-        found = view.file_of(role)
-        tech = found.tech if found is not None else None
-        text = (tech_line(tech) if tech is not None else
-                "no file" if found is None else "no technical metadata recorded")
-        lines.append(f"  {role:<10} {visible(text)}")
+        lines.append(f"  {role:<10} {visible(summary_text(view.file_of(role)))}")
     lines.append("transcode jobs:")
     lines += [f"  {j.id:>5} {j.status.value:<10} {j.preset:<16} {visible(j.output_key)} "
               f"(attempt {j.attempts} of {j.max_attempts})"
