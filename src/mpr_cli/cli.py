@@ -33,6 +33,7 @@ COMMANDS = {
     "worker": ("workers", "worker_command"), "workers": ("workers", "workers_command"),
     "export": ("export", "export"),
     "events": ("events", "events_command"),
+    "report": ("report", "report_command"),
 }
 
 
