@@ -1,6 +1,7 @@
 """The pure parts of preservation events: what `mpr events --since` and `--type` accept, the
-event types against the database's CHECK, an event's JSON, and the one-line usage errors of
-`mpr events` (CliRunner, no server: an option is refused before any connection)."""
+event types against the database's CHECK, an event's JSON, the one-line usage errors of
+`mpr events` (CliRunner, no server: an option is refused before any connection), and the
+events an import makes of one planned asset."""
 
 from __future__ import annotations
 
@@ -13,7 +14,20 @@ import pytest
 from click.testing import CliRunner
 
 from mpr_cli import cli, db
-from mpr_cli.events import Event, EventType, Outcome, agent, parse_event_type, parse_since
+from mpr_cli.db import FileRow
+from mpr_cli.events import (
+    Event,
+    EventType,
+    NewEvent,
+    Outcome,
+    agent,
+    parse_event_type,
+    parse_since,
+)
+from mpr_cli.phases.ingest import IngestPlan
+from mpr_cli.phases.insert import BatchInserter
+from mpr_cli.problems import Problem, Reason
+from mpr_cli.rules import MediaType, Role
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -102,3 +116,35 @@ def test_mpr_events_refuses_a_bad_option_in_one_line(args, message, tmp_path, mo
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {message}") and "(see `mpr events --help`)" in line
+
+
+# -- the import's events of one planned asset (phases/insert.py), without a database -------------
+
+
+def _plan() -> IngestPlan:
+    digest = NewEvent(EventType.DIGEST, Outcome.SUCCESS, "MD5 x", "in", "A/VO-1.mov")
+    return IngestPlan(
+        "VO-1", MediaType.VIDEO,
+        rows=[FileRow("VO-1", "in", "A/VO-1.mov", Role.MASTER, False, 10, None, "x", None,
+                      None),
+              FileRow("VO-1", "in", "A/VO-1.md5", Role.CHECKSUM, True, 40, "e", None, None,
+                      None)],
+        problems=[Problem.make(Reason.MISSING_QC_REPORT, "A/VO-1.mov", "no QC report",
+                               inventory_code="VO-1")],
+        events=[digest])
+
+
+def test_a_planned_asset_gives_its_checks_then_each_files_validation_and_ingestion():
+    inserter = BatchInserter(None, 7, None, False, set(), "in", "run-1")
+    made = inserter._events(_plan())
+    assert [(e.key, e.event_type, e.outcome) for e in made] == [
+        ("A/VO-1.mov", EventType.DIGEST, Outcome.SUCCESS),
+        ("A/VO-1.mov", EventType.VALIDATION, Outcome.WARNING),
+        ("A/VO-1.mov", EventType.INGESTION, Outcome.SUCCESS),
+        ("A/VO-1.md5", EventType.VALIDATION, Outcome.SUCCESS),
+        ("A/VO-1.md5", EventType.INGESTION, Outcome.SUCCESS)]
+    assert {e.run_key for e in made} == {"run-1"}
+    assert made[1].detail == "passes the asset's rules with warnings: missing_qc_report"
+    assert made[2].detail == "catalogued as the master file of VO-1 (on tape: recorded from " \
+                             "its sidecars)"
+    assert made[4].detail == "catalogued as the checksum file of VO-1"
