@@ -49,6 +49,9 @@ class Reason(StrEnum):
     MISSING_QC_REPORT = "missing_qc_report"
     # any phase-3 failure no rule foresaw (a bug): the asset is left out, the run goes on
     INTERNAL_ERROR = "internal_error"
+    # after a batch's commit: a poster, contact sheet or waveform could not be made (the asset
+    # is catalogued; `mpr thumbnails --missing` tries again)
+    PICTURE_FAILED = "picture_failed"
 
 
 _E, _W = Severity.ERROR, Severity.WARNING
@@ -75,6 +78,7 @@ REASON_INFO: dict[Reason, tuple[Phase, Severity]] = {
     Reason.FETCH_FAILED: (Phase.INGEST, _E),
     Reason.MISSING_QC_REPORT: (Phase.INGEST, _W),
     Reason.INTERNAL_ERROR: (Phase.INGEST, _E),
+    Reason.PICTURE_FAILED: (Phase.INGEST, _W),
 }
 
 
