@@ -2,26 +2,39 @@
 by reason (the first keys of each), the known ones (reported before for the same key, ETag and
 reason: mpr_cli.known) counted by reason apart, the durations, and the JSON report attached.
 
+The text has an HTML alternative after it (multipart/alternative, the plain text first): the
+run's page of `mpr report --html` (mpr_cli.htmlreport), its pictures attached to it as
+related parts (cid: references, which e-mail clients show where many refuse data: URIs). The
+page stays under DIGEST_HTML_MAX_BYTES: pictures that would not fit are left out and the page
+says how many. A page the catalogue cannot add to is the report's own page (counts and
+problems); one that cannot be made at all leaves the plain text alone.
+
 Sending never fails a run: an unreachable or refusing mail server is logged and forgotten.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import smtplib
 import socket
 import ssl
 from collections import defaultdict
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Any
 
 from mpr_cli.config import NotifyOn, Settings
 from mpr_cli.display import visible
+from mpr_cli.htmlreport import Limits, RunPage, page_for_report, render
+from mpr_cli.htmlreport.model import from_report
+from mpr_cli.htmlreport.render import IMAGE_TYPES
 from mpr_cli.runlog import get_logger
 from mpr_cli.secrets import scrub
 
 KEYS_PER_REASON = 5
 SMTP_TIMEOUT_S = 20
+DIGEST_HTML_MAX_BYTES = 2 * 1024 * 1024  # the HTML page and its pictures, before encoding
 
 
 def should_send(settings: Settings, report: dict[str, Any], exit_code: int) -> bool:
@@ -105,9 +118,35 @@ def _known_part(counts: dict[str, Any]) -> str:
     return f" ({known} known)" if known else ""
 
 
-def build_message(settings: Settings, report: dict[str, Any], exit_code: int) -> EmailMessage:
+def _html_scrubbed(document: str, secrets: list[str]) -> str:
+    """`document` with every secret gone, also as the page escaped it (`"` as `&quot;`)."""
+    escaped = [html.escape(visible(s), quote=True) for s in secrets]
+    return scrub(document, secrets + [e for e in escaped if e not in secrets])
+
+
+def _add_html(message: EmailMessage, page: RunPage, secrets: list[str]) -> None:
+    """The page as the text's HTML alternative, its pictures as related parts."""
+    embedded = [a for a in page.assets or []
+                if a.image is not None and a.image.mime_type in IMAGE_TYPES]
+    cids = {a.asset_id: make_msgid(idstring=f"picture{a.asset_id}", domain="mpr.invalid")
+            for a in embedded}
+    document = render(page, image_src=lambda a: f"cid:{cids[a.asset_id][1:-1]}"
+                      if a.asset_id in cids else "")
+    message.add_alternative(_html_scrubbed(document, secrets), subtype="html")
+    html_part = message.get_body(("html",))
+    for asset in embedded:
+        assert asset.image is not None and isinstance(html_part, EmailMessage)
+        maintype, subtype = asset.image.mime_type.split("/")
+        html_part.add_related(asset.image.data, maintype=maintype, subtype=subtype,
+                              cid=cids[asset.asset_id],
+                              filename=f"{asset.image.kind}-{asset.asset_id}.{subtype}")
+
+
+def build_message(settings: Settings, report: dict[str, Any], exit_code: int,
+                  page: RunPage | None = None) -> EmailMessage:
     """The digest; every secret the settings know, and any credentials the report's messages
-    carry, scrubbed from the subject, the text and the attached report."""
+    carry, scrubbed from the subject, the text, the HTML page and the attached report.
+    `page`: the run's HTML page (htmlreport.page_for_report); None: the report's own page."""
     counts = report.get("counts", {})
     secrets = settings.secret_values()
     message = EmailMessage()
@@ -119,6 +158,7 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int) ->
     message["From"] = settings.notify_from or f"mpr@{socket.getfqdn()}"
     message["To"] = ", ".join(settings.notify_to)
     message.set_content(scrub(digest_text(report, exit_code), secrets))
+    _add_html(message, page if page is not None else from_report(report), secrets)
     in_json = secrets + [json.dumps(s, ensure_ascii=False)[1:-1] for s in secrets]  # \" and \\
     attachment = scrub(json.dumps(report, indent=2, ensure_ascii=False), in_json).encode()
     message.add_attachment(attachment, maintype="application", subtype="json",
@@ -126,12 +166,23 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int) ->
     return message
 
 
+def _page(settings: Settings, report: dict[str, Any]) -> RunPage | None:
+    """The run's page with the catalogue's part, within the e-mail's size; None (the
+    report's own page) when it cannot be made."""
+    try:
+        return page_for_report(settings, report, Limits(max_bytes=DIGEST_HTML_MAX_BYTES))
+    except Exception as exc:  # noqa: BLE001 - a page is never worth a digest not sent
+        get_logger().warning("digest e-mail: the HTML page has only the report's part: %s",
+                             scrub(visible(str(exc)), settings.secret_values()))
+        return None
+
+
 def send_digest(settings: Settings, report: dict[str, Any], exit_code: int) -> bool:
     """Send the digest when the settings say so; True when it was handed to the server."""
     log = get_logger()
     if not should_send(settings, report, exit_code):
         return False
-    message = build_message(settings, report, exit_code)
+    message = build_message(settings, report, exit_code, _page(settings, report))
     try:
         with smtplib.SMTP(settings.smtp_host or "", settings.smtp_port,
                           timeout=SMTP_TIMEOUT_S) as smtp:

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mpr_cli.config import NotifyOn, Settings, load_settings
+from mpr_cli.htmlreport.model import AssetEntry, Image, from_report
 from mpr_cli.metrics import LAST_SUCCESS, previous_success, render, write_metrics
-from mpr_cli.notify import KEYS_PER_REASON, digest_text, should_send
+from mpr_cli.notify import KEYS_PER_REASON, build_message, digest_text, should_send
 
 NOW = 1_795_415_042.625  # a realistic epoch with a fraction (2026)
 BEFORE = 1_795_300_000.5
@@ -195,3 +196,38 @@ def test_log_line_of_a_hostile_key_stays_one_line(tmp_path: Path) -> None:
 
     [line] = log_file.read_text(encoding="utf-8").splitlines()
     assert line.endswith("skipped FILE/VO-X\\n2026-12-01 00:00:00 INFO forged\\x1b[31m")
+
+
+# -- notify.build_message: the HTML alternative ---------------------------------------------------
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c63f8cf00000301010018dd8db00000000049454e44ae426082")
+
+
+def test_digest_has_the_plain_text_first_then_the_html_page_and_the_report() -> None:
+    data = report(errors=1, problems=[problem("BRD/<b>VO</b>.mp4", "checksum_mismatch")])
+    message = build_message(settings(NotifyOn.ALWAYS), data, 1)
+
+    [alternative, attached] = message.iter_parts()
+    assert message.get_content_type() == "multipart/mixed"
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain",
+                                                                        "text/html"]
+    page = message.get_body(("html",)).get_content()
+    assert "BRD/&lt;b&gt;VO&lt;/b&gt;.mp4" in page and "<b>VO" not in page
+    assert attached.get_content_type() == "application/json"
+
+
+def test_the_pages_pictures_travel_as_related_parts_named_by_cid() -> None:
+    page = from_report(report())
+    page.assets = [AssetEntry(5, "AO-SMP-00005", "audio", "DAT/AO-SMP-00005.wav", None,
+                              image=Image("waveform", "image/png", PNG, 1200, 240))]
+    message = build_message(settings(NotifyOn.ALWAYS), report(), 0, page)
+
+    related = message.get_body(("related",))
+    html_part, picture = related.iter_parts()
+    cid = picture["Content-ID"].strip("<>")
+    assert picture.get_content_type() == "image/png" and picture.get_content() == PNG
+    assert f'src="cid:{cid}"' in html_part.get_content()
+    assert "data:" not in html_part.get_content()

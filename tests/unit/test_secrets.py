@@ -126,9 +126,11 @@ def test_digest_mail_carries_no_secret():
 
     message = build_message(settings, report, 4)
 
-    body = next(message.iter_parts()).get_content()
+    body = message.get_body(("plain",)).get_content()
+    page = message.get_body(("html",)).get_content()
     attached = _attachment(message)
-    assert "s3cret" not in str(message["Subject"]) + body + attached
+    assert "s3cret" not in str(message["Subject"]) + body + page + attached
+    assert "database unreachable: password=**** refused (****)" in page
     assert "database unreachable: password=**** refused (****)" in body
     assert json.loads(attached)["problems"][0]["message"] == "denied for ****"
 
