@@ -3,7 +3,8 @@ copy, as typed values derived from the mediainfo or ffprobe JSON the catalogue s
 (asset_files.tech_metadata).
 
 - `summary_of(document)`: the summary of one stored document, None when it is neither tool's
-  output. Never raises on odd JSON: a value that is not a number (or is out of the catalogue's
+  output (what validation.sidecars.media_info_from_json, the import's parser, refuses, and so
+  the import never stores). Never raises on odd JSON: a value that is not a number (or is out of the catalogue's
   range: negative, NaN, infinite, too large for its column) is None; text is cut to
   MAX_TEXT characters and loses NUL characters.
 - Values: `container` mpr's short family name ("mov", "mp4", "matroska", "mxf", "wav", ...;
