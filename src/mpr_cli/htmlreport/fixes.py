@@ -55,6 +55,8 @@ FIXES: dict[str, str] = {
                               "with `mpr problems ack --reason missing_qc_report`.",
     Reason.INTERNAL_ERROR: "A bug in mpr: report it with this run's JSON report; the asset "
                            "was left out and the next run tries again.",
+    Reason.PICTURE_FAILED: "The asset is catalogued without its picture (its message says "
+                           "why): make it again with `mpr thumbnails --missing`.",
     "fixity_mismatch": "The stored bytes no longer match the catalogued checksum: restore "
                        "the file from a good copy, then `mpr fixity --full --prefix KEY`.",
 }
