@@ -4,9 +4,9 @@ copy, as typed values derived from the mediainfo or ffprobe JSON the catalogue s
 
 - `summary_of(document)`: the summary of one stored document, None when it is neither tool's
   output (what validation.sidecars.media_info_from_json, the import's parser, refuses, and so
-  the import never stores). Never raises on odd JSON: a value that is not a number (or is out of the catalogue's
-  range: negative, NaN, infinite, too large for its column) is None; text is cut to
-  MAX_TEXT characters and loses NUL characters.
+  the import never stores). Never raises on odd JSON: a value that is not a number (or is out
+  of the catalogue's range: negative, NaN, infinite, too large for its column) is None; text
+  is cut to MAX_TEXT characters and loses NUL characters.
 - Values: `container` mpr's short family name ("mov", "mp4", "matroska", "mxf", "wav", ...;
   QuickTime and MPEG-4 told apart as validation.sidecars does); codecs are ffprobe's names
   (mediainfo's formats mapped to them; PCM with its sample format, e.g. "pcm_s16le", when
@@ -173,8 +173,9 @@ def _from_mediainfo(info: MediaInfo) -> TechSummary:
     rate = frame_rate(v.get("FrameRate"))
     if v.get("FrameRate_Num") is not None:
         rate = frame_rate(f"{v.get('FrameRate_Num')}/{v.get('FrameRate_Den')}") or rate
+    container = _container(info)
     return TechSummary(
-        container=_container(info), duration_s=_seconds(general.get("Duration")),
+        container=container, duration_s=_seconds(general.get("Duration")),
         video_codec=_first(info.video_codecs) if video is not None else None,
         width=_count(v.get("Width")), height=_count(v.get("Height")),
         display_aspect_ratio=_ratio_text(v.get("DisplayAspectRatio")),
@@ -182,22 +183,25 @@ def _from_mediainfo(info: MediaInfo) -> TechSummary:
         scan_type=None if video is None else (
             "progressive" if scan == "progressive" else
             "interlaced" if scan in _MI_INTERLACED else "unknown"),
-        audio_codec=None if audio is None else _mi_audio(a, _first(info.audio_codecs)),
+        audio_codec=None if audio is None else _mi_audio(a, _first(info.audio_codecs), container),
         channels=_count(a.get("Channels")), sample_rate=_count(a.get("SamplingRate")),
         bit_rate=_count(general.get("OverallBitRate"), MAX_BIGINT), source="mediainfo")
 
 
-def _mi_audio(track: dict[str, Any], codec: str | None) -> str:
-    """mediainfo's PCM with bit depth, sign and endianness as ffprobe names it (pcm_s16le)."""
+def _mi_audio(track: dict[str, Any], codec: str | None, container: str | None) -> str:
+    """mediainfo's PCM with its sample format as ffprobe names it (pcm_s16le): bit depth,
+    sign (more than 8 bits: signed unless it says Unsigned) and endianness (WAV and MXF PCM
+    are little-endian by their specifications when it does not say); else "pcm"."""
     if codec != "pcm":
         return _clean(codec or "unknown")
     depth = _count(track.get("BitDepth"))
-    sign = {"Signed": "s", "Unsigned": "u"}.get(str(track.get("Format_Settings_Sign")))
-    if depth == 8 and sign is not None:
-        return f"pcm_{sign}8"
+    stated = {"Signed": "s", "Unsigned": "u"}.get(str(track.get("Format_Settings_Sign")))
+    if depth == 8:
+        return f"pcm_{stated}8" if stated is not None else "pcm"
     order = {"Little": "le", "Big": "be"}.get(str(track.get("Format_Settings_Endianness")))
-    if depth in (16, 24, 32) and sign is not None and order is not None:
-        return f"pcm_{sign}{depth}{order}"
+    order = order or ("le" if container in ("wav", "mxf") else None)
+    if depth in (16, 24, 32) and order is not None:
+        return f"pcm_{stated or 's'}{depth}{order}"
     return "pcm"
 
 
