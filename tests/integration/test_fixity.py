@@ -148,6 +148,8 @@ def test_a_deleted_object_is_missing(imported, run_mpr, s3_admin, buckets, datab
     assert problems(quick) == problems(full) == {CHECKSUMS: "missing_object"}
     assert [p["known"] for p in full.report["problems"]] == [True]
     assert [e["outcome"] for e in fixity_events(database_url, CHECKSUMS)] == ["failure"] * 2
+    shown = run_mpr("fixity", "--json", "--report", "-")  # the report once on stdout
+    assert json.loads(shown.stdout)["problems"][0]["reason"] == "missing_object"
 
 
 def test_s3_lost_mid_run_is_not_verified_exit_4_and_nothing_marked_bad(

@@ -40,11 +40,12 @@ def _problem_line(check: Check) -> str:
             f"{visible(check.file.key)}: {visible(check.detail)}{mark}")
 
 
-def _show(report: FixityReport, run_log: RunLog, as_json: bool) -> None:
-    """The JSON report on stdout (--json), else the problems and the summary line on stderr
-    when the run is not logged (a logged run's lines carry them)."""
+def _show(report: FixityReport, run_log: RunLog, as_json: bool, report_path: str | None) -> None:
+    """The JSON report on stdout (--json; once, also with `--report -`), else the problems
+    and the summary line on stderr when the run is not logged (its log lines carry them)."""
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        if report_path != "-":
+            sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
         return
     if run_log.logged:
         return
@@ -106,7 +107,7 @@ def fixity_command(app: App, prefix: str, older_than: float | None, max_bytes: i
     deliver(settings, data, code, report_path=report_path)
     if metrics_file:
         _write_metrics(run_log, metrics_file, data, code)
-    _show(report, run_log, as_json)
+    _show(report, run_log, as_json, report_path)
     run_log.log.info("%s: exit code %d", report.summary_line(), code)
     sys.exit(code)
 
