@@ -33,6 +33,7 @@ import platform
 import shutil
 import statistics
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +91,11 @@ def write_random(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def slices(path: Path, count: int, size: int) -> list[tuple[int, bytes]]:
+def slices(path: Path, count: int, size: int) -> Iterator[tuple[int, bytes]]:
+    """The first `count` slices of `size` bytes of the file, one in memory at a time."""
     with path.open("rb") as source:
-        return [(i, source.read(size)) for i in range(count)]
+        for index in range(count):
+            yield index, source.read(size)
 
 
 def catalogue(database_url: str, bucket: str,
