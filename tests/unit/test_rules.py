@@ -185,7 +185,8 @@ def test_every_reason_has_one_phase_and_severity() -> None:
         Reason.INVALID_INVENTORY_CODE, Reason.PREFIX_TYPE_MISMATCH,
     }
     warnings = {r for r, (_, severity) in REASON_INFO.items() if severity is Severity.WARNING}
-    assert warnings == {Reason.CHANGED_SINCE_IMPORT, Reason.MISSING_QC_REPORT}
+    assert warnings == {Reason.CHANGED_SINCE_IMPORT, Reason.MISSING_QC_REPORT,
+                        Reason.PICTURE_FAILED}
 
 
 def test_a_problem_serialises_to_plain_json() -> None:
