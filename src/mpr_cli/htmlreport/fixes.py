@@ -29,13 +29,13 @@ FIXES: dict[str, str] = {
                                  "accept them with `mpr replace KEY`, or restore the original.",
     Reason.MISSING_OBJECT: "A catalogued file is no longer in the bucket: restore it from "
                            "the delivery or a backup.",
-    Reason.MISSING_METADATA_SIDECAR: "Deliver the <code>.json mediainfo sidecar beside the "
+    Reason.MISSING_METADATA_SIDECAR: "Deliver the CODE.json mediainfo sidecar beside the "
                                      "master.",
     Reason.INVALID_METADATA_SIDECAR: "Re-export the mediainfo/ffprobe JSON sidecar: it is not "
                                      "valid JSON of the expected shape.",
     Reason.METADATA_MISMATCH: "The sidecar describes another file: re-export it from the "
                               "delivered master.",
-    Reason.MISSING_CHECKSUM: "Deliver the <code>.md5 checksum file beside the media files.",
+    Reason.MISSING_CHECKSUM: "Deliver the CODE.md5 checksum file beside the media files.",
     Reason.INVALID_CHECKSUM_SIDECAR: "Re-write the .md5 file: one '<md5>  <file name>' line "
                                      "per file.",
     Reason.CHECKSUM_MISMATCH: "The bytes differ from the delivered checksum: ask for the "
@@ -51,7 +51,7 @@ FIXES: dict[str, str] = {
                            "remove the extra one.",
     Reason.FETCH_FAILED: "The object could not be read from S3: check the bucket and run the "
                          "import again (nothing was recorded for it).",
-    Reason.MISSING_QC_REPORT: "Deliver the <code>_qc.pdf report, or acknowledge the warning "
+    Reason.MISSING_QC_REPORT: "Deliver the CODE_qc.pdf report, or acknowledge the warning "
                               "with `mpr problems ack --reason missing_qc_report`.",
     Reason.INTERNAL_ERROR: "A bug in mpr: report it with this run's JSON report; the asset "
                            "was left out and the next run tries again.",

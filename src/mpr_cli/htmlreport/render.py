@@ -65,10 +65,12 @@ def _header(page: RunPage) -> list[str]:
     title = f"mpr {page.command} run {page.run_id if page.run_id is not None else '(dry run)'}"
     status = page.status if page.status in ("completed", "aborted", "failed", "running",
                                             "interrupted") else "unknown"
-    facts = [("run key", page.run_key or "-"), ("mode", page.mode or "-"),
-             ("exit code", "-" if page.exit_code is None else page.exit_code),
-             ("started", _when(page.started_at)), ("finished", _when(page.finished_at)),
-             ("host", page.host or "-"), ("prefix", page.prefix or "(whole bucket)")]
+    facts: list[tuple[str, Any]] = [
+        ("run key", page.run_key or "-"), ("mode", page.mode or "-"),
+        ("started", _when(page.started_at)), ("finished", _when(page.finished_at)),
+        ("host", page.host or "-"), ("prefix", page.prefix or "(whole bucket)")]
+    if page.exit_code is not None:  # a nightly's report records it; an import's does not
+        facts.insert(2, ("exit code", page.exit_code))
     lines = [f"<h1>{text(title)}</h1>",
              f'<p><span class="status status-{status}" id="status">{text(page.status)}</span>'
              + (f" {text(page.message)}" if page.message else "") + "</p>",
@@ -77,14 +79,22 @@ def _header(page: RunPage) -> list[str]:
     return [*lines, "</table>"]
 
 
-def _counts(page: RunPage) -> list[str]:
-    names = [n for n in SHOWN_COUNTS if n in page.counts]
-    names += [n for n in page.counts if n not in names and not isinstance(page.counts[n], dict)]
-    if not names:
-        return ["<h2>Counts</h2>", '<p class="muted">no counts recorded</p>']
+def _count_table(page: RunPage, names: list[str], table_id: str) -> str:
     head = "".join(f'<th class="num">{text(n.replace("_", " "))}</th>' for n in names)
     row = "".join(f'<td class="num">{text(page.counts[n])}</td>' for n in names)
-    return ["<h2>Counts</h2>", f'<table id="counts"><tr>{head}</tr><tr>{row}</tr></table>']
+    return f'<table id="{table_id}"><tr>{head}</tr><tr>{row}</tr></table>'
+
+
+def _counts(page: RunPage) -> list[str]:
+    """The main counts in one table, the others (the catalogue's quiet updates, the fixity
+    pass's, ...) in a second one, so that neither is wider than a mail client's window."""
+    main = [n for n in SHOWN_COUNTS if n in page.counts]
+    other = [n for n in page.counts if n not in main and not isinstance(page.counts[n], dict)]
+    if not main and not other:
+        return ["<h2>Counts</h2>", '<p class="muted">no counts recorded</p>']
+    tables = [_count_table(page, main, "counts")] if main else []
+    tables += [_count_table(page, other, "other-counts")] if other else []
+    return ["<h2>Counts</h2>", *tables]
 
 
 def _problem_group(group: ReasonGroup, limit: int) -> list[str]:
