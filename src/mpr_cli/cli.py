@@ -34,6 +34,7 @@ COMMANDS = {
     "export": ("export", "export"),
     "events": ("events", "events_command"),
     "report": ("report", "report_command"),
+    "thumbnails": ("thumbnails", "thumbnails_command"),
 }
 
 
