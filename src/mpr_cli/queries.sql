@@ -806,3 +806,30 @@ WHERE f.id > %(after)s AND f.role IN ('master', 'streaming') AND f.tech_metadata
   AND NOT EXISTS (SELECT 1 FROM media_summaries m WHERE m.file_id = f.id)
 ORDER BY f.id
 LIMIT %(limit)s
+
+-- name: picture_sources
+-- Assets with a file under the prefix (or with a streaming copy imported by run `run_id`) and
+-- the file their pictures are made from: the streaming copy in a bucket, else the master in a
+-- bucket; `missing`: only those lacking a picture (a video its poster or contact sheet unless
+-- it got a waveform for want of a video stream, audio its waveform). In code order.
+SELECT a.id AS asset_id, a.inventory_code, a.media_type, s.bucket, s.key, s.role,
+       s.tech_metadata, m.key AS master_key
+FROM assets a
+CROSS JOIN LATERAL (
+    SELECT f.bucket, f.key, f.role, f.tech_metadata FROM asset_files f
+    WHERE f.asset_id = a.id AND f.in_bucket AND f.role IN ('streaming', 'master')
+    ORDER BY f.role = 'streaming' DESC, f.id LIMIT 1) s
+LEFT JOIN LATERAL (
+    SELECT f.key FROM asset_files f WHERE f.asset_id = a.id AND f.role = 'master'
+    ORDER BY f.id LIMIT 1) m ON true
+WHERE (%(run_id)s::bigint IS NULL
+       OR EXISTS (SELECT 1 FROM asset_files f WHERE f.asset_id = a.id
+                  AND f.role = 'streaming' AND f.import_run_id = %(run_id)s))
+  AND EXISTS (SELECT 1 FROM asset_files f
+              WHERE f.asset_id = a.id AND starts_with(f.key, %(prefix)s))
+  AND (NOT %(missing)s::boolean OR NOT EXISTS (
+        SELECT 1 FROM asset_pictures p WHERE p.asset_id = a.id AND p.kind = 'waveform')
+       AND (a.media_type = 'audio'
+            OR (SELECT count(*) FROM asset_pictures p WHERE p.asset_id = a.id
+                AND p.kind IN ('poster', 'contact_sheet')) < 2))
+ORDER BY a.inventory_code
