@@ -8,13 +8,15 @@ and, when `Limits.max_bytes` is set, only while the page stays under it (a pictu
 size in base64 plus its tag); the page says how many were left out and why. A picture S3
 cannot give is left out with its reason on its row: a picture is never worth a failed report.
 
-A run's transcodes: the jobs whose last attempt finished between the run's start and its end
-(now, while it runs) -- the jobs its transcode step settled, and any a worker settled then.
+A run's transcodes: the jobs whose last attempt finished between the run's start and the end
+of its transcode step (`run_window_end`; now, while it runs) -- the jobs that step settled,
+and any other a worker settled meanwhile (the report does not name its jobs' ids).
 Only a nightly run has a transcode step; an import run's page has no transcode section.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -28,6 +30,7 @@ from mpr_cli.storage import Storage
 PREFERRED_KIND = {"video": "poster", "audio": "waveform"}
 TAG_BYTES = 200  # an <img> tag around a data: URI, with its width, height and alt
 MAX_TRANSCODES = 2000
+SLACK_S = 5  # the catalogue's clock and the host's may differ a little
 
 
 def _chosen(found: list[Picture], media_type: str) -> Picture | None:
@@ -62,10 +65,21 @@ def _seconds(row: dict[str, Any]) -> float | None:
     return (finished - started).total_seconds() if started and finished else None
 
 
+def run_window_end(row: dict[str, Any]) -> datetime | None:
+    """When a nightly's transcode step ended: its row's finished_at is the end of its import
+    step, so the start plus the report's total duration (measured from before the row was
+    made: never short), and SLACK_S more; None (now) for a run without a report yet."""
+    total = ((row.get("report") or {}).get("durations_s") or {}).get("total")
+    if not isinstance(total, int | float) or row.get("finished_at") is None:
+        return None
+    end: datetime = max(row["finished_at"], row["started_at"] + timedelta(seconds=total))
+    return end + timedelta(seconds=SLACK_S)
+
+
 def run_transcodes(conn: psycopg.Connection[Any], row: dict[str, Any]) -> list[TranscodeEntry]:
     """The jobs that finished while the run (an import_runs row) ran, oldest first."""
     jobs = conn.execute(db.query("html_run_transcodes"), {
-        "started_at": row["started_at"], "finished_at": row["finished_at"],
+        "started_at": row["started_at"], "finished_at": run_window_end(row),
         "limit": MAX_TRANSCODES}).fetchall()
     entries = []
     for job in jobs:
