@@ -73,6 +73,15 @@ class Catalogue:
         return {r["inventory_code"]: r["n"] for r in rows}
 
     def output_keys(self) -> set[str]:
+        """The output bucket's keys but the pictures (under thumbnails/, see picture_keys):
+        the streaming copies and their sidecars."""
+        return {key for key in self.all_output_keys() if not key.startswith("thumbnails/")}
+
+    def picture_keys(self) -> set[str]:
+        """The pictures a transcode made (mpr_cli.pictures) in the output bucket."""
+        return {key for key in self.all_output_keys() if key.startswith("thumbnails/")}
+
+    def all_output_keys(self) -> set[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_out)
         return {o["Key"] for page in pages for o in page.get("Contents", [])}
 

@@ -19,6 +19,7 @@ from mpr_cli.errors import ConfigError, ExitCode, InternalError, MprError, Stora
 from mpr_cli.ffmpeg.command import threads_per_job
 from mpr_cli.ffmpeg.presets import PresetBook
 from mpr_cli.ffmpeg.runner import TranscodeCancelled
+from mpr_cli.pictures import model as pictures
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
 from mpr_cli.transcode import jobs
@@ -182,6 +183,8 @@ class JobRunner:
             with conn.transaction():
                 asset_id = claimed.job.asset_id or self._register(conn, prepared)
                 record_output(conn, asset_id, prepared.preset, result, prepared.output_bucket)
+                for picture in result.pictures:
+                    pictures.record(conn, asset_id, picture, prepared.source.key)
                 if not jobs.complete(conn, claimed.id, claimed.lease.worker, asset_id):
                     raise _Rollback
         except _Rollback:

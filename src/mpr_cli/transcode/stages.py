@@ -9,6 +9,12 @@ the preset, takes its MD5 and uploads it with both sidecars. `Prepared.discard` 
 folder; `run` does so on success, failure and cancel, and so does the pool at every stage. An
 upload that is not followed by its catalogue record is deleted again, so a cancel never leaves
 a partial object behind.
+
+Pictures (mpr_cli.pictures, unless MPR_PICTURES=off): `encode` makes the asset's poster and
+contact sheet (or waveform) from the master ffmpeg just read, after the output, in the same
+ffmpeg slot; `finish` uploads them after the output (TranscodeResult.pictures, recorded with
+it). A picture that cannot be made is a warning (TranscodeResult.picture_warnings, logged),
+never the job's failure.
 """
 
 
@@ -21,17 +27,19 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mpr_cli.config import Settings
+from mpr_cli.config import PicturesMode, Settings
 from mpr_cli.errors import FfmpegError, MissingObject, StorageError, UsageError
 from mpr_cli.ffmpeg.command import build_decode_check_argv, build_transcode_argv, plan_audio
 from mpr_cli.ffmpeg.presets import Preset
 from mpr_cli.ffmpeg.probe import mediainfo_json, probe
 from mpr_cli.ffmpeg.runner import ProgressUpdate, TranscodeCancelled, run_ffmpeg
+from mpr_cli.pictures.make import Made, make_pictures, publish
+from mpr_cli.pictures.model import Picture
 from mpr_cli.rules import MediaType, Role, Rules
 from mpr_cli.storage import Download, ObjectInfo, Storage
 from mpr_cli.transcode.workdirs import _new_workdir
@@ -66,11 +74,14 @@ class TranscodeResult:
     sidecars: tuple[tuple[ObjectInfo, Role], ...]  # the .md5 (CHECKSUM) and .json (METADATA)
     duration_s: float | None
     elapsed_s: float
+    pictures: tuple[Picture, ...] = ()  # uploaded to the output bucket, recorded with the output
+    picture_warnings: tuple[str, ...] = ()
 
     @property
     def keys(self) -> list[str]:
         """Every key this output wrote: what to delete when it is not recorded."""
-        return [self.output_key] + [obj.key for obj, _ in self.sidecars]
+        return ([self.output_key] + [obj.key for obj, _ in self.sidecars]
+                + [picture.key for picture in self.pictures])
 
 
 def parse_source(key: str, rules: Rules) -> Source:
@@ -106,6 +117,7 @@ class Prepared:
     started: float
     source_bucket: str
     output_bucket: str
+    made: list[Made] = field(default_factory=list)  # the pictures `encode` made, if any
 
     @property
     def output(self) -> Path:
@@ -193,8 +205,10 @@ class Transcoder:
 
     def __init__(self, settings: Settings, storage: Storage | None = None, *,
                  threads: int = 0, full_verify: bool = False,
-                 source_mode: SourceMode = SourceMode.DOWNLOAD) -> None:
+                 source_mode: SourceMode = SourceMode.DOWNLOAD,
+                 pictures: bool | None = None) -> None:
         self.settings = settings
+        self.pictures = settings.pictures is not PicturesMode.OFF if pictures is None else pictures
         self.storage = storage or Storage(settings)
         self.threads = threads
         self.full_verify = full_verify
@@ -261,6 +275,11 @@ class Transcoder:
                 run_ffmpeg(build_decode_check_argv(str(prepared.output), progress=True),
                            duration_s=prepared.master.duration_s, cancel=cancel,
                            stall_timeout=stall)
+        if self.pictures:
+            prepared.made.append(make_pictures(
+                prepared.location, prepared.master, prepared.source.media_type,
+                prepared.work / "pictures", cancel=cancel,
+                name=f"s3://{prepared.source_bucket}/{prepared.source.key}"))
 
     def finish(self, prepared: Prepared, *,
                cancel: threading.Event | None = None) -> TranscodeResult:
@@ -273,9 +292,22 @@ class Transcoder:
             verify_output(made, prepared.master, prepared.preset)
             md5_hex, obj, sidecars = self._upload(prepared.output, prepared.output_bucket,
                                                   prepared.output_key, made, meta, cancel)
+        pictures, warnings = self._publish_pictures(prepared)
         return TranscodeResult(prepared.output_key, obj.size, obj.etag, md5_hex,
                                mime_for_media(made), meta, sidecars, made.duration_s,
-                               time.monotonic() - prepared.started)
+                               time.monotonic() - prepared.started, pictures, warnings)
+
+    def _publish_pictures(self, prepared: Prepared) -> tuple[tuple[Picture, ...],
+                                                              tuple[str, ...]]:
+        """The pictures `encode` made, uploaded beside the output (failures are warnings)."""
+        pictures: list[Picture] = []
+        warnings: list[str] = []
+        for made in prepared.made:
+            up, failed = publish(self.storage, prepared.output_bucket, prepared.source.folder,
+                                 prepared.source.inventory_code, made)
+            pictures += up
+            warnings += [*made.warnings, *failed]
+        return tuple(pictures), tuple(warnings)
 
     def _upload(self, output: Path, bucket: str, key: str, info: MediaInfo,
                 meta: dict[str, Any], cancel: threading.Event | None,
