@@ -29,6 +29,7 @@ from mpr_cli.phases.crossref import (
 from mpr_cli.phases.discover import Discovery, discover
 from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets, plan_ingest
 from mpr_cli.phases.insert import BatchInserter
+from mpr_cli.pictures.fill import after_import
 from mpr_cli.problems import Phase
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
@@ -166,6 +167,14 @@ class ImportRun:
             self.check_changed(conn, planner, crossed)
             self.stop_point()
             self.ingest(planner, assets, inserter)
+        self.pictures(conn)
+
+    def pictures(self, conn: Any) -> None:
+        """After the batches' commits, with MPR_PICTURES=on: the pictures of the streaming
+        copies this run catalogued (a picture that fails is a warning, never the run's)."""
+        stop = self.stop
+        after_import(self.settings, self.storage, conn, self.report,
+                     stop=None if stop is None else stop.is_set)
 
     def validate(self) -> Report:
         """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""

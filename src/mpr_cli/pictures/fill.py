@@ -11,6 +11,12 @@ could not be made is a `PictureWarning`, with the file and the reason.
 
 Assets are worked on `workers` at a time (ffmpeg is the work; the catalogue writes stay in the
 calling thread). `stop()` true ends the fill before the next asset.
+
+`after_import` is an import's last step with MPR_PICTURES=on: after its batches committed, the
+pictures of the streaming copies it catalogued, each warning a `picture_failed` problem (a
+warning) in its report. It is off by default (`transcode-only`): a 20,000-key import with a
+few thousand streaming copies would run three ffmpeg processes per copy on top of its one
+ffprobe; `mpr thumbnails --missing` makes them later instead.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mpr_cli import db
-from mpr_cli.config import Settings
-from mpr_cli.errors import FfmpegError, StorageError
+from mpr_cli.config import PicturesMode, Settings
+from mpr_cli.errors import FfmpegError, MprError, StorageError
 from mpr_cli.ffmpeg.probe import probe
 from mpr_cli.pictures import model
 from mpr_cli.pictures.make import make_pictures, publish
 from mpr_cli.pictures.model import Picture
+from mpr_cli.problems import Problem, Reason
+from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import MediaType
 from mpr_cli.storage import Storage
 from mpr_cli.validation.containers import MediaInfo
@@ -158,6 +166,24 @@ def make_for(settings: Settings, storage: Storage, source: PictureSource) -> _Ou
         return _Outcome(source, [], [f"{name}: no picture: {exc.one_line()}"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def after_import(settings: Settings, storage: Storage, conn: Any, report: Report,
+                 stop: Callable[[], bool] | None = None) -> None:
+    """With MPR_PICTURES=on, after a recorded import's batches committed: the pictures of
+    the streaming copies it catalogued; what could not be made a picture_failed warning in
+    `report`. Never raises an MprError: a picture never fails an import."""
+    if (settings.pictures is not PicturesMode.ON or report.dry_run or report.run_id is None
+            or report.status is RunStatus.ABORTED):
+        return
+    try:
+        result = fill(settings, storage, conn, sources(conn, run_id=report.run_id), stop=stop)
+        warnings = result.warnings
+    except MprError as exc:
+        warnings = [PictureWarning("", settings.s3_bucket_out, f"no pictures made: "
+                                   f"{exc.one_line()}")]
+    report.extend([Problem.make(Reason.PICTURE_FAILED, w.key, w.message,
+                                w.inventory_code or None) for w in warnings])
 
 
 def _info(source: PictureSource, url: str) -> MediaInfo | None:
