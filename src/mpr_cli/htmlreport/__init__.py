@@ -29,6 +29,7 @@ from mpr_cli.htmlreport.render import data_uri, render
 from mpr_cli.storage import Storage
 
 DEFAULT_LIMITS = Limits()
+RUN_COMMANDS = ("import", "nightly")  # the commands an import_runs row records
 
 __all__ = ["Limits", "RunPage", "data_uri", "page_for_report", "page_for_run", "render"]
 
@@ -56,8 +57,8 @@ def page_for_report(settings: Settings, report: dict[str, Any],
     """The page of a finished run's report (the digest); never raises MprError: what could
     not be read is a note on the page."""
     page = from_report(report)
-    if page.run_id is None:
-        return page
+    if page.run_id is None or page.command not in RUN_COMMANDS:
+        return page  # a dry run, or a command import_runs does not record (fixity)
     try:
         with db.connect(settings, autocommit=True) as conn:
             row = db.get_run(conn, str(page.run_id)) or {}
