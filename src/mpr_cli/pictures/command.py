@@ -13,7 +13,10 @@ URL it was given and nothing it names), `-rw_timeout` on a URL, a single-threade
   representative one, scale it to POSTER_WIDTH wide (square pixels, height from the aspect,
   even), and print its mean luma (`signalstats` YAVG, `luma_of`) so that a black pick is
   seen in the same run. `poster_starts`: 10 % of the duration first, then later windows
-  (make.py tries the next while the pick is black).
+  (make.py tries the next while the pick is black). The later windows seek accurately (the
+  frames from that time on, decoded from the keyframe before it): a keyframe seek would land
+  on the same black keyframe again when the keyframes are far apart (x264's default is one
+  every 250 frames) and the black start is long.
 - Contact sheet (`contact_sheet_argv`): SHEET_COLUMNS x SHEET_ROWS frames spread across the
   duration, at the middle of each of as many equal parts (`sheet_times`), each read by its own
   input seek and its first frame kept, then joined by `concat` + `tile`. One seek per tile,
@@ -48,6 +51,10 @@ JPEG_QUALITY = "3"  # -q:v of the mjpeg encoder (2 best .. 31 worst)
 WAVEFORM_COLOUR = "0x2f6fb0"
 _LUMA = re.compile(r"lavfi\.signalstats\.YAVG=([0-9.]+)")
 _HEAD = (FFMPEG, "-hide_banner", "-nostdin", "-y")
+# the contact sheet and the waveform print errors only (a sheet's 12 inputs would fill the
+# stderr tail with their stream listings and push out the decoder's errors); the poster
+# prints at ffmpeg's default level, which carries the luma the metadata filter prints
+_QUIET = ("-v", "error")
 # one image; its timestamp passed through (a frame picked before the seek point would be
 # dropped by the default frame-rate sync, and the output left empty)
 _ONE_IMAGE = ("-fps_mode", "passthrough", "-frames:v", "1", "-update", "1", "-f", "image2")
@@ -67,13 +74,15 @@ def sheet_times(duration_s: float, count: int = SHEET_COLUMNS * SHEET_ROWS) -> l
 
 
 def poster_argv(source: str, output: str, *, start_s: float, deinterlace: bool = False,
-                frames: int = POSTER_FRAMES, width: int = POSTER_WIDTH) -> list[str]:
+                accurate: bool = False, frames: int = POSTER_FRAMES,
+                width: int = POSTER_WIDTH) -> list[str]:
     """The argv writing the poster JPEG of `source` to `output` from the window at `start_s`
-    (see the module docstring); its stderr carries the luma `luma_of` reads."""
+    (from the keyframe at or before it; `accurate`: from that very time), see the module
+    docstring; its stderr carries the luma `luma_of` reads."""
     chain = [f"trim=end_frame={frames}", *(["yadif"] if deinterlace else []),
              f"thumbnail=n={frames}", *_square_scale(width), "signalstats",
              "metadata=mode=print:key=lavfi.signalstats.YAVG"]
-    return [*_HEAD, *_input(source, start_s, accurate=False), "-map", "0:V:0",
+    return [*_HEAD, *_input(source, start_s, accurate=accurate), "-map", "0:V:0",
             "-vf", ",".join(chain), *_jpeg_out(output)]
 
 
@@ -93,7 +102,7 @@ def contact_sheet_argv(source: str, output: str, *, duration_s: float,
         graph.append(f"[{i}:V:0]{','.join(chain)}[t{i}]")
     joined = "".join(f"[t{i}]" for i in range(len(times)))
     graph.append(f"{joined}concat=n={len(times)}:v=1:a=0,tile=layout={columns}x{rows}[sheet]")
-    return [*_HEAD, *inputs, "-filter_complex", ";".join(graph), "-map", "[sheet]",
+    return [*_HEAD, *_QUIET, *inputs, "-filter_complex", ";".join(graph), "-map", "[sheet]",
             *_jpeg_out(output)]
 
 
@@ -103,7 +112,7 @@ def waveform_argv(source: str, output: str, *,
     width, height = size
     graph = (f"[0:a:0]aformat=channel_layouts=mono,"
              f"showwavespic=s={width}x{height}:colors={WAVEFORM_COLOUR}[wave]")
-    return [*_HEAD, *_input(source, None, accurate=True), "-filter_complex", graph,
+    return [*_HEAD, *_QUIET, *_input(source, None, accurate=True), "-filter_complex", graph,
             "-map", "[wave]", *_ONE_IMAGE, "-c:v", "png", _name(output)]
 
 

@@ -8,9 +8,10 @@ reason), only TranscodeCancelled when the caller's `cancel` is set. A video gets
 a contact sheet (a video without a video stream but with audio gets a waveform instead, with
 a warning), an audio asset a waveform.
 
-The poster: the window at 10 % of the duration first; while the frame `thumbnail` picks is
-black (mean luma under BLACK_LUMA) the next window (30 %, 50 %, 70 %); when every window is
-black the brightest pick is kept, with a warning.
+The poster: the window at 10 % of the duration first (from the keyframe before it: cheap);
+while the frame `thumbnail` picks is black (mean luma under BLACK_LUMA) the next window (30 %,
+50 %, 70 %, sought accurately); when every window is black the brightest pick is kept, with a
+warning.
 
 `publish` uploads what was made to thumbnails/<folder>/<code>... (model.picture_key) with its
 Content-Type and returns the Picture records (a failed upload is a warning too).
@@ -105,7 +106,7 @@ class _Run:
         failure = ""
         for i, start in enumerate(command.poster_starts(self.duration)):
             out = self.work / f"poster-{i}.jpg"
-            argv = command.poster_argv(self.source, str(out), start_s=start,
+            argv = command.poster_argv(self.source, str(out), start_s=start, accurate=i > 0,
                                        deinterlace=self.interlaced)
             stderr, failure = self._ffmpeg(argv, TIMEOUT_S)
             made = self._check(PictureKind.POSTER, out) if not failure else None
