@@ -4,9 +4,9 @@ reason: mpr_cli.known) counted by reason apart, the durations, and the JSON repo
 
 The text has an HTML alternative after it (multipart/alternative, the plain text first): the
 run's page of `mpr report --html` (mpr_cli.htmlreport), its pictures attached to it as
-related parts (cid: references, which e-mail clients show where many refuse data: URIs). The
-page stays under DIGEST_HTML_MAX_BYTES: pictures that would not fit are left out and the page
-says how many. A page the catalogue cannot add to is the report's own page (counts and
+related parts (cid: references, which e-mail clients show where many refuse data: URIs).
+Pictures go in only while the page and its pictures stay under DIGEST_HTML_MAX_BYTES; the page
+counts those left out. A page the catalogue cannot add to is the report's own page (counts and
 problems); one that cannot be made at all leaves the plain text alone.
 
 Sending never fails a run: an unreachable or refusing mail server is logged and forgotten.
