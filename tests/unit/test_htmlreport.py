@@ -154,3 +154,21 @@ def test_a_picture_of_an_unexpected_type_is_not_embedded() -> None:
     tree = parsed(render(page))
 
     assert tree.xpath("//img") == [] and tree.xpath("//script") == []
+
+
+def test_a_reason_shows_at_most_its_limit_of_rows_and_says_how_many_more() -> None:
+    many = [problem(f"BRD/VO-BAD-{n:05d}.mov", "checksum_mismatch") for n in range(7)]
+    tree = parsed(render(from_report({"problems": many}), problem_limit=5))
+
+    keys = [td.text_content() for td in tree.xpath("//table[@class='problems']//td[@class='key']")]
+    assert keys == [f"BRD/VO-BAD-{n:05d}.mov" for n in range(5)]
+    assert "... and 2 more: see `mpr runs show` or the JSON report" in tree.text_content()
+    assert tree.xpath("//table[@id='problem-reasons']//td[@class='num']")[0].text == "7"
+
+
+def test_the_assets_past_the_listed_ones_are_counted() -> None:
+    page = from_report(REPORT)
+    page.assets, page.assets_total = assets(2), 5
+    text = parsed(render(page)).text_content()
+
+    assert "Assets imported (5)" in text and "... and 3 more assets" in text
