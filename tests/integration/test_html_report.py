@@ -10,7 +10,9 @@ the test's files (and copied to $MPR_HTML_SCREENSHOT when set, to look at).
 
 The digest: the same import with a local SMTP server (aiosmtpd) receives a message whose
 text/plain part comes first and whose text/html part is the page, its pictures as related
-parts named by the page's cid: references.
+parts named by the page's cid: references; the digest's page (htmlreport.page_for_report, read
+from the catalogue) leaves out the pictures that would take it past its size, and says so.
+Also: `--html -`, an unknown run, and a nightly's page listing its transcodes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import lxml.html
 import pytest
 
 from mpr_cli.dev.sample import SampleArchive
+from mpr_cli.htmlreport import Limits, page_for_report, render
+from mpr_cli.notify import DIGEST_HTML_MAX_BYTES
 from tests.integration.archive import nightly_sample, query
 from tests.integration.mail import smtp_server
 
@@ -179,3 +183,20 @@ def test_a_nightlys_page_lists_its_transcodes_with_duration_and_speed(
         media, took, speed = row[4:7]
         assert media == "1.0 s" and took.endswith(" s") and speed.endswith("x"), row
         assert float(speed[:-1]) == pytest.approx(1.0 / float(took[:-2]), rel=0.1)
+
+
+def test_the_digests_page_leaves_out_the_pictures_past_its_size_and_says_so(
+        small_archive, upload, s3_admin, buckets, run_mpr, service_env, settings,
+        database_url) -> None:
+    report = imported(small_archive, upload, s3_admin, buckets, run_mpr,
+                      env={**service_env, "MPR_PICTURES": "on"})
+    made = {p["inventory_code"] for p in pictures_of(database_url)}
+    roomy = page_for_report(settings, report, Limits(max_bytes=DIGEST_HTML_MAX_BYTES))
+    bare = render(page_for_report(settings, report, Limits(max_pictures=0)))
+
+    tight = page_for_report(settings, report, Limits(max_bytes=len(bare.encode())))
+
+    assert {a.inventory_code for a in roomy.assets or [] if a.image} == made and made
+    assert [a for a in tight.assets or [] if a.image] == []
+    shown = lxml.html.document_fromstring(render(tight)).text_content()
+    assert f"{len(made)} picture(s) left out to keep this page under" in shown
