@@ -38,7 +38,7 @@ def test_a_poster_is_a_keyframe_seek_before_the_input_then_thumbnail_scale_and_l
                       "mov,matroska,mxf,avi,wav,flac,mp3", "-i", "/work/in/FILE/VO-X-1.mov"]
     assert _value(argv, "-map") == "0:V:0"
     assert _value(argv, "-vf") == (
-        "trim=end_frame=25,thumbnail=n=25,scale=w=iw*sar:h=ih,scale=w=640:h=-2,setsar=1,"
+        "trim=end_frame=8,thumbnail=n=8,scale=w=iw*sar:h=ih,scale=w=640:h=-2,setsar=1,"
         "signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG")
     assert argv[-13:] == ["-fps_mode", "passthrough", "-frames:v", "1", "-update", "1",
                           "-f", "image2", "-c:v", "mjpeg", "-q:v", "3", "/work/p.jpg"]
@@ -50,7 +50,7 @@ def test_a_later_poster_window_seeks_accurately_and_deinterlaces_when_asked():
 
     assert "-noaccurate_seek" not in argv
     assert _value(argv, "-ss") == "18.000"
-    assert _value(argv, "-vf").startswith("trim=end_frame=25,yadif,thumbnail=n=25,")
+    assert _value(argv, "-vf").startswith("trim=end_frame=8,yadif,thumbnail=n=8,")
 
 
 def test_a_url_is_read_through_https_only_with_a_read_timeout():
@@ -59,6 +59,7 @@ def test_a_url_is_read_through_https_only_with_a_read_timeout():
     [source] = _inputs(argv)
     assert _value(source, "-protocol_whitelist") == "https,tls,tcp"
     assert _value(source, "-rw_timeout") == "60000000"
+    assert _value(source, "-recv_buffer_size") == "131072"  # S3 sends little ffmpeg never reads
     assert source[-2:] == ["-i", URL]
 
 
