@@ -26,6 +26,7 @@ copy, as typed values derived from the mediainfo or ffprobe JSON the catalogue s
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -51,6 +52,7 @@ _SHORT = {
     Container.ADTS: "aac", Container.FLV: "flv", Container.ASF: "asf",
 }
 _FF_INTERLACED = ("tt", "bb", "tb", "bt")
+_DIGITS = re.compile(r"[0-9]{1,19}")
 _MI_INTERLACED = ("interlaced", "mbaff", "paff", "mixed")
 
 
@@ -245,11 +247,18 @@ def _float(value: Any) -> float | None:
 
 
 def _count(value: Any, limit: int = MAX_INT) -> int | None:
-    """A whole non-negative number that fits the column ("48000", 2, "2.0"), else None."""
-    number = _float(value)
-    if number is None or number < 0 or number != int(number) or number > limit:
-        return None
-    return int(number)
+    """A whole non-negative number that fits the column (48000, "48000", "2.0"), else None;
+    digits are read exactly (a bit rate near the bigint's limit stays what it says)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        decimal = _float(value)
+        if decimal is None or decimal != int(decimal):
+            return None
+        number = int(decimal)
+    return number if 0 <= number <= limit else None
 
 
 def _ratio_text(value: Any) -> str | None:

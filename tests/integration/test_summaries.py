@@ -13,8 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from mpr_cli import db, summary
 from mpr_cli.dev.sample import SampleArchive
+from mpr_cli.rules import Role
 from mpr_cli.summary import TechSummary
 from tests.integration.archive import TAPE_CODE, TAPE_MASTER, clean_codes, keys_of, query
 
@@ -84,8 +87,8 @@ def test_import_summarises_every_master_and_streaming_copy_like_ffprobe(
     found = summaries(run_mpr, imported)
     on_disk = {key: s for key, s in found.items() if (sample_archive.root / key).is_file()}
     assert set(found) - set(on_disk) == {TAPE_MASTER}
-    for key, summary in on_disk.items():
-        assert_like_ffprobe(summary, sample_archive.root / key)
+    for key, found_summary in on_disk.items():
+        assert_like_ffprobe(found_summary, sample_archive.root / key)
     extensions = {key.rsplit(".", 1)[-1] for key in on_disk}
     assert {"mov", "mkv", "mxf", "wav", "flac", "mp4", "mp3"} <= extensions
     assert {s["source"] for s in on_disk.values()} == {"ffprobe", "mediainfo"}
@@ -174,3 +177,33 @@ def test_a_changed_document_loses_its_summary_until_it_is_summarised_again(
     assert untouched["id"] in left and changed["id"] not in left
     done = run_mpr("db", "backfill-summaries")
     assert done.stdout.startswith("technical summaries: 1 filled; 0 ")
+
+
+def test_hostile_values_are_stored_in_range_and_shown_escaped(database_url: str,
+                                                              run_mpr: Any) -> None:
+    """A stored document at the edges of every column: what fits is kept, what does not is
+    null, and nothing of it reaches a terminal unescaped."""
+    document = json.loads((Path(__file__).parent.parent / "unit" / "data" /
+                           "mp4_h264_aac.ffprobe.json").read_text())
+    video = next(s for s in document["streams"] if s["codec_type"] == "video")
+    audio = next(s for s in document["streams"] if s["codec_type"] == "audio")
+    video.update(codec_name="h264\x1b[31mRED" + "x" * 100, width=2**31 - 1, height=2**31,
+                 avg_frame_rate="1e308/1e-308", r_frame_rate="0/0", field_order="tt")
+    audio.update(channels="N/A", sample_rate=-48000, codec_name="aac")
+    document["format"].update(bit_rate=str(2**63 - 1), duration="1e14")
+    row = db.FileRow("VO-HST-00099", "in", "BRD/VO-HST-00099.mp4", Role.STREAMING, True, 1,
+                     "e", None, "video/mp4", document)
+    with psycopg.connect(database_url, row_factory=dict_row) as conn, conn.transaction():
+        db.insert_files(conn, None, [("VO-HST-00099", "video")], [row])
+        assert summary.fill(conn, [("in", row.key)]) == 1
+    [stored] = query(database_url, "SELECT m.* FROM media_summaries m JOIN asset_files f "
+                                   "ON f.id = m.file_id WHERE f.key = %s", [row.key])
+    assert (stored["width"], stored["height"], stored["frame_rate"], stored["scan_type"]) == (
+        2**31 - 1, None, None, "interlaced")
+    assert (stored["channels"], stored["sample_rate"], stored["bit_rate"]) == (
+        None, None, 2**63 - 1)
+    assert stored["duration_s"] == 1e14 and len(stored["video_codec"]) == summary.MAX_TEXT
+
+    text = run_mpr("show", "VO-HST-00099")
+    assert text.returncode == 0, text.stderr
+    assert "\x1b" not in text.stdout and "RED" in text.stdout

@@ -171,13 +171,23 @@ def test_what_neither_tool_wrote_is_no_summary(document: Any) -> None:
 @pytest.mark.parametrize(("value", "width"), [
     ("1920", 1920), (1920, 1920), ("1920.0", 1920), ("N/A", None), ("", None), (-1920, None),
     (19.5, None), (True, None), (2**31, None), ("1e400", None), ("nan", None), ([1920], None),
-    ({"value": 1920}, None)])
+    ({"value": 1920}, None), ("1e3", 1000), (" 1920 ", 1920), ("0x780", None),
+    ("1" * 400, None)])
 def test_a_value_that_is_not_a_whole_number_in_range_is_none(value: Any,
                                                               width: int | None) -> None:
     document = load("mp4_h264_aac.ffprobe.json")
     video = next(s for s in document["streams"] if s["codec_type"] == "video")
     video["width"] = value
     assert summary_of(document).width == width  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("value", "bit_rate"), [
+    (str(2**63 - 1), 2**63 - 1), (2**63 - 1, 2**63 - 1), (str(2**63), None), (2**63, None),
+    ("12300000", 12_300_000), ("12300000.0", 12_300_000)])
+def test_bit_rates_are_read_exactly_up_to_the_bigint(value: Any, bit_rate: int | None) -> None:
+    document = load("mp4_h264_aac.ffprobe.json")
+    document["format"]["bit_rate"] = value
+    assert summary_of(document).bit_rate == bit_rate  # type: ignore[union-attr]
 
 
 def test_hostile_text_is_cut_and_loses_its_nul() -> None:
