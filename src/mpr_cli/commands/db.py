@@ -19,7 +19,7 @@ SUMMARIES_MIGRATION = 12  # sql/012_media_summaries.sql
 
 @click.group("db")
 def db() -> None:
-    """Database schema: apply and list migrations."""
+    """Database schema: apply and list migrations; back-fill technical summaries."""
 
 
 @db.command("migrate")
