@@ -25,6 +25,7 @@ copy, as typed values derived from the mediainfo or ffprobe JSON the catalogue s
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from typing import Any
 import psycopg
 
 from mpr_cli import db
+from mpr_cli.errors import describe
 from mpr_cli.rules import Container
 from mpr_cli.validation.containers import MediaInfo
 from mpr_cli.validation.sidecars import InvalidMetadata, media_info_from_json
@@ -43,6 +45,7 @@ MAX_TEXT = 64
 MAX_INT = 2**31 - 1  # integer columns
 MAX_BIGINT = 2**63 - 1
 BACKFILL_BATCH = 500
+log = logging.getLogger("mpr.summary")
 SUMMARISED_ROLES = ("master", "streaming")
 
 _SHORT = {
@@ -320,13 +323,22 @@ def store(conn: psycopg.Connection[Any], summaries: dict[int, TechSummary]) -> i
 
 def fill(conn: psycopg.Connection[Any], files: Iterable[tuple[str, str]]) -> int:
     """The missing summaries of these catalogued files (bucket, key), masters and streaming
-    copies with stored metadata, written in the caller's transaction; how many."""
+    copies with stored metadata, written in the caller's transaction; how many. A summary
+    never fails the change it belongs to: were the catalogue to refuse one (a value no check
+    here foresaw), the savepoint is rolled back, a warning logged, and the back-fill retries."""
     pairs = list(files)
     if not pairs:
         return 0
-    rows = conn.execute(db.query("summaries_missing_at"),
-                        {"buckets": [b for b, _ in pairs], "keys": [k for _, k in pairs]})
-    return store(conn, _summaries(rows.fetchall()))
+    try:
+        with conn.transaction():  # a savepoint inside the caller's transaction
+            rows = conn.execute(db.query("summaries_missing_at"),
+                                {"buckets": [b for b, _ in pairs],
+                                 "keys": [k for _, k in pairs]})
+            return store(conn, _summaries(rows.fetchall()))
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        log.warning("technical summaries of %d file(s) not written (%s): run `mpr db "
+                    "backfill-summaries` later", len(pairs), describe(exc))
+        return 0
 
 
 def _summaries(rows: Iterable[Any]) -> dict[int, TechSummary]:

@@ -207,3 +207,22 @@ def test_hostile_values_are_stored_in_range_and_shown_escaped(database_url: str,
     text = run_mpr("show", "VO-HST-00099")
     assert text.returncode == 0, text.stderr
     assert "\x1b" not in text.stdout and "RED" in text.stdout
+
+
+def test_a_summary_the_catalogue_refuses_never_fails_its_file(
+        database_url: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Were a summary refused (here: a scan type its CHECK forbids), the file is still written
+    in the same transaction, without a summary, and a warning says how to fill it later."""
+    refused = TechSummary("mp4", 1.0, "h264", 1, 1, None, None, "sideways", None, None, None,
+                          None, "ffprobe")
+    monkeypatch.setattr(summary, "summary_of", lambda document: refused)
+    row = db.FileRow("VO-HST-00098", "in", "BRD/VO-HST-00098.mp4", Role.STREAMING, True, 1,
+                     "e", None, "video/mp4", {"format": {"format_name": "mov"}})
+    with psycopg.connect(database_url, row_factory=dict_row) as conn, conn.transaction():
+        db.insert_files(conn, None, [("VO-HST-00098", "video")], [row])
+        assert summary.fill(conn, [("in", row.key)]) == 0
+        conn.execute("SELECT 1")  # the transaction goes on
+    assert query(database_url, "SELECT key FROM asset_files") == [{"key": row.key}]
+    assert query(database_url, "SELECT file_id FROM media_summaries") == []
+    assert "run `mpr db backfill-summaries` later" in caplog.text
