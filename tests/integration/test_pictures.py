@@ -16,9 +16,14 @@ from typing import Any
 import pytest
 
 from mpr_cli import db
+from mpr_cli.config import PicturesMode
 from mpr_cli.ffmpeg.probe import probe
+from mpr_cli.pictures.fill import after_import
 from mpr_cli.pictures.model import POSTER_WIDTH, SHEET_COLUMNS, TILE_WIDTH, WAVEFORM_SIZE
+from mpr_cli.problems import Severity
+from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Role
+from mpr_cli.storage import Storage
 from mpr_cli.validation.mime import mime_for_media
 from tests.integration.archive import keys_of, upload_tree
 from tests.integration.transcoding import (
@@ -75,9 +80,10 @@ def make_undecodable(path: Path) -> Path:
     return path
 
 
-def catalogue(settings: Any, cat: Any, files: dict[str, Path]) -> None:
+def catalogue(settings: Any, cat: Any, files: dict[str, Path], run_id: int | None = None) -> None:
     """Each file uploaded to the input bucket as FILE/<code>.mp4 and catalogued as the
-    streaming copy of a video asset, with its ffprobe document (as an import leaves it)."""
+    streaming copy of a video asset, with its ffprobe document (as an import leaves it), by
+    import run `run_id` when given."""
     rows = []
     for code, path in files.items():
         key = f"FILE/{code}.mp4"
@@ -87,7 +93,7 @@ def catalogue(settings: Any, cat: Any, files: dict[str, Path]) -> None:
         rows.append(db.FileRow(code, cat.bucket_in, key, Role.STREAMING, True,
                                path.stat().st_size, etag, None, mime_for_media(info), info.raw))
     with db.connect(settings) as conn, conn.transaction():
-        db.insert_files(conn, None, [(code, "video") for code in files], rows)
+        db.insert_files(conn, run_id, [(code, "video") for code in files], rows)
 
 
 def pictures(cat: Any) -> dict[tuple[str, str], dict[str, Any]]:
@@ -284,3 +290,21 @@ def test_an_import_makes_no_pictures_by_default(run_mpr, cat, sample_archive, se
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert pictures(cat) == {} and cat.picture_keys() == set()
+
+
+def test_a_picture_an_import_cannot_make_is_a_warning_in_its_report(cat, settings, tmp_path):
+    with db.connect(settings, autocommit=True) as conn:
+        run_id = db.start_run(conn, "import", "normal", "")
+    catalogue(settings, cat, {GOOD: make_clip(tmp_path / "good.mp4", 3),
+                              BROKEN: make_undecodable(tmp_path / "broken.mp4")}, run_id)
+    report = Report("import", run_id=run_id)
+    on = settings.model_copy(update={"pictures": PicturesMode.ON})
+
+    with db.connect(on, autocommit=True) as conn:
+        after_import(on, Storage(on), conn, report)
+
+    assert report.status is RunStatus.COMPLETED
+    assert [(p.reason.value, p.severity, p.key, p.inventory_code) for p in report.problems] == [
+        ("picture_failed", Severity.WARNING, f"FILE/{BROKEN}.mp4", BROKEN)] * 2
+    assert report.counts.errors == 0 and report.counts.warnings == 2
+    assert set(pictures(cat)) == {(GOOD, "poster"), (GOOD, "contact_sheet")}
