@@ -17,7 +17,9 @@ with its phase breakdown), then measures side by side:
              sent (counted by a TCP forwarder between ffmpeg and SeaweedFS, so whatever ffmpeg
              asked for and TCP delivered, not what the demuxer consumed), the HTTP requests,
              the CPU seconds of ffmpeg (RUSAGE_CHILDREN) and of this process (signing the URL,
-             checking the picture). Also, for information, the same for the contact sheet.
+             starting ffmpeg, checking the picture), beside the CPU of `ffmpeg -version` (what
+             starting ffmpeg at all costs). Also, for information, the same for the contact
+             sheet.
 
 Targets (issue 15): pictures add <= 10 % to the transcode's wall time; the poster reads
 <= 2 MB from S3 and costs <= 200 ms of CPU.
@@ -246,6 +248,17 @@ def _read_once(storage: Storage, proxy: CountingForwarder, bucket: str,
             "luma": command.luma_of(result.stderr_tail)}
 
 
+def ffmpeg_start_cpu(runs: int = 9) -> float:
+    """The CPU seconds of `ffmpeg -version` (median): what starting this ffmpeg costs before
+    it does anything (loading its shared libraries), the floor under any picture's CPU."""
+    spent = []
+    for _ in range(runs):
+        before = _cpu_children()
+        subprocess.run(["ffmpeg", "-version"], check=True, capture_output=True)
+        spent.append(_cpu_children() - before)
+    return round(statistics.median(spent), 3)
+
+
 def bench_poster(settings: Settings, state: devservices.ServiceState, client: Any, work: Path,
                  copy_mb: float, rounds: int) -> dict[str, Any]:
     log(f"generating a ~{copy_mb:g} MB faststart MP4")
@@ -272,6 +285,7 @@ def bench_poster(settings: Settings, state: devservices.ServiceState, client: An
         proxy.close()
     least = min(posters, key=lambda r: r["ffmpeg_cpu_s"] + r["mpr_cpu_s"])
     return {"copy": {**copy, "generate_s": round(made_s, 1)}, "poster_start_s": start,
+            "ffmpeg_start_cpu_s": ffmpeg_start_cpu(),
             "posters": posters, "contact_sheets": sheets,
             "poster_bytes_max": max(r["bytes_from_s3"] for r in posters),
             "poster_cpu_s_best": round(least["ffmpeg_cpu_s"] + least["mpr_cpu_s"], 3),
