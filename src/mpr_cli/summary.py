@@ -154,8 +154,9 @@ def _from_ffprobe(info: MediaInfo) -> TechSummary:
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     v, a = video or {}, audio or {}
     field_order = _text(v.get("field_order"))
+    duration = _seconds(fmt.get("duration"))
     return TechSummary(
-        container=_container(info), duration_s=_seconds(fmt.get("duration")),
+        container=_container(info), duration_s=duration,
         video_codec=None if video is None else _text(v.get("codec_name")) or "unknown",
         width=_count(v.get("width")), height=_count(v.get("height")),
         display_aspect_ratio=_ratio_text(v.get("display_aspect_ratio")),
@@ -165,7 +166,8 @@ def _from_ffprobe(info: MediaInfo) -> TechSummary:
             "interlaced" if field_order in _FF_INTERLACED else "unknown"),
         audio_codec=None if audio is None else _text(a.get("codec_name")) or "unknown",
         channels=_count(a.get("channels")), sample_rate=_count(a.get("sample_rate")),
-        bit_rate=_count(fmt.get("bit_rate"), MAX_BIGINT), source="ffprobe")
+        bit_rate=_count(fmt.get("bit_rate"), MAX_BIGINT) or _average(fmt.get("size"), duration),
+        source="ffprobe")
 
 
 def _from_mediainfo(info: MediaInfo) -> TechSummary:
@@ -178,9 +180,9 @@ def _from_mediainfo(info: MediaInfo) -> TechSummary:
     rate = frame_rate(v.get("FrameRate"))
     if v.get("FrameRate_Num") is not None:
         rate = frame_rate(f"{v.get('FrameRate_Num')}/{v.get('FrameRate_Den')}") or rate
-    container = _container(info)
+    container, duration = _container(info), _mi_duration(general, v, a)
     return TechSummary(
-        container=container, duration_s=_seconds(general.get("Duration")),
+        container=container, duration_s=duration,
         video_codec=_first(info.video_codecs) if video is not None else None,
         width=_count(v.get("Width")), height=_count(v.get("Height")),
         display_aspect_ratio=_ratio_text(v.get("DisplayAspectRatio")),
@@ -190,7 +192,30 @@ def _from_mediainfo(info: MediaInfo) -> TechSummary:
             "interlaced" if scan in _MI_INTERLACED else "unknown"),
         audio_codec=None if audio is None else _mi_audio(a, _first(info.audio_codecs), container),
         channels=_count(a.get("Channels")), sample_rate=_count(a.get("SamplingRate")),
-        bit_rate=_count(general.get("OverallBitRate"), MAX_BIGINT), source="mediainfo")
+        bit_rate=(_count(general.get("OverallBitRate"), MAX_BIGINT)
+                  or _average(general.get("FileSize"), duration)), source="mediainfo")
+
+
+def _mi_duration(general: dict[str, Any], video: dict[str, Any],
+                 audio: dict[str, Any]) -> float | None:
+    """The General track's duration, else a stream's; for raw audio (ADTS, where mediainfo
+    gives none) its frames times samples per frame over the sample rate, as ffprobe does."""
+    for value in (general.get("Duration"), video.get("Duration"), audio.get("Duration")):
+        if _seconds(value) is not None:
+            return _seconds(value)
+    frames, samples = _count(audio.get("FrameCount")), _count(audio.get("SamplesPerFrame"))
+    rate = _count(audio.get("SamplingRate"))
+    if frames is None or samples is None or not rate:
+        return None
+    return round(frames * samples / rate, 6)
+
+
+def _average(size: Any, duration: float | None) -> int | None:
+    """The overall bit rate from the file's size and duration, when the tool gives none."""
+    size_bytes = _count(size, MAX_BIGINT)
+    if size_bytes is None or not duration:
+        return None
+    return _count(round(size_bytes * 8 / duration), MAX_BIGINT)
 
 
 def _mi_audio(track: dict[str, Any], codec: str | None, container: str | None) -> str:

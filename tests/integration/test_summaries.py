@@ -16,7 +16,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from mpr_cli import db, summary
-from mpr_cli.dev.sample import SampleArchive
+from mpr_cli.dev.sample import SampleArchive, build_extended_archive
 from mpr_cli.rules import Role
 from mpr_cli.summary import TechSummary
 from tests.integration.archive import TAPE_CODE, TAPE_MASTER, clean_codes, keys_of, query
@@ -47,16 +47,23 @@ def summaries(run_mpr: Any, codes: list[str]) -> dict[str, dict[str, Any]]:
             if f["role"] in SUMMARISED}
 
 
-def assert_like_ffprobe(summary: dict[str, Any] | None, path: Path) -> None:
+def assert_like_ffprobe(summary: dict[str, Any] | None, path: Path, *,
+                        timed: bool = True) -> None:
     """The summary says what ffprobe says of the file: duration (within 0.05 s), codecs,
-    picture size, sample rate and channels of the first video and audio stream."""
+    picture size, sample rate and channels of the first video and audio stream. Not `timed`:
+    the stored document gives no duration nor bit rate, and the summary says none."""
     assert summary is not None, path.name
     probed = ffprobe(path)
     streams = [s for s in probed["streams"]
                if not s.get("disposition", {}).get("attached_pic")]
     video = next((s for s in streams if s["codec_type"] == "video"), None)
     audio = next((s for s in streams if s["codec_type"] == "audio"), None)
-    assert summary["duration_s"] == pytest.approx(float(probed["format"]["duration"]), abs=0.05)
+    if not timed:
+        assert (summary["duration_s"], summary["bit_rate"]) == (None, None)
+    else:
+        assert summary["duration_s"] == pytest.approx(float(probed["format"]["duration"]),
+                                                      abs=0.05)
+        assert summary["bit_rate"] and summary["bit_rate"] > 0
     if video is None:
         assert (summary["video_codec"], summary["width"], summary["scan_type"]) == (
             None, None, None)
@@ -68,7 +75,6 @@ def assert_like_ffprobe(summary: dict[str, Any] | None, path: Path) -> None:
     assert audio is not None, path.name
     assert (summary["audio_codec"], summary["sample_rate"], summary["channels"]) == (
         audio["codec_name"], int(audio["sample_rate"]), audio["channels"]), path.name
-    assert summary["bit_rate"] and summary["bit_rate"] > 0
     assert summary["container"]
 
 
@@ -95,6 +101,25 @@ def test_import_summarises_every_master_and_streaming_copy_like_ffprobe(
     # the tape master is summarised from its sidecar alone
     tape = found[TAPE_MASTER]
     assert tape is not None and tape["video_codec"] and tape["width"]
+
+
+def test_the_extended_profiles_formats_are_summarised_like_ffprobe(
+        tmp_path_factory: pytest.TempPathFactory, upload: Any, run_mpr: Any,
+        service_env: dict[str, str]) -> None:
+    """One delivery per format of the extended rules (webm, flv, wmv, m4v, ogg, m4a, aac
+    streaming copies; mkv, avi, mov, wav, flac masters). A streaming copy's stored document is
+    the import's header-only mediainfo parse of it: for raw AAC (ADTS) that gives neither a
+    duration nor a bit rate (ffprobe estimates both from the whole file), so its summary has
+    none rather than a guess."""
+    archive = build_extended_archive(tmp_path_factory.mktemp("formats") / "bucket")
+    upload(archive.root)
+    result = run_mpr("import", env={**service_env, "MPR_RULES": "extended"})
+    assert result.returncode == 0, result.stderr
+    codes = sorted({f.inventory_code for f in archive.files if f.inventory_code})
+    found = summaries(run_mpr, codes)
+    assert len(found) == 2 * len(codes)
+    for key, found_summary in found.items():
+        assert_like_ffprobe(found_summary, archive.root / key, timed=not key.endswith(".aac"))
 
 
 def test_show_prints_each_summary_in_one_line(imported: list[str], run_mpr: Any) -> None:

@@ -187,7 +187,36 @@ def test_a_value_that_is_not_a_whole_number_in_range_is_none(value: Any,
 def test_bit_rates_are_read_exactly_up_to_the_bigint(value: Any, bit_rate: int | None) -> None:
     document = load("mp4_h264_aac.ffprobe.json")
     document["format"]["bit_rate"] = value
+    del document["format"]["size"]  # else the size over the duration stands in (below)
     assert summary_of(document).bit_rate == bit_rate  # type: ignore[union-attr]
+
+
+def test_without_a_bit_rate_the_size_over_the_duration_stands_in() -> None:
+    document = load("mp4_h264_aac.ffprobe.json")
+    del document["format"]["bit_rate"]
+    document["format"].update(size="16575", duration="2.0")
+    assert summary_of(document).bit_rate == 66300  # type: ignore[union-attr]
+    document["format"]["duration"] = "N/A"
+    assert summary_of(document).bit_rate is None  # type: ignore[union-attr]
+
+
+def test_raw_aac_without_durations_from_mediainfo() -> None:
+    """mediainfo gives an ADTS file no duration nor bit rate: frames x samples per frame over
+    the sample rate (as ffprobe estimates it), and the size over that."""
+    document = load("mp4_h264_aac.mediainfo.json")
+    general = next(t for t in document["media"]["track"] if t["@type"] == "General")
+    audio = next(t for t in document["media"]["track"] if t["@type"] == "Audio")
+    document["media"]["track"] = [general, audio]
+    general.update(Format="ADTS", FileSize="12604")
+    for track in (general, audio):
+        track.pop("Duration", None)
+        track.pop("OverallBitRate", None)
+    audio.update(FrameCount="48", SamplesPerFrame="1024", SamplingRate="48000")
+    made = summary_of(document)
+    assert made is not None
+    assert (made.container, made.duration_s, made.bit_rate) == ("aac", 1.024, 98469)
+    audio["SamplingRate"] = "0"
+    assert summary_of(document).duration_s is None  # type: ignore[union-attr]
 
 
 def test_hostile_text_is_cut_and_loses_its_nul() -> None:
