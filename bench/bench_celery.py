@@ -7,8 +7,8 @@ PCM, one file under 8 codes), then runs, side by side in rounds that alternate t
 
   local        `mpr transcode --pending --workers 2` (the local pool)
   celery_1x2   `mpr transcode --pending --executor celery`, one `mpr worker --concurrency 2`
-  celery_2x1   the same with two `mpr worker --concurrency 1` processes (two machines in
-               miniature)
+  celery_2x1   the same with two `mpr worker --concurrency 1 --threads <cores / 2>` processes
+               (two machines in miniature, each with its share of the cores)
 
 For each: wall time of the command, the CPU seconds of everything it took (the command and its
 children; for celery also the workers' process trees), CPU use = CPU / (wall x cores), and for
@@ -90,15 +90,19 @@ def bt_descendants(pid: int) -> list[int]:
 
 @contextlib.contextmanager
 def workers(env: dict[str, str], work: Path, shape: list[int]) -> Iterator[list[Any]]:
-    """`mpr worker` processes, one per entry of `shape` (its concurrency), ready."""
+    """`mpr worker` processes, one per entry of `shape` (its concurrency), ready. Several
+    workers are machines in miniature: each gets its share of the cores (--threads), as it
+    would have a machine's."""
     procs = []
+    threads = max(1, (os.cpu_count() or 1) // sum(shape))
     for n, concurrency in enumerate(shape):
         log = work / f"worker-{n}.log"
+        share = ["--threads", str(threads)] if len(shape) > 1 else []
         with log.open("wb") as out:
             procs.append((subprocess.Popen(
                 [*bt.mpr_argv(), "worker", "--concurrency", str(concurrency), "--hostname",
-                 f"bench{n}@local"], env=env, cwd=work, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True), log))
+                 f"bench{n}@local", *share], env=env, cwd=work, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True), log))
     try:
         deadline = time.monotonic() + 120
         while not all("ready" in log.read_text(errors="replace") for _, log in procs):

@@ -22,13 +22,16 @@ from mpr_cli.transcode.workdirs import require_usable_temp_dir
               help="Jobs (ffmpeg processes) at a time (default MPR_TRANSCODE_WORKERS).")
 @click.option("--hostname", "-n", help="Celery node name (default mpr@<this host>); "
                                        "the host part of its jobs' worker names.")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="ffmpeg threads per job (default: this machine's cores / --concurrency); "
+                   "set it when several workers share one machine.")
 @click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"],
                                               case_sensitive=False),
               default="INFO", show_default=True)
 @pass_app
 @handles_errors
 def worker_command(app: App, concurrency: int | None, hostname: str | None,
-                   loglevel: str) -> None:
+                   threads: int | None, loglevel: str) -> None:
     """Run transcode jobs sent through CELERY_BROKER_URL until stopped.
 
     Start one per machine (it keeps its own MPR_TEMP_DIR); the broker, the database and S3
@@ -49,7 +52,7 @@ def worker_command(app: App, concurrency: int | None, hostname: str | None,
     # host as celery@host), so that its jobs' worker names and `mpr workers` agree with it
     node = host_format(default_nodename(hostname)) if hostname else default_node()
     config = WorkerConfig(settings, app.rules(), load_presets(settings.presets_file),
-                          concurrency or settings.transcode_workers, node)
+                          concurrency or settings.transcode_workers, node, threads)
     run_worker(config, loglevel.upper())
 
 

@@ -49,6 +49,7 @@ class WorkerConfig:
     presets: PresetBook
     concurrency: int
     node: str  # the Celery node name, e.g. mpr@host: the host part of its jobs' worker names
+    threads: int | None = None  # ffmpeg threads per job (None: cores / concurrency)
 
 
 def default_node() -> str:
@@ -63,7 +64,8 @@ def _runner(config: WorkerConfig) -> JobRunner:
     if runner is None:
         options = JobSettings.from_settings(config.settings, host=config.node)
         runner = JobRunner(config.settings, config.rules, config.presets,
-                           workers=config.concurrency, options=options)
+                           workers=config.concurrency, options=options,
+                           threads=config.threads)
         _RUNNERS[os.getpid()] = runner
     return runner
 

@@ -101,11 +101,15 @@ class JobRunner:
     the pool's threads."""
 
     def __init__(self, settings: Settings, rules: Rules, presets: PresetBook, *,
-                 workers: int = 1, options: JobSettings | None = None) -> None:
+                 workers: int = 1, options: JobSettings | None = None,
+                 threads: int | None = None) -> None:
+        """`threads`: ffmpeg threads per job (default this machine's cores shared out among
+        `workers` jobs at a time)."""
         self.settings, self.rules, self.presets = settings, rules, presets
         self.options = options or JobSettings()
         self.storage = Storage(settings)
-        self.transcoder = Transcoder(settings, self.storage, threads=threads_per_job(workers),
+        self.transcoder = Transcoder(settings, self.storage,
+                                     threads=threads or threads_per_job(workers),
                                      full_verify=self.options.full_verify)
 
     def prepare(self, job: Job) -> Prepared:
