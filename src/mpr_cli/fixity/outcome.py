@@ -125,9 +125,10 @@ def paired(rows: Iterable[Row],
     one, lists a folder's objects before the names that sort between them ("a/b" before
     "a b"). So a row whose entry has not come yet waits (`pending`) and an entry whose row may
     still come is kept (`ahead`); an entry behind the current row that no row waits for is no
-    catalogued key's and is dropped (kept entries too, once the rows pass them). Only a listing that ended normally makes a row unlisted
-    (a listing that fails raises here first). Memory: the rows and entries out of each other's
-    order, plus the unlisted rows; for a listing in byte order, one entry and the unlisted."""
+    catalogued key's and is dropped (kept entries too, once the rows pass them). Only a
+    listing that ended normally makes a row unlisted (a listing that fails raises here first).
+    Memory: the rows and entries out of each other's order, plus the unlisted rows; for a
+    listing in byte order, one entry and the unlisted."""
     entries = iter(listing)
     pending: dict[str, Row] = {}
     ahead: dict[str, ObjectInfo] = {}
