@@ -22,15 +22,15 @@ import ssl
 from collections import defaultdict
 from email.message import EmailMessage
 from email.utils import make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpr_cli.config import NotifyOn, Settings
 from mpr_cli.display import visible
-from mpr_cli.htmlreport import Limits, RunPage, page_for_report, render
-from mpr_cli.htmlreport.model import from_report
-from mpr_cli.htmlreport.render import IMAGE_TYPES
 from mpr_cli.runlog import get_logger
 from mpr_cli.secrets import scrub
+
+if TYPE_CHECKING:  # the HTML page's modules (and boto3 under them) load only to send a digest
+    from mpr_cli.htmlreport import RunPage
 
 KEYS_PER_REASON = 5
 SMTP_TIMEOUT_S = 20
@@ -126,6 +126,8 @@ def _html_scrubbed(document: str, secrets: list[str]) -> str:
 
 def _add_html(message: EmailMessage, page: RunPage, secrets: list[str]) -> None:
     """The page as the text's HTML alternative, its pictures as related parts."""
+    from mpr_cli.htmlreport.render import IMAGE_TYPES, render
+
     embedded = [a for a in page.assets or []
                 if a.image is not None and a.image.mime_type in IMAGE_TYPES]
     cids = {a.asset_id: make_msgid(idstring=f"picture{a.asset_id}", domain="mpr.invalid")
@@ -158,6 +160,8 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int,
     message["From"] = settings.notify_from or f"mpr@{socket.getfqdn()}"
     message["To"] = ", ".join(settings.notify_to)
     message.set_content(scrub(digest_text(report, exit_code), secrets))
+    from mpr_cli.htmlreport.model import from_report
+
     _add_html(message, page if page is not None else from_report(report), secrets)
     in_json = secrets + [json.dumps(s, ensure_ascii=False)[1:-1] for s in secrets]  # \" and \\
     attachment = scrub(json.dumps(report, indent=2, ensure_ascii=False), in_json).encode()
@@ -169,6 +173,8 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int,
 def _page(settings: Settings, report: dict[str, Any]) -> RunPage | None:
     """The run's page with the catalogue's part, within the e-mail's size; None (the
     report's own page) when it cannot be made."""
+    from mpr_cli.htmlreport import Limits, page_for_report
+
     try:
         return page_for_report(settings, report, Limits(max_bytes=DIGEST_HTML_MAX_BYTES))
     except Exception as exc:  # noqa: BLE001 - a page is never worth a digest not sent
