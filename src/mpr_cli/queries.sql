@@ -341,7 +341,8 @@ WHERE f.bucket = %(bucket)s AND f.key = ANY(%(keys)s)
 UPDATE asset_files
 SET bucket = %(bucket)s, key = %(key)s, in_bucket = true, size = %(size)s, etag = %(etag)s,
     md5 = %(md5)s, mime_type = %(mime_type)s, tech_metadata = %(tech_metadata)s,
-    preset = %(preset)s
+    preset = %(preset)s, last_verified_at = NULL, last_verified_how = NULL,
+    fixity_outcome = NULL, last_full_verified_at = NULL
 WHERE asset_id = %(asset_id)s AND role = 'streaming'
 RETURNING id
 
@@ -427,8 +428,11 @@ RETURNING id
 
 -- name: refresh_file
 -- A catalogued object listed with its catalogued bytes: its new size and ETag, present again.
+-- Its fixity record starts again (a mismatch or missing object found before is not "known"
+-- for the object now at the key, and it is first in line for `mpr fixity`).
 UPDATE asset_files SET size = %(size)s, etag = %(etag)s, missing_since = NULL,
-       differing_etag = NULL
+       differing_etag = NULL, last_verified_at = NULL, last_verified_how = NULL,
+       fixity_outcome = NULL
 WHERE bucket = %(bucket)s AND key = %(key)s
 
 -- name: note_differing
@@ -442,7 +446,9 @@ WHERE f.bucket = %(bucket)s AND f.key = t.key
 UPDATE asset_files
 SET role = %(role)s, in_bucket = true, size = %(size)s, etag = %(etag)s, md5 = %(md5)s,
     mime_type = %(mime_type)s, tech_metadata = %(tech_metadata)s, missing_since = NULL,
-    differing_etag = NULL, provisional = false
+    differing_etag = NULL, provisional = false, last_verified_at = NULL,
+    last_verified_how = NULL, fixity_outcome = NULL,  -- new bytes: their fixity record starts
+    last_full_verified_at = NULL
 WHERE bucket = %(bucket)s AND key = %(key)s
 RETURNING id
 

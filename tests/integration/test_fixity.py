@@ -4,6 +4,7 @@ budgets that end a run and the next run that continues, and the nightly's quick 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -287,3 +288,27 @@ def test_a_listing_out_of_byte_order_is_no_false_missing(imported, run_mpr, s3_a
     assert run.returncode == 0, run.stderr
     assert run.report["problems"] == []
     assert run.report["counts"]["fixity_ok"] == len(imported) + 1
+
+
+def test_a_replaced_file_starts_its_fixity_record_again(imported, long_audio_archive, run_mpr,
+                                                        s3_admin, buckets, database_url):
+    """A mismatch found, then the operator accepts new bytes (`mpr replace`): a mismatch of
+    those bytes is a new problem (exit 1), not the known one of the old bytes."""
+    body = s3_admin.get_object(Bucket=buckets[0], Key=MASTER)["Body"].read()
+    first = damaged(body)
+    s3_admin.put_object(Bucket=buckets[0], Key=MASTER, Body=first)
+    assert fixity(run_mpr, "--full").returncode == 1
+    old_md5, new_md5 = hashlib.md5(body).hexdigest(), hashlib.md5(first).hexdigest()
+    sidecar = (long_audio_archive.root / CHECKSUMS).read_text().replace(old_md5, new_md5)
+    s3_admin.put_object(Bucket=buckets[0], Key=CHECKSUMS, Body=sidecar.encode())
+    replaced = run_mpr("replace", MASTER)
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert {r["key"]: r["fixity_outcome"] for r in rows(database_url)}[MASTER] is None
+
+    second = bytearray(first)
+    second[1000] ^= 0xFF
+    s3_admin.put_object(Bucket=buckets[0], Key=MASTER, Body=bytes(second))
+    run = fixity(run_mpr, "--full")
+
+    assert run.returncode == 1, run.stderr
+    assert [(p["key"], p["known"]) for p in run.report["problems"]] == [(MASTER, False)]
