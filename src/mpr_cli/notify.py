@@ -152,8 +152,9 @@ def build_message(settings: Settings, report: dict[str, Any], exit_code: int,
     counts = report.get("counts", {})
     secrets = settings.secret_values()
     message = EmailMessage()
-    message["Subject"] = scrub(f"mpr {report.get('command')} {report.get('status')}: "
-                               f"{counts.get('inserted_files', 0)} files imported, "
+    done = (f"{counts.get('checked', 0)} files checked" if report.get("command") == "fixity"
+            else f"{counts.get('inserted_files', 0)} files imported")
+    message["Subject"] = scrub(f"mpr {report.get('command')} {report.get('status')}: {done}, "
                                f"{counts.get('errors', 0)} errors"
                                f"{_known_part(counts)}, "
                                f"{counts.get('warnings', 0)} warnings", secrets)

@@ -258,7 +258,8 @@ def test_one_digest_email_and_the_fixity_metrics_per_run(imported, run_mpr, s3_a
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     [received] = mailbox.messages
-    assert received.message["Subject"].startswith("mpr fixity completed: ")
+    assert received.message["Subject"].startswith(
+        f"mpr fixity completed: {report['counts']['checked']} files checked, 1 errors")
     body = received.body()
     assert body.startswith(f"mpr fixity {report['run_key']}: completed (exit code 1)")
     assert "missing_object (error): 1" in body and CHECKSUMS in body
