@@ -20,6 +20,8 @@ import psycopg
 
 from mpr_cli import db, events, known
 from mpr_cli.events import Event
+from mpr_cli.pictures.model import Picture
+from mpr_cli.pictures.model import for_asset as pictures_of
 from mpr_cli.summary import TechSummary as Summary
 from mpr_cli.summary import for_asset as summaries_of
 from mpr_cli.transcode.jobs import Job
@@ -89,6 +91,7 @@ class AssetView:
     jobs: list[Job]
     problems: list[known.OpenProblem]
     events: list[Event] = field(default_factory=list)  # oldest first
+    pictures: list[Picture] = field(default_factory=list)  # poster first (sql/013)
 
     def file_of(self, role: str) -> AssetFile | None:
         return next((f for f in self.files if f.role == role), None)
@@ -100,7 +103,8 @@ class AssetView:
                 "files": [f.to_json() for f in self.files],
                 "jobs": [j.to_json() for j in self.jobs],
                 "problems": [p.to_json() for p in self.problems],
-                "events": [e.to_json() for e in self.events]}
+                "events": [e.to_json() for e in self.events],
+                "pictures": [p.to_json() for p in self.pictures]}
 
 
 def _frame_rate(info: MediaInfo) -> float | None:
@@ -163,4 +167,5 @@ def find_asset(conn: psycopg.Connection[Any], code_or_key: str,
     summaries = summaries_of(conn, row["id"])
     return AssetView(code, row["media_type"], row["created_at"],
                      [_file(f, summaries) for f in files],
-                     [Job.from_row(j) for j in jobs], problems, events.for_asset(conn, row["id"]))
+                     [Job.from_row(j) for j in jobs], problems, events.for_asset(conn, row["id"]),
+                     pictures_of(conn, row["id"]))

@@ -156,6 +156,11 @@ def test_a_transcode_makes_the_poster_and_sheet_of_a_video_and_the_waveform_of_a
         (AUDIO_CODE, "waveform"): (wave, "image/png", 1200, 240, master_key(AUDIO_CODE)),
     }
     assert rows[(VIDEO_CODE, "poster")]["size"] == cat.head_out(poster)["ContentLength"]
+    shown = json.loads(run_mpr("show", VIDEO_CODE, "--json").stdout)["pictures"]
+    assert [(p["kind"], p["key"]) for p in shown] == [("poster", poster),
+                                                      ("contact_sheet", sheet)]
+    text = run_mpr("show", VIDEO_CODE).stdout
+    assert f"  poster         s3://{cat.bucket_out}/{poster} (640x480)" in text.splitlines()
 
 
 def test_with_pictures_off_a_transcode_makes_none(archive, run_mpr, cat, service_env):

@@ -46,7 +46,7 @@ def test_show_a_video_asset_as_json_and_text(imported, sample_archive, run_mpr,
     view = shown(run_mpr, video)
     assert (view["inventory_code"], view["media_type"]) == (video, "video")
     assert set(view) == {"inventory_code", "media_type", "created_at", "files", "jobs",
-                         "problems", "events"}
+                         "problems", "events", "pictures"}
     by_key = {f["key"]: f for f in view["files"]}
     assert set(by_key) == set(keys_of(sample_archive, [video]))
     for key, f in by_key.items():
@@ -74,6 +74,8 @@ def test_show_a_video_asset_as_json_and_text(imported, sample_archive, run_mpr,
     [master_line] = [x for x in lines if x.startswith("  master ") and "fps" in x]
     assert f"{master['width']}x{master['height']}" in master_line
     assert lines[lines.index("transcode jobs:") + 1] == "  none"
+    assert view["pictures"] == []  # an import makes none by default (MPR_PICTURES)
+    assert lines[lines.index("pictures:") + 1] == "  none (mpr thumbnails --missing makes them)"
 
 
 def test_show_an_audio_asset_with_its_transcode_job(imported, sample_archive, run_mpr) -> None:

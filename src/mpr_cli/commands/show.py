@@ -62,6 +62,10 @@ def asset_lines(view: AssetView) -> list[str]:
     lines += [f"  {'acknowledged' if p.acknowledged else 'known' if p.known else 'new':<12} "
               f"{p.severity:<7} {p.reason:<26} {visible(p.key)}: {visible(p.message)}"
               for p in view.problems] or ["  none"]
+    lines.append("pictures:")
+    lines += [f"  {p.kind.value:<14} s3://{visible(p.bucket)}/{visible(p.key)}"
+              + (f" ({p.width}x{p.height})" if p.width and p.height else "")
+              for p in view.pictures] or ["  none (mpr thumbnails --missing makes them)"]
     lines.append("events (oldest first):")
     lines += [event_line(e) for e in view.events] or ["  none"]
     return lines

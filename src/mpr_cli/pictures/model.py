@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mpr_cli import db
 from mpr_cli.errors import StorageError
-from mpr_cli.storage import Storage
+
+if TYPE_CHECKING:  # only a type here: `mpr show` reads pictures without loading boto3
+    from mpr_cli.storage import Storage
 
 PREFIX = "thumbnails"
 POSTER_WIDTH = 640  # the poster: 640 px wide, height from the frame's display aspect (even)
