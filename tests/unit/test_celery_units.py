@@ -14,9 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from mpr_cli import cli
 from mpr_cli.config import Executor, Settings, load_settings
 from mpr_cli.errors import ConfigError, ExitCode
 from mpr_cli.ffmpeg.runner import ProgressUpdate
@@ -24,8 +23,8 @@ from mpr_cli.transcode import broker
 from mpr_cli.transcode.dispatch import _Watch
 from mpr_cli.transcode.jobs import Job, JobStatus, WorkerJobs
 from mpr_cli.transcode.pool import PoolResult
+from tests.unit.clirun import SETTING_PREFIXES, one_line, runner_in
 
-SETTING_PREFIXES = ("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_", "CELERY_")
 PASSWORD = "br0ker-s3cr3t"
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -48,20 +47,7 @@ def settings(**env: str) -> Settings:
 @pytest.fixture()
 def mpr(tmp_path, monkeypatch) -> Callable[..., Result]:
     """mpr(*args, **env): the real `mpr` group in this process, in an empty folder."""
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
-
-    def run(*args: str, **env: str) -> Result:
-        return runner.invoke(cli.main, list(args), prog_name="mpr", env=env,
-                             catch_exceptions=False)
-
-    return run
-
-
-def one_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return runner_in(tmp_path, monkeypatch)
 
 
 # -- CELERY_BROKER_URL ---------------------------------------------------------------------------

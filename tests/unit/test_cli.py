@@ -8,39 +8,23 @@ SeaweedFS or ffmpeg. The exact text and exit code a user sees are asserted.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from mpr_cli import __version__, cli
 from mpr_cli.config import FIELD_BY_ENV
 from mpr_cli.dev.devservices import free_port
+from tests.unit.clirun import one_line, runner_in
 
-SETTING_PREFIXES = ("AWS_", "S3_", "DB_", "DATABASE_", "MPR_", "ACH_", "SMTP_")
 BUILTIN_PRESETS = {"web-720p", "web-1080p", "audio-mp3-192", "audio-mp3-320"}
 
 
 @pytest.fixture()
 def mpr(tmp_path, monkeypatch) -> Callable[..., Result]:
     """mpr(*args, **env): run `mpr` with only `env` as its settings, in an empty folder."""
-    runner = CliRunner()
-    cleared: dict[str, str | None] = {k: None for k in os.environ
-                                      if k.startswith(SETTING_PREFIXES)}
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str, **env: str) -> Result:
-        return runner.invoke(cli.main, list(args), prog_name="mpr", env={**cleared, **env},
-                             catch_exceptions=False)
-
-    return run
-
-
-def one_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return runner_in(tmp_path, monkeypatch)
 
 
 # -- help and version ---------------------------------------------------------------------------
