@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what mpr needs on Debian 12, idempotently: apt packages (ffmpeg, PostgreSQL
-# server binaries, redis-server, python3-venv, chromium and chromium-driver for the tests)
-# when missing, then a .venv with mpr installed editable with its dev extra. Re-running does
-# nothing that is already done.
+# server binaries, redis-server, python3-venv; with --tests also chromium and chromium-driver,
+# the HTML report's browser test) when missing, then a .venv with mpr installed editable with
+# its dev extra. Re-running does nothing that is already done.
 # Only the binaries are used: `mpr dev up` and the tests start their own PostgreSQL and Redis
 # on free loopback ports. On a machine with systemd, apt starts Debian's own redis-server on
 # 6379 (and a PostgreSQL cluster on 5432): mpr never uses them, and this script leaves them be.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for_tests=false
+[ "${1:-}" = "--tests" ] && for_tests=true
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -24,8 +26,10 @@ id postgres >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 command -v runuser >/dev/null || missing+=(util-linux)
 # the HTML report's browser test (tests/integration/test_html_report.py): headless chromium
-command -v chromium >/dev/null || missing+=(chromium)
-command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if $for_tests; then
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq

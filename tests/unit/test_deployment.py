@@ -177,9 +177,10 @@ def fake_checkout(tmp_path: Path) -> Path:
     return root
 
 
-def path_with_fake_apt(tmp_path: Path, *, redis_server: bool) -> str:
-    """A PATH of the system's commands (redis-server left out when asked) where apt-get and
-    sudo are fakes: apt-get writes its arguments into apt.log."""
+def path_with_fake_apt(tmp_path: Path, *, redis_server: bool,
+                       left_out: tuple[str, ...] = ()) -> str:
+    """A PATH of the system's commands (redis-server left out when asked, and `left_out`)
+    where apt-get and sudo are fakes: apt-get writes its arguments into apt.log."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "apt.log"}\n')
@@ -189,7 +190,8 @@ def path_with_fake_apt(tmp_path: Path, *, redis_server: bool) -> str:
     for folder in os.environ.get("PATH", "").split(os.pathsep):
         for command in Path(folder).glob("*") if Path(folder).is_dir() else ():
             target = bin_dir / command.name
-            wanted = command.name != "redis-server" or redis_server
+            wanted = (command.name != "redis-server" or redis_server) \
+                and command.name not in left_out
             if wanted and not target.exists() and not target.is_symlink():
                 target.symlink_to(command)
     return str(bin_dir)
@@ -210,3 +212,24 @@ def test_bootstrap_installs_redis_server_only_when_it_is_missing(tmp_path: Path,
     installs = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
     asked = {word for line in installs if "install" in line for word in line}
     assert ("redis-server" in asked) is not present, installs
+
+
+@needs_bash
+@pytest.mark.parametrize("for_tests", [False, True])
+def test_bootstrap_installs_the_browser_only_for_the_tests(tmp_path: Path,
+                                                          for_tests: bool) -> None:
+    """The demo does not need chromium: only `bootstrap.sh --tests` (scripts/test.sh) asks
+    for it and its driver when they are missing."""
+    root = fake_checkout(tmp_path)
+    env = {**os.environ, "PATH": path_with_fake_apt(tmp_path, redis_server=True,
+                                                    left_out=("chromium", "chromedriver"))}
+
+    result = subprocess.run(["bash", str(root / "scripts" / "bootstrap.sh"),
+                             *(["--tests"] if for_tests else [])], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stderr
+    log = tmp_path / "apt.log"
+    asked = {word for line in (log.read_text().splitlines() if log.exists() else [])
+             if "install" in line for word in line.split()}
+    assert ({"chromium", "chromium-driver"} <= asked) is for_tests, asked
