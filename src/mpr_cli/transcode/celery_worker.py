@@ -96,9 +96,11 @@ def run_task(config: WorkerConfig, task: Any, job_id: int) -> str:
     try:
         result = run_pool(runner, 1, threading.Event(), _TaskLog(), only_ids=[job_id],
                           clean_up=False)
-    except MprError as exc:  # S3 or the catalogue: the job is PENDING again (or, the catalogue
-        log.error("job %d: %s; trying again later", job_id, exc.one_line())  # lost, its lease
-        return _send_again(task.app, runner, job_id)  # runs out and the reapers take it)
+    except MprError as exc:
+        # S3 or the catalogue failed: the job is PENDING again (or, the catalogue lost, its
+        # lease runs out and the reapers take it)
+        log.error("job %d: %s; trying again later", job_id, exc.one_line())
+        return _send_again(task.app, runner, job_id)
     if result.released:
         return _send_again(task.app, runner, job_id)
     for status, ids in result.finished.items():
