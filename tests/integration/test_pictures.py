@@ -198,16 +198,15 @@ def test_bad_inputs_give_a_sensible_picture_or_a_warning(run_mpr, cat, settings,
         "mjpeg", 1280, 720)
     assert probed(cat, f"thumbnails/FILE/{AUDIO_ONLY}.waveform.png", tmp_path) == (
         "png", 1200, 240)
-    warned = {(w["inventory_code"], w["message"]) for w in result["warnings"]}
+    # the part in parentheses is ffmpeg's own last decoding error, when its stderr tail has
+    # one: the contact sheet's 12 inputs print theirs in whatever order their threads run
+    warned = {(w["inventory_code"], w["message"].split(" (")[0]) for w in result["warnings"]}
     src = f"s3://{cat.bucket_in}/FILE"
     assert warned == {
         (AUDIO_ONLY, f"{src}/{AUDIO_ONLY}.mp4: it has no video stream, only audio: a "
                      "waveform instead of a poster"),
-        (BROKEN, f"{src}/{BROKEN}.mp4: no poster: no frame of it could be decoded (Error "
-                 "while decoding stream #0:0: Invalid data found when processing input)"),
-        (BROKEN, f"{src}/{BROKEN}.mp4: no contact sheet: no frame of it could be decoded "
-                 "(Error while decoding stream #0:0: Invalid data found when processing "
-                 "input)"),
+        (BROKEN, f"{src}/{BROKEN}.mp4: no poster: no frame of it could be decoded"),
+        (BROKEN, f"{src}/{BROKEN}.mp4: no contact sheet: no frame of it could be decoded"),
     }
 
 
