@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT_S = 120.0  # a poster or contact sheet: a few frames (a URL's slow start included)
 WAVEFORM_S_PER_HOUR = 120.0  # a waveform decodes the whole track: more time for a long one
-# what ffmpeg 5.1 prints when its decoder gave the filters no frame at all
-# what ffmpeg prints when its decoder gave no frame. The contact sheet decodes 12 inputs at
+# what ffmpeg (5.1) prints when its decoder gave no frame. The contact sheet decodes 12 inputs at
 # once and their errors interleave, so the stderr tail may end with any of them: the end
 # markers (the first three) or a decoder's own complaints
 _UNDECODABLE = ("Error marking filters as finished", "Cannot determine format of input stream",
