@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         le=64,
     )
     batch_assets: int = Field(200, validation_alias=_env("MPR_BATCH_ASSETS"), ge=1, le=100_000)
+    # parallel ListObjectsV2 listings of the first-level folders (listing.py); None: the
+    # caller's default, the number of carrier folders in the rules, at most 8
+    list_concurrency: int | None = Field(
+        None, validation_alias=_env("MPR_LIST_CONCURRENCY"), ge=1, le=64)
     temp_dir: Path | None = Field(None, validation_alias=_env("MPR_TEMP_DIR"))
     # seconds ffmpeg may go without its output advancing before it is stopped (ffmpeg/runner.py)
     ffmpeg_stall_timeout: float = Field(
