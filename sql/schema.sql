@@ -107,6 +107,8 @@ CREATE TABLE asset_files (
                AND (last_verified_at IS NULL) = (fixity_outcome IS NULL))
 );
 CREATE INDEX asset_files_asset_idx ON asset_files (asset_id);
+-- the catalogue walked in S3's listing order, byte order (sql/014)
+CREATE INDEX asset_files_bucket_key_bytes ON asset_files (bucket, key COLLATE "C");
 -- at most one master and at most one streaming copy per asset (sql/004)
 CREATE UNIQUE INDEX asset_files_one_master ON asset_files (asset_id) WHERE role = 'master';
 CREATE UNIQUE INDEX asset_files_one_streaming ON asset_files (asset_id) WHERE role = 'streaming';
