@@ -132,3 +132,14 @@ def describe(exc: BaseException, limit: int = 200) -> str:
     if len(first) > limit:
         first = first[: limit - 3] + "..."
     return f"{type(exc).__name__}: {first}"
+
+
+class InventoryError(MprError):
+    """An S3 Inventory manifest (`--inventory`) or one of its CSV files that cannot be used:
+    missing, not JSON, a field missing or invalid, not CSV, a damaged or malformed data file."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InventoryStale(InventoryError):
+    """An inventory older than `--inventory-max-age`: its object list is too old to trust."""
