@@ -71,6 +71,12 @@ class MissingObject(StorageError):
     exit_code = ExitCode.FILE_ERRORS
 
 
+class NoSuchObject(StorageError):
+    """S3 answered that an object is not there (NoSuchKey, 404): raised by Storage for a key
+    that was expected (listed, or named by an inventory). Exit 4 like any StorageError at the
+    top of a command; phase 3 makes it the asset's missing_object problem."""
+
+
 class DatabaseError(MprError):
     pass
 
