@@ -44,7 +44,7 @@ import re
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -311,31 +311,9 @@ def _read_run(path: Path, stack: ExitStack) -> Iterator[Row]:
 
 
 def _all_rows(manifest: Manifest, storage: Storage) -> Iterator[Row]:
-    schema = _Schema.of(manifest.columns)
+    parse = _row_parser(manifest)
     for entry in manifest.files:
-        yield from _file_rows(manifest, storage, entry, schema)
-
-
-@dataclass(frozen=True)
-class _Schema:
-    """Where each column mpr reads is in a row (None: not in the fileSchema)."""
-
-    width: int
-    key: int
-    size: int
-    etag: int
-    modified: int | None
-    bucket: int | None
-    latest: int | None
-    delete_marker: int | None
-
-    @classmethod
-    def of(cls, columns: tuple[str, ...]) -> _Schema:
-        index = {name: i for i, name in enumerate(columns)}
-        return cls(width=len(columns), key=index["Key"], size=index["Size"],
-                   etag=index["ETag"], modified=index.get("LastModifiedDate"),
-                   bucket=index.get("Bucket"), latest=index.get("IsLatest"),
-                   delete_marker=index.get("IsDeleteMarker"))
+        yield from _file_rows(manifest, storage, entry, parse)
 
 
 class _Body(io.RawIOBase):
@@ -374,67 +352,70 @@ class _Body(io.RawIOBase):
 
 
 def _file_rows(manifest: Manifest, storage: Storage, entry: ManifestFile,
-               schema: _Schema) -> Iterator[Row]:
+               parse: Callable[[list[str]], Row | None]) -> Iterator[Row]:
     where = f"data file s3://{manifest.destination_bucket}/{entry.key} of inventory " \
             f"{manifest.location}"
-    body = _Body(storage.iter_chunks(manifest.destination_bucket, entry.key))
     number = 0
-    try:
-        with gzip.GzipFile(fileobj=body, mode="rb") as unzipped, \
-                io.TextIOWrapper(unzipped, encoding="utf-8", newline="") as text:
-            reader = csv.reader(text, strict=True)
-            for number, fields in enumerate(reader, start=1):  # noqa: B007 - used below
-                row = _row(fields, schema, manifest, where, number)
-                if row is not None:
-                    yield row
-        body.drain()
-    except S3Unavailable:
-        raise
-    except StorageError as exc:
-        raise InventoryError(f"cannot read {where}: {exc.message}", hint=_DAMAGED) from None
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
-        raise InventoryError(f"{where} is not a readable gzip CSV after row {number} "
-                             f"({type(exc).__name__}: {exc})", hint=_DAMAGED) from None
-    _check_body(body, entry, where)
+    with _Body(storage.iter_chunks(manifest.destination_bucket, entry.key)) as body:
+        try:
+            with gzip.GzipFile(fileobj=body, mode="rb") as unzipped, \
+                    io.TextIOWrapper(unzipped, encoding="utf-8", newline="") as text:
+                for number, fields in enumerate(csv.reader(text, strict=True), 1):  # noqa: B007
+                    row = parse(fields)
+                    if row is not None:
+                        yield row
+            body.drain()
+        except S3Unavailable:
+            raise
+        except StorageError as exc:
+            raise InventoryError(f"cannot read {where}: {exc.message}", hint=_DAMAGED) from None
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+            raise InventoryError(f"{where} is not a readable gzip CSV after row {number} "
+                                 f"({type(exc).__name__}: {exc})", hint=_DAMAGED) from None
+        except ValueError as exc:  # the row parser's: a malformed row
+            raise InventoryError(f"{where}, row {number}: {exc}", hint=_DAMAGED) from None
+        _check_body(body, entry, where)
 
 
 def _check_body(body: _Body, entry: ManifestFile, where: str) -> None:
-    if body.size != entry.size:
-        raise InventoryError(f"{where} has {body.size} bytes, the manifest says {entry.size}",
-                             hint=_DAMAGED)
+    """The file read is the one the manifest names: its MD5checksum (when given), its size."""
     if entry.md5 is not None and body.digest.hexdigest() != entry.md5:
         raise InventoryError(f"{where} does not match its MD5checksum {entry.md5} (read "
                              f"{body.digest.hexdigest()})", hint=_DAMAGED)
+    if body.size != entry.size:
+        raise InventoryError(f"{where} has {body.size} bytes, the manifest says {entry.size}",
+                             hint=_DAMAGED)
 
 
-def _row(fields: list[str], schema: _Schema, manifest: Manifest, where: str,
-         number: int) -> Row | None:
-    try:
-        return _parse_row(fields, schema, manifest)
-    except ValueError as exc:
-        raise InventoryError(f"{where}, row {number}: {exc}", hint=_DAMAGED) from None
+def _row_parser(manifest: Manifest) -> Callable[[list[str]], Row | None]:
+    """A row parser for the manifest's fileSchema: a row as (key, size, etag, last modified),
+    None for a row that is not a current object of the source bucket; ValueError saying what
+    is wrong with a malformed row. (A closure: this runs once per object.)"""
+    index = {name: i for i, name in enumerate(manifest.columns)}
+    width, source, created = len(manifest.columns), manifest.source_bucket, manifest.created
+    key_at, size_at, etag_at = index["Key"], index["Size"], index["ETag"]
+    modified_at, bucket_at = index.get("LastModifiedDate"), index.get("Bucket")
+    latest_at, marker_at = index.get("IsLatest"), index.get("IsDeleteMarker")
 
+    def parse(fields: list[str]) -> Row | None:
+        if len(fields) != width:
+            raise ValueError(f"{len(fields)} fields where the fileSchema names {width}")
+        if bucket_at is not None and fields[bucket_at] != source:
+            return None
+        if marker_at is not None and _flag(fields[marker_at], "IsDeleteMarker"):
+            return None
+        if latest_at is not None and not _flag(fields[latest_at], "IsLatest"):
+            return None
+        key = _decoded_key(fields[key_at])
+        if key[-1] == "/":
+            return None
+        size = fields[size_at]
+        if not (size.isascii() and size.isdigit()):
+            raise ValueError(f"Size {size!r} is not a number of bytes")
+        modified = created if modified_at is None else _timestamp(fields[modified_at])
+        return key, int(size), fields[etag_at].strip('"'), modified
 
-def _parse_row(fields: list[str], schema: _Schema, manifest: Manifest) -> Row | None:
-    """The row as (key, size, etag, last modified), None for a row that is not a current
-    object of the source bucket; ValueError saying what is wrong with a malformed row."""
-    if len(fields) != schema.width:
-        raise ValueError(f"{len(fields)} fields where the fileSchema names {schema.width}")
-    if schema.bucket is not None and fields[schema.bucket] != manifest.source_bucket:
-        return None
-    if schema.delete_marker is not None and _flag(fields[schema.delete_marker], "IsDeleteMarker"):
-        return None
-    if schema.latest is not None and not _flag(fields[schema.latest], "IsLatest"):
-        return None
-    key = _decoded_key(fields[schema.key])
-    if key.endswith("/"):
-        return None
-    size = fields[schema.size]
-    if not _DIGITS.fullmatch(size):
-        raise ValueError(f"Size {size!r} is not a number of bytes")
-    modified = manifest.created if schema.modified is None else \
-        _timestamp(fields[schema.modified])
-    return key, int(size), fields[schema.etag].strip('"'), modified
+    return parse
 
 
 def _decoded_key(encoded: str) -> str:

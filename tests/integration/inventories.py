@@ -14,11 +14,13 @@ an in-memory one).
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
 import json
 import random
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,15 +32,17 @@ CURRENT_SCHEMA = ("Bucket", "Key", "Size", "LastModifiedDate", "ETag", "StorageC
 VERSIONED_SCHEMA = ("Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker", "Size",
                     "LastModifiedDate", "ETag", "StorageClass", "IsMultipartUploaded")
 CONFIG_ID = "mpr-daily"
+_SAFE = re.compile(r"[A-Za-z0-9_./-]*")  # what quote_plus leaves as it is
 
 InventoryObject = tuple[str, int, str, datetime]  # key, size, etag, last modified
 
 
 def encode_key(key: str) -> str:
     """A key as AWS writes it in a CSV inventory (URL form encoding, "/" kept)."""
-    return quote_plus(key, safe="/")
+    return key if _SAFE.fullmatch(key) else quote_plus(key, safe="/")
 
 
+@functools.lru_cache(maxsize=1024)
 def stamp(moment: datetime) -> str:
     """LastModifiedDate as AWS writes it: 2026-11-28T14:00:00.000Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
@@ -64,7 +68,7 @@ def csv_gz(rows: Iterable[Sequence[str]]) -> bytes:
     text = io.StringIO()
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerows(rows)
-    return gzip.compress(text.getvalue().encode("utf-8"), mtime=0)
+    return gzip.compress(text.getvalue().encode("utf-8"), compresslevel=1, mtime=0)
 
 
 def md5_hex(data: bytes) -> str:
