@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 from tenacity import (
     RetryCallState,
@@ -235,24 +235,19 @@ class FileRow:
 
 
 @dataclass(frozen=True, slots=True)
-class KnownFile:
-    new: bool  # not in the catalogue at all
-    changed: bool  # size or ETag differ from the catalogue's
-    restored: bool  # catalogued as not in the bucket (a master on tape), now listed
+class CatalogueRow:
+    """What the catalogue holds of one key of a bucket, as an import compares it with the
+    listing (phases/merge.py)."""
+
+    key: str
+    size: int | None
+    etag: str | None
     md5: str | None
-    missing: bool = False  # recorded as missing from the bucket (sql/008), now listed again
-    catalogued_size: int | None = None
-    known_different: bool = False  # this ETag's bytes were read before: not the catalogued
-
-
-@dataclass(frozen=True)
-class ListingScope:
-    """What a listing covered completely: every key under `prefix` except those under the
-    `excluded` prefixes; `listed` are keys it held that phase 1 left out (rejected)."""
-
-    prefix: str = ""
-    excluded: tuple[str, ...] = ()
-    listed: tuple[str, ...] = ()
+    provisional: bool  # a master registered by `mpr transcode KEY`: checked as if new
+    in_bucket: bool  # False: a master catalogued from its sidecars (on tape)
+    missing: bool  # recorded as missing from its bucket (sql/008)
+    differing_etag: str | None  # the ETag whose bytes an earlier run read and found other
+    inventory_code: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,33 +258,26 @@ class MissingFile:
     inventory_code: str
 
 
-@dataclass(frozen=True)
-class ListingComparison:
-    changes: dict[str, KnownFile]  # key -> what needs attention (absent: unchanged)
-    missing: list[MissingFile]  # empty unless a scope was given
+CATALOGUE_ROWS_AT_ONCE = 5000  # rows the server-side cursor hands over per round trip
 
 
-def compare_listing(conn: psycopg.Connection[Any], bucket: str,
-                    rows: Iterable[tuple[str, int, str]],
-                    scope: ListingScope | None = None) -> ListingComparison:
-    """The listed keys (key, size, ETag) that are new, changed, restored or back in `bucket`
-    (a key missing from `changes` is catalogued and unchanged), with what the catalogue knows
-    of them; with a scope, also the catalogued objects under it that the listing no longer
-    holds and that are not yet recorded as missing."""
-    with conn.transaction():
-        conn.execute(query("create_incoming"))
-        with conn.cursor() as cur, cur.copy(query("copy_incoming")) as copy:
-            for row in rows:
-                copy.write_row(row)
-        found = conn.execute(query("known_incoming"), {"bucket": bucket}).fetchall()
-        missing = [] if scope is None else conn.execute(query("missing_from_listing"), {
-            "bucket": bucket, "prefix": scope.prefix, "listed": list(scope.listed),
-            "excluded": list(scope.excluded)}).fetchall()
-    changes = {r["key"]: KnownFile(r["new"], r["changed"], r["restored"], r["md5"],
-                                   r["missing"], r["catalogued_size"], r["known_different"])
-               for r in found}
-    return ListingComparison(changes, [MissingFile(r["key"], r["inventory_code"])
-                                       for r in missing])
+def catalogue_rows(conn: psycopg.Connection[Any], bucket: str,
+                   prefix: str) -> Iterator[CatalogueRow]:
+    """The catalogue's files of `bucket` under `prefix` in byte order of the key, through a
+    server-side cursor (memory: one round trip's rows). Needs the caller's transaction."""
+    with conn.cursor("catalogue_walk", row_factory=tuple_row) as cur:
+        cur.itersize = CATALOGUE_ROWS_AT_ONCE
+        cur.execute(query("catalogue_in_listing_order"), {"bucket": bucket, "prefix": prefix})
+        for row in cur:
+            yield CatalogueRow(*row)
+
+
+def catalogued_siblings(conn: psycopg.Connection[Any], bucket: str,
+                        codes: list[str]) -> list[tuple[str, int, str]]:
+    """(key, size, ETag) of the files of these assets catalogued as present in `bucket` (not
+    provisional, not recorded missing): the files already there beside a delivery's new ones."""
+    rows = conn.execute(query("catalogued_siblings"), {"bucket": bucket, "codes": codes})
+    return [(r["key"], r["size"], r["etag"] or "") for r in rows]
 
 
 def mark_missing(conn: psycopg.Connection[Any], bucket: str, keys: list[str]) -> int:

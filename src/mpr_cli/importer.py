@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,25 +18,28 @@ from typing import Any, Protocol
 from mpr_cli import db, known
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
-from mpr_cli.phases.crossref import (
-    CrossReference,
-    cross_reference,
-    listing_scope,
-    record_missing,
-    record_settled,
-    settle_changes,
+from mpr_cli.phases.crossref import missing_problem, record_missing, record_settled, settle_changes
+from mpr_cli.phases.discover import Scope, Survey, Surveyor, survey
+from mpr_cli.phases.ingest import (
+    AssetPlanner,
+    VerifyMode,
+    group_assets,
+    plan_ingest,
+    streamed_bytes,
 )
-from mpr_cli.phases.discover import Discovery, discover
-from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets, plan_ingest
 from mpr_cli.phases.insert import BatchInserter
+from mpr_cli.phases.merge import merged
+from mpr_cli.phases.sources import InventoryChoice, ObjectSource
+from mpr_cli.phases.spill import AssetSpill
 from mpr_cli.pictures.fill import after_import
 from mpr_cli.problems import Phase
 from mpr_cli.report import Report, RunStatus
 from mpr_cli.rules import Rules
 from mpr_cli.storage import Storage
 from mpr_cli.validation.assets import AssetFiles
-from mpr_cli.validation.inventory import Candidate
+from mpr_cli.validation.inventory import Candidate, classify_key
 
+ASSETS_AT_ONCE = 500  # assets whose catalogue entries phase 3 looks up together
 INTERRUPTED = "interrupted: work in flight rolled back; run again to complete it"
 SAFE_RUN_ABORTED = ("safe-run: phase 3 found problems, nothing was inserted; fix them "
                     "(see the problems) and run again")
@@ -71,15 +74,17 @@ class ImportOptions:
     command: str = "import"  # or "nightly": how the run is recorded
     run_key: str = ""
     strict: bool = False  # known errors count in the exit code too
+    inventory: InventoryChoice | None = None  # read the objects from an S3 Inventory
 
     @classmethod
     def from_settings(cls, settings: Settings, *, prefix: str, verify: str,
                       dry_run: bool | None, safe_run: bool | None, run_key: str,
-                      command: str = "import", strict: bool | None = None) -> ImportOptions:
+                      command: str = "import", strict: bool | None = None,
+                      inventory: InventoryChoice | None = None) -> ImportOptions:
         """The options of `mpr import` and `mpr nightly`: a flag given on the command line
         (not None) wins over MPR_DRY_RUN / MPR_SAFE_RUN / MPR_STRICT; the batch size is
         MPR_BATCH_ASSETS."""
-        return cls(prefix=prefix, verify=VerifyMode(verify), command=command,
+        return cls(prefix=prefix, verify=VerifyMode(verify), command=command, inventory=inventory,
                    batch_assets=settings.batch_assets, run_key=run_key,
                    strict=settings.strict if strict is None else strict,
                    dry_run=settings.dry_run if dry_run is None else dry_run,
@@ -130,7 +135,10 @@ class ImportRun:
                                        safe_run=options.safe_run, prefix=options.prefix,
                                        run_key=options.run_key, strict=options.strict)
         self.storage = Storage(settings)
-        self.discovery: Discovery | None = None  # phase 1's result, once listed
+        self.source = ObjectSource(settings, self.storage, rules, options.prefix,
+                                   options.inventory)
+        self.spill: AssetSpill | None = None  # the new files, while the run lasts
+        self.surveyed: Survey | None = None  # phases 1 and 2's result, once listed
         self.failure: BaseException | None = None  # the exception the report ended with
 
     # -- the run --------------------------------------------------------------------------
@@ -139,7 +147,8 @@ class ImportRun:
         """Run the three phases; record the run unless it is a dry run."""
         lock = nullcontext() if self.options.dry_run else db.import_lock(self.settings)
         try:
-            with lock, db.connect(self.settings, autocommit=True) as conn:
+            self.source.open()  # an inventory refused is no run: nothing is recorded
+            with lock, db.connect(self.settings, autocommit=True) as conn, self.spilling():
                 self._run_recorded(conn)
         except MprError as exc:  # also before the run started: the lock held, no database
             if exc is not self.failure:
@@ -153,21 +162,30 @@ class ImportRun:
         return self.report if exc is self.failure else None
 
     def stages(self, conn: Any) -> None:
-        """The stage list of an import: list, cross-reference, check (and insert)."""
-        found = self.discover()
+        """The stage list of an import: list beside the catalogue, settle what changed, check
+        (and insert) the new files asset by asset."""
+        found = self.survey(conn)
         self.stop_point()
-        crossed, assets, existing = self.cross_reference(conn, found)
+        self.cross_reference(conn, found)
         inserter = BatchInserter(conn, self.report.run_id, self.report, self.options.dry_run,
-                                 set(existing), self.settings.s3_bucket_in,
+                                 set(), self.settings.s3_bucket_in,
                                  self.options.run_key or None)
-        restored = [candidate for candidate, _ in crossed.restored]
-        changed = [change.candidate for change in crossed.changed if change.needs_md5()]
-        with self.planner(crossed.new + restored + changed) as planner:
-            self.check_restored(planner, crossed, inserter)
-            self.check_changed(conn, planner, crossed)
+        with self.planner(found.to_verify) as planner:
+            self.check_restored(planner, found, inserter)
+            self.check_changed(conn, planner, found)
             self.stop_point()
-            self.ingest(planner, assets, inserter)
+            self.ingest(planner, self.assets(conn, found, inserter), inserter)
         self.pictures(conn)
+
+    @contextmanager
+    def spilling(self) -> Iterator[AssetSpill]:
+        """The run's spill of new files (phases/spill.py), removed when the run ends."""
+        with AssetSpill(self.rules, self.settings.temp_dir) as spill:
+            self.spill = spill
+            try:
+                yield spill
+            finally:
+                self.spill = None
 
     def pictures(self, conn: Any) -> None:
         """After the batches' commits, with MPR_PICTURES=on: the pictures of the streaming
@@ -178,12 +196,13 @@ class ImportRun:
 
     def validate(self) -> Report:
         """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
-        found = self.discover()
-        self.report.counts.accepted = len(found.candidates)
-        assets = group_assets(found.candidates, [], {}, self.rules)
-        inserter = BatchInserter(None, None, self.report, True, set())
-        with self.planner(found.candidates) as planner:
-            self.ingest(planner, assets, inserter)
+        self.source.open()
+        with self.spilling():
+            found = self.survey(None)
+            self.report.counts.accepted = found.new
+            inserter = BatchInserter(None, None, self.report, True, set())
+            with self.planner(found.to_verify) as planner:
+                self.ingest(planner, self.assets(None, found, inserter), inserter)
         self.report.sort_problems()
         return self.report
 
@@ -214,12 +233,14 @@ class ImportRun:
     def problem_etags(self) -> dict[str, str]:
         """The listed ETag of each key a problem names (known problems are told apart by
         it); a key that was not listed (a master on tape) has none."""
-        found = self.discovery
-        if found is None:
+        found, spill = self.surveyed, self.spill
+        if found is None or spill is None:
             return {}
         keys = {p.key for p in self.report.problems}
         etags = {key: etag for key, etag in found.etags.items() if key in keys}
-        etags.update((c.key, c.etag) for c in found.candidates if c.key in keys)
+        etags.update(spill.etags(keys))
+        held = [c for c, _ in found.restored] + [change.candidate for change in found.changed]
+        etags.update((c.key, c.etag) for c in held if c.key in keys)
         return etags
 
     def _end(self, status: RunStatus, message: str, exc: BaseException) -> None:
@@ -238,48 +259,88 @@ class ImportRun:
 
     # -- the stages -------------------------------------------------------------------------
 
-    def discover(self) -> Discovery:
-        """Phase 1: the listing, classified by the rules."""
-        progress, report = self.progress, self.report
+    def survey(self, conn: Any) -> Survey:
+        """Phases 1 and 2: the objects (listed, or from an inventory) classified by the rules
+        and walked beside the catalogue's rows in one pass; the new files spilled. With no
+        database (`mpr validate`) every candidate is new."""
+        progress, report, spill = self.progress, self.report, self.spill
+        assert spill is not None
+        report.inventory = self.source.describe()
         progress.start("discover")
 
         def listed(n: int) -> None:
             progress.update("discover", n)
             self.stop_point()
 
-        with _timed(report, "discover"):
-            objects = self.storage.list_objects(self.settings.s3_bucket_in, self.options.prefix)
-            found = discover(objects, self.rules, on_listed=listed)
+        def streamed(candidate: Candidate) -> int:
+            return streamed_bytes(self.options.verify, candidate)
+
+        scope = self.source.scope() if conn is not None else Scope(complete=False)
+        surveyor = Surveyor(self.rules, spill, scope, streamed)
+        with _timed(report, "discover"), self._reading(conn):
+            rows = (db.catalogue_rows(conn, self.settings.s3_bucket_in, self.options.prefix)
+                    if conn is not None else ())
+            found = survey(merged(self.source.objects(), rows), surveyor, on_listed=listed)
         progress.finish("discover")
         report.counts.listed = found.listed
         report.counts.excluded = found.excluded
         report.counts.rejected = len(found.problems)
         report.extend(found.problems)
-        self.discovery = found
+        self.surveyed = found
         return found
 
-    def cross_reference(self, conn: Any, found: Discovery) -> tuple[
-            CrossReference, list[AssetFiles], dict[str, db.ExistingAsset]]:
-        """Phase 2: what the catalogue already holds; the assets with new files to check."""
-        progress, report = self.progress, self.report
-        progress.start("crossref", total=len(found.candidates))
-        with _timed(report, "crossref"):
-            scope = listing_scope(self.options.prefix, self.rules.exclude_prefixes,
-                                  found.problems)
-            crossed = cross_reference(conn, self.settings.s3_bucket_in, found.candidates, scope)
-            self.record_missing(conn, crossed)
-            existing = db.existing_assets(conn, sorted({c.inventory_code for c in crossed.new}))
-        progress.update("crossref", len(found.candidates))
-        progress.finish("crossref")
-        report.counts.skipped = len(crossed.known)
-        report.counts.accepted = len(crossed.new) + len(crossed.restored)
-        report.extend(crossed.problems)
-        return crossed, group_assets(crossed.new, crossed.known, existing, self.rules), existing
+    @staticmethod
+    def _reading(conn: Any) -> Any:
+        """The read-only transaction the catalogue's server-side cursor lives in."""
+        return nullcontext() if conn is None else conn.transaction()
 
-    def check_restored(self, planner: AssetPlanner, crossed: CrossReference,
+    def cross_reference(self, conn: Any, found: Survey) -> None:
+        """Phase 2's records: the missing files (reported and recorded), and the counts."""
+        progress, report = self.progress, self.report
+        progress.start("crossref", total=found.listed)
+        with _timed(report, "crossref"):
+            self.record_missing(conn, found)
+        progress.update("crossref", found.listed)
+        progress.finish("crossref")
+        report.counts.skipped = found.known
+        report.counts.accepted = found.new + len(found.restored)
+        report.extend([missing_problem(missing) for missing in found.missing])
+
+    def assets(self, conn: Any, found: Survey,
+               inserter: BatchInserter) -> Iterator[AssetFiles]:
+        """The spilled new files as assets, in code order, each with what the catalogue holds
+        of it (looked up `ASSETS_AT_ONCE` assets at a time; none without a database)."""
+        spill = self.spill
+        assert spill is not None
+        gone = {missing.key for missing in found.missing}
+        batch: list[tuple[str, list[Candidate]]] = []
+        for group in spill.groups():
+            batch.append(group)
+            if len(batch) >= ASSETS_AT_ONCE:
+                yield from self._assets_of(conn, batch, gone, inserter)
+                batch = []
+        yield from self._assets_of(conn, batch, gone, inserter)
+
+    def _assets_of(self, conn: Any, batch: list[tuple[str, list[Candidate]]],
+                   gone: set[str], inserter: BatchInserter) -> list[AssetFiles]:
+        if not batch:
+            return []
+        new = [candidate for _, files in batch for candidate in files]
+        if conn is None:
+            return group_assets(new, [], {}, self.rules)
+        codes = [code for code, _ in batch]
+        existing = db.existing_assets(conn, codes)
+        inserter.existing.update(existing)
+        siblings = [classify_key(key, size, etag, self.rules) for key, size, etag
+                    in db.catalogued_siblings(conn, self.settings.s3_bucket_in, codes)
+                    if key not in gone]
+        known = [c for c in siblings if isinstance(c, Candidate)]
+        return group_assets(new, known, existing, self.rules)
+
+    def check_restored(self, planner: AssetPlanner, found: Survey,
                        inserter: BatchInserter) -> None:
         """Masters catalogued as on tape, now in the bucket: marked restored when the same."""
-        for candidate, catalogued_md5 in crossed.restored:
+        for candidate, catalogued_md5 in found.restored:
             problem = planner.check_restored(candidate, catalogued_md5)
             if problem is None:
                 inserter.restore(candidate)
@@ -287,15 +348,15 @@ class ImportRun:
             else:
                 self.report.add(problem)
 
-    def record_missing(self, conn: Any, crossed: CrossReference) -> None:
+    def record_missing(self, conn: Any, found: Survey) -> None:
         """Catalogued objects the listing no longer holds: recorded as missing (reported by
         this run only; a dry run records nothing, so it reports them again)."""
-        self.report.counts.missing = len(crossed.missing)
-        if crossed.missing and not self.options.dry_run:
-            record_missing(conn, self.settings.s3_bucket_in, crossed.missing,
+        self.report.counts.missing = len(found.missing)
+        if found.missing and not self.options.dry_run:
+            record_missing(conn, self.settings.s3_bucket_in, found.missing,
                            self.options.run_key or None)
 
-    def check_changed(self, conn: Any, planner: AssetPlanner, crossed: CrossReference) -> None:
+    def check_changed(self, conn: Any, planner: AssetPlanner, found: Survey) -> None:
         """Catalogued objects with a new size or ETag, or back after missing: the same bytes
         are recorded quietly (refreshed, restored), other bytes are problems."""
         report = self.report
@@ -305,7 +366,7 @@ class ImportRun:
             report.counts.bytes_verified += streamed
             return md5
 
-        settled = settle_changes(crossed.changed, md5_of)
+        settled = settle_changes(found.changed, md5_of)
         report.extend(settled.problems)
         report.counts.refreshed += len(settled.refreshed) - settled.restored
         report.counts.restored += settled.restored
@@ -315,16 +376,17 @@ class ImportRun:
             record_settled(conn, self.settings.s3_bucket_in, settled, by)
 
     @contextmanager
-    def planner(self, to_verify: list[Candidate]) -> Iterator[AssetPlanner]:
-        """The phase-3 planner, with a "verify" bar when checksums need objects streamed."""
+    def planner(self, to_verify: int) -> Iterator[AssetPlanner]:
+        """The phase-3 planner, with a "verify" bar when checksums need `to_verify` bytes
+        streamed."""
         meter = _BytesMeter(self.progress)
         with AssetPlanner(self.storage, self.settings.s3_bucket_in, self.options.verify,
                           on_bytes=meter.add) as planner:
-            meter.start(planner.bytes_to_verify(to_verify))
+            meter.start(to_verify)
             yield planner
         meter.finish()
 
-    def ingest(self, planner: AssetPlanner, assets: list[AssetFiles],
+    def ingest(self, planner: AssetPlanner, assets: Iterable[AssetFiles],
                inserter: BatchInserter) -> None:
         """Phase 3: check every asset, inserting in batches (all at the end in safe-run,
         and nothing at all when safe-run found a problem)."""
@@ -338,10 +400,10 @@ class ImportRun:
         with _timed(report, "insert"):
             inserter.flush()
 
-    def _check_assets(self, planner: AssetPlanner, assets: list[AssetFiles],
+    def _check_assets(self, planner: AssetPlanner, assets: Iterable[AssetFiles],
                       inserter: BatchInserter) -> None:
         progress, report, options = self.progress, self.report, self.options
-        progress.start("ingest", total=len(assets))
+        progress.start("ingest", total=self.spill.assets() if self.spill else None)
         progress.start("sidecars")
         done = fetched = 0
         with _timed(report, "ingest"):
@@ -395,5 +457,6 @@ def run_validate(settings: Settings, rules: Rules, options: ImportOptions,
                  progress: Progress | None = None) -> Report:
     """Phases 1 and 3 on the bucket's contents, with no database (for CI gates)."""
     report = Report("validate", dry_run=True, prefix=options.prefix, run_key=options.run_key)
-    return ImportRun(settings, rules, ImportOptions(prefix=options.prefix, verify=options.verify),
+    return ImportRun(settings, rules, ImportOptions(prefix=options.prefix, verify=options.verify,
+                                                    inventory=options.inventory),
                      progress, report=report).validate()

@@ -22,46 +22,26 @@ SELECT version, name, applied_at FROM schema_migrations ORDER BY version
 -- One migration applied, in the transaction that applied it.
 INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s)
 
--- name: create_incoming
--- The session's table of the keys just listed in a bucket (emptied at each commit).
-CREATE TEMPORARY TABLE IF NOT EXISTS incoming_keys (
-    key  text PRIMARY KEY,
-    size bigint,
-    etag text
-) ON COMMIT DELETE ROWS
+-- name: catalogue_in_listing_order
+-- A bucket's catalogued files under a prefix in the order S3 lists keys (UTF-8 byte order:
+-- COLLATE "C", served by the index of sql/014), walked beside the listing by an import
+-- (phases/merge.py): every file, on tape, provisional or recorded missing too, with what the
+-- import compares (size, ETag) and decides by.
+SELECT f.key, f.size, f.etag, f.md5, f.provisional, f.in_bucket,
+       f.missing_since IS NOT NULL AS missing, f.differing_etag, a.inventory_code
+FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE f.bucket = %(bucket)s AND starts_with(f.key, %(prefix)s)
+ORDER BY f.key COLLATE "C"
 
--- name: copy_incoming
--- Stream the listed keys (key, size, ETag) into incoming_keys.
-COPY incoming_keys (key, size, etag) FROM STDIN
-
--- name: known_incoming
--- The listed keys that need attention, with what the catalogue knows of them.
--- Only the keys that need attention: new ones (f.key IS NULL, or a provisional master, checked
--- as if new), changed ones, masters catalogued as on tape that are now in the bucket, and
--- objects recorded as missing (sql/008) that are listed again. Every other key is catalogued
--- and unchanged, so the nightly steady state returns no rows at all.
-SELECT i.key, (f.key IS NULL OR f.provisional) AS new,
-       (f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag) AS changed,
-       coalesce(NOT f.in_bucket, false) AS restored, f.md5,
-       f.missing_since IS NOT NULL AS missing, f.size AS catalogued_size,
-       f.differing_etag IS NOT DISTINCT FROM i.etag AS known_different
-FROM incoming_keys i
-LEFT JOIN asset_files f ON f.bucket = %(bucket)s AND f.key = i.key
-WHERE f.key IS NULL OR NOT f.in_bucket OR f.provisional OR f.missing_since IS NOT NULL
-   OR f.size IS DISTINCT FROM i.size OR f.etag IS DISTINCT FROM i.etag
-
--- name: missing_from_listing
--- The catalogued objects of a bucket under a prefix that its complete listing (incoming_keys)
--- no longer holds and that are not recorded as missing yet: keys listed but left out of
--- incoming_keys by phase 1 (`listed`), and keys under the rules' excluded prefixes, are not.
-SELECT f.key, a.inventory_code
-FROM asset_files f JOIN assets a ON a.id = f.asset_id
-WHERE f.bucket = %(bucket)s AND f.in_bucket AND f.missing_since IS NULL
-  AND starts_with(f.key, %(prefix)s)
-  AND NOT EXISTS (SELECT 1 FROM incoming_keys i WHERE i.key = f.key)
-  AND NOT f.key = ANY(%(listed)s::text[])
-  AND NOT EXISTS (SELECT 1 FROM unnest(%(excluded)s::text[]) AS e(prefix)
-                  WHERE starts_with(f.key, e.prefix))
+-- name: catalogued_siblings
+-- The files of these assets catalogued as present in a bucket (not a provisional master, not
+-- recorded missing): what a delivery's new files of the same assets are checked beside.
+SELECT f.key, f.size, f.etag
+FROM asset_files f
+JOIN assets a ON a.id = f.asset_id
+WHERE a.inventory_code = ANY(%(codes)s) AND f.bucket = %(bucket)s AND f.in_bucket
+  AND NOT f.provisional AND f.missing_since IS NULL
 ORDER BY f.key
 
 -- name: existing_assets

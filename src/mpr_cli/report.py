@@ -86,6 +86,7 @@ class Report:
     durations: dict[str, float] = field(default_factory=dict)
     strict: bool = False  # known errors count in the exit code too (--strict)
     standing: dict[Identity, Standing] = field(default_factory=dict)  # absent: new
+    inventory: dict[str, Any] | None = None  # the S3 Inventory read instead of a listing
 
     def add(self, problem: Problem) -> None:
         """A problem, new until `mark_standing` says otherwise."""
@@ -139,8 +140,10 @@ class Report:
         return {**problem.to_dict(), "known": mark.known, "acknowledged": mark.acknowledged}
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data; `inventory` is there only when the run read one."""
         counts = asdict(self.counts)
-        return {
+        source = {} if self.inventory is None else {"inventory": self.inventory}
+        return source | {
             "command": self.command,
             "run_id": self.run_id,
             "run_key": self.run_key,

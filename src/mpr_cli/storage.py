@@ -37,7 +37,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from mpr_cli.atomic import replacing
 from mpr_cli.config import AddressingStyle, RequestChecksums, Settings
-from mpr_cli.errors import S3Unavailable, StorageError, UnsafeKeyError
+from mpr_cli.errors import NoSuchObject, S3Unavailable, StorageError, UnsafeKeyError
 from mpr_cli.secrets import mask_url, scrub
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ class Storage:
             return StorageError(f"bucket {bucket} does not exist", key=key,
                                 hint=self._bucket_hint(bucket))
         if code in _MISSING or status == 404:
-            return StorageError(f"{where} does not exist", key=key,
+            return NoSuchObject(f"{where} does not exist", key=key,
                                 hint="check the key: the object may have been moved or deleted")
         if code in _DENIED or status == 403:
             return StorageError(f"access denied ({code or status}) to {action} {where}",

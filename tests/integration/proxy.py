@@ -11,12 +11,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class Forwarder:
-    def __init__(self, target_host: str, target_port: int, listen_port: int = 0) -> None:
+    """`watch`, when given, sees every chunk a client sends before it is forwarded; when it
+    returns True the forwarder cuts itself there (a fault at a chosen request, not a time)."""
+
+    def __init__(self, target_host: str, target_port: int, listen_port: int = 0,
+                 watch: Callable[[bytes], bool] | None = None) -> None:
         self.target = (target_host, target_port)
+        self.watch = watch
         self.listener = socket.create_server(("127.0.0.1", listen_port))
         self.port = self.listener.getsockname()[1]
         self.sockets: list[socket.socket] = []
@@ -41,8 +46,16 @@ class Forwarder:
                     upstream.close()
                     return
                 self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=_pump, args=(client, upstream, self._watched),
+                             daemon=True).start()
+            threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+
+    def _watched(self, data: bytes) -> bool:
+        """False to forward `data`; True when the watch cut the forwarder here."""
+        if self.watch is not None and self.watch(data):
+            self.cut()
+            return True
+        return False
 
     def __enter__(self) -> Forwarder:
         return self
@@ -62,19 +75,23 @@ class Forwarder:
                     sock.close()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket,
+          cut_here: Callable[[bytes], bool] | None = None) -> None:
     with contextlib.suppress(OSError):
         while data := source.recv(65536):
+            if cut_here is not None and cut_here(data):
+                return
             sink.sendall(data)
     with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager
-def forwarder(endpoint: str) -> Iterator[Forwarder]:
+def forwarder(endpoint: str,
+              watch: Callable[[bytes], bool] | None = None) -> Iterator[Forwarder]:
     """A Forwarder in front of the `http://host:port` S3 endpoint."""
     host, port = endpoint.split("://", 1)[1].rsplit(":", 1)
-    proxy = Forwarder(host, int(port))
+    proxy = Forwarder(host, int(port), watch=watch)
     try:
         yield proxy
     finally:

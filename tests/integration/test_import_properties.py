@@ -5,7 +5,7 @@ Hypothesis starts from one good asset of the sample archive (a video or an audio
 all its sidecars) and mutates it: keys renamed to hostile names, metadata JSON replaced by
 random documents or given hostile values, checksum files rewritten, QC reports replaced by
 random bytes, files dropped. Each example is uploaded to a real SeaweedFS bucket, run through
-the library's own phases (discover, cross_reference, plan) and inserted into a real
+the library's own phases (survey beside the catalogue, spill, plan) and inserted into a real
 PostgreSQL catalogue in a transaction that is rolled back.
 """
 
@@ -28,9 +28,10 @@ from mpr_cli import db
 from mpr_cli.config import FIELD_BY_ENV, Settings, load_settings
 from mpr_cli.dev.sample import build_sample_archive
 from mpr_cli.errors import RowsRefused
-from mpr_cli.phases.crossref import cross_reference
-from mpr_cli.phases.discover import discover
+from mpr_cli.phases.discover import Scope, Surveyor, survey
 from mpr_cli.phases.ingest import AssetPlanner, VerifyMode, group_assets
+from mpr_cli.phases.merge import merged
+from mpr_cli.phases.spill import AssetSpill
 from mpr_cli.problems import Reason
 from mpr_cli.rules import load_rules
 from mpr_cli.storage import Storage
@@ -205,23 +206,23 @@ def check_delivery(world: World, files: dict[str, bytes]) -> None:
     put(world, files)
 
     objects = list(world.storage.list_objects(world.bucket))
-    found = discover(objects, RULES)
-    assert found.listed == len(objects)
-    assert found.listed == found.excluded + len(found.problems) + len(found.candidates)
-    assert all(isinstance(p.reason, Reason) for p in found.problems)
-    with db.connect(world.settings) as conn:
+    with db.connect(world.settings) as conn, AssetSpill(RULES) as spill:
         try:
-            crossed = cross_reference(conn, world.bucket, found.candidates)
-            codes = sorted({c.inventory_code for c in crossed.new})
-            assets = group_assets(crossed.new, crossed.known, db.existing_assets(conn, codes))
+            found = survey(merged(objects, db.catalogue_rows(conn, world.bucket, "")),
+                           Surveyor(RULES, spill, Scope(), lambda candidate: 0))
+            assert found.listed == len(objects)
+            assert found.listed == (found.excluded + len(found.problems) + found.new
+                                    + found.known + len(found.restored))
+            assert all(isinstance(p.reason, Reason) for p in found.problems)
             with AssetPlanner(world.storage, world.bucket, VerifyMode.AUTO) as planner:
-                for asset in assets:
-                    plan = planner.plan(asset)
-                    reasons = [p.reason for p in plan.problems]
-                    assert Reason.INTERNAL_ERROR not in reasons, plan.problems
-                    assert plan.rows or plan.problems, asset
-                    if plan.ok and plan.rows:
-                        insert(conn, plan, files)
+                for code, new in spill.groups():
+                    for asset in group_assets(new, [], db.existing_assets(conn, [code])):
+                        plan = planner.plan(asset)
+                        reasons = [p.reason for p in plan.problems]
+                        assert Reason.INTERNAL_ERROR not in reasons, plan.problems
+                        assert plan.rows or plan.problems, asset
+                        if plan.ok and plan.rows:
+                            insert(conn, plan, files)
         finally:
             conn.rollback()
 

@@ -9,7 +9,6 @@ from mpr_cli.phases.crossref import (
     Bytes,
     CataloguedChange,
     compare_bytes,
-    listing_scope,
     settle_changes,
 )
 from mpr_cli.problems import Phase, Problem, Reason, Severity
@@ -77,12 +76,6 @@ def test_an_object_back_with_other_bytes_is_a_checksum_mismatch():
     [problem] = settled.problems
     assert (problem.reason, problem.severity) == (Reason.CHECKSUM_MISMATCH, Severity.ERROR)
     assert OTHER in problem.message and MD5 in problem.message
-
-
-def test_the_listing_scope_counts_rejected_keys_as_listed():
-    rejected = [Problem.make(Reason.INVALID_KEY, "BRD/a\nb.mov", "bad")]
-    scope = listing_scope("BRD/", ("UMT/",), rejected)
-    assert (scope.prefix, scope.excluded, scope.listed) == ("BRD/", ("UMT/",), ("BRD/a\nb.mov",))
 
 
 def _row(md5: str) -> FileRow:

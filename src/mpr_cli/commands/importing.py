@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ from mpr_cli.config import Settings
 from mpr_cli.errors import ExitCode, ImportInterrupted, MprError
 from mpr_cli.importer import ImportOptions, ImportRun, run_validate
 from mpr_cli.phases.ingest import VerifyMode
+from mpr_cli.phases.sources import InventoryChoice
 from mpr_cli.report import Report, print_summary, to_junit, write_json
+from mpr_cli.s3inventory import parse_duration
 
 PHASE_LABELS = {"discover": "1 keys listed", "crossref": "2 cross-referenced",
                 "ingest": "3 assets checked", "sidecars": "3 sidecars fetched",
@@ -112,6 +115,18 @@ class LogPhases:
                                f"{_amount(phase, self.last.get(phase, 0))} done")
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def inventory_choice(uri: str | None, max_age: timedelta) -> InventoryChoice | None:
+    """--inventory and --inventory-max-age as the run's choice (None: list the bucket)."""
+    return None if uri is None else InventoryChoice(uri, max_age)
+
+
 def common_options(func: Any) -> Any:
     options = [
         click.option("--prefix", default="", help="Only keys under this prefix."),
@@ -129,7 +144,19 @@ def common_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return inventory_options(func)
+
+
+def inventory_options(func: Any) -> Any:
+    """--inventory and --inventory-max-age (import, validate, nightly)."""
+    func = click.option("--inventory-max-age", metavar="AGE", default="48h", show_default=True,
+                        callback=_duration,
+                        help="Refuse an inventory older than this (e.g. 36h, 3d).")(func)
+    return click.option("--inventory", metavar="URI",
+                        help="Read the objects from this S3 Inventory report instead of "
+                             "listing the bucket: its manifest.json (s3://bucket/key or a "
+                             "local path), or its folder s3://bucket/prefix/ for the newest "
+                             "report there.")(func)
 
 
 def _human_console(report_path: str | None) -> Console:
@@ -162,6 +189,7 @@ def _phases(console: Console, quiet: bool,
 def import_command(app: App, prefix: str, verify: str, rules_file: Path | str | None,
                    strict: bool | None,
                    report_path: str | None, quiet: bool, verbose: bool,
+                   inventory: str | None, inventory_max_age: timedelta,
                    dry_run: bool | None, safe_run: bool | None, log_format: str,
                    log_file: Path | None) -> None:
     """Import new files from the input bucket into the catalogue.
@@ -173,7 +201,9 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | str | 
     run_log = start_run_log(settings, log_format, log_file)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
                                           dry_run=dry_run, safe_run=safe_run, strict=strict,
-                                          run_key=run_log.run_key)
+                                          run_key=run_log.run_key,
+                                          inventory=inventory_choice(inventory,
+                                                                     inventory_max_age))
     rules = app.rules(rules_file)
     console = _human_console(report_path)
     run_log.log.info("import run %s started", run_log.run_key)
@@ -194,7 +224,8 @@ def import_command(app: App, prefix: str, verify: str, rules_file: Path | str | 
 @pass_app
 @handles_errors
 def validate_command(app: App, prefix: str, verify: str, rules_file: Path | str | None,
-                     report_path: str | None, quiet: bool, verbose: bool, fmt: str,
+                     report_path: str | None, quiet: bool, verbose: bool,
+                     inventory: str | None, inventory_max_age: timedelta, fmt: str,
                      log_format: str, log_file: Path | None) -> None:
     """Check a delivery in the input bucket (phases 1 and 3), with no database.
 
@@ -202,7 +233,8 @@ def validate_command(app: App, prefix: str, verify: str, rules_file: Path | str 
     """
     settings = app.settings
     run_log = start_run_log(settings, log_format, log_file)
-    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify), run_key=run_log.run_key)
+    options = ImportOptions(prefix=prefix, verify=VerifyMode(verify), run_key=run_log.run_key,
+                            inventory=inventory_choice(inventory, inventory_max_age))
     rules = app.rules(rules_file)
     machine = fmt != "table"
     console = Console(stderr=machine or report_path == "-", highlight=False, soft_wrap=True)

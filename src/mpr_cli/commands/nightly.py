@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mpr_cli.commands.context import (
     pass_app,
     writable_file,
 )
+from mpr_cli.commands.importing import inventory_choice, inventory_options
 from mpr_cli.commands.reporting import LoggedProgress, deliver, log_options, start_run_log
 from mpr_cli.display import visible
 from mpr_cli.errors import ExitCode, UsageError
@@ -63,6 +65,7 @@ class LoggedJobs(LoggedProgress):
               help="JSON report (`-` for stdout).")
 @click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Prometheus textfile-collector file, written atomically.")
+@inventory_options
 @log_options
 @pass_app
 @handles_errors
@@ -70,7 +73,9 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
                     strict: bool | None,
                     verify: str, workers: int | None, executor: str | None,
                     report_path: str | None,
-                    metrics_file: Path | None, log_format: str, log_file: Path | None) -> None:
+                    metrics_file: Path | None, inventory: str | None,
+                    inventory_max_age: timedelta, log_format: str,
+                    log_file: Path | None) -> None:
     """Import, check fixity, then transcode what is pending; one summary, one report, one
     e-mail.
 
@@ -81,7 +86,9 @@ def nightly_command(app: App, prefix: str, dry_run: bool | None, safe_run: bool 
     run = start_run_log(settings, log_format, log_file, always=True)
     options = ImportOptions.from_settings(settings, prefix=prefix, verify=verify,
                                           dry_run=dry_run, safe_run=safe_run,
-                                          run_key=run.run_key, command="nightly", strict=strict)
+                                          run_key=run.run_key, command="nightly", strict=strict,
+                                          inventory=inventory_choice(inventory,
+                                                                     inventory_max_age))
     progress = LoggedJobs()
     run.log.info("nightly run %s started", run.run_key)
     with graceful_stop() as stop:

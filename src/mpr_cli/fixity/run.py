@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from mpr_cli import db, events
+from mpr_cli import db, events, listing
 from mpr_cli.config import Settings
 from mpr_cli.errors import S3Unavailable, StorageError
 from mpr_cli.fixity.budget import Budget
@@ -44,6 +44,8 @@ from mpr_cli.fixity.outcome import (
 )
 from mpr_cli.fixity.reading import in_pages, md5_of_chunks, prefetch
 from mpr_cli.fixity.report import Check, FixityReport, FixityStatus
+from mpr_cli.phases.sources import list_concurrency
+from mpr_cli.rules import default_rules
 from mpr_cli.storage import ObjectInfo, Storage
 
 PAGE_SIZE = 500  # files per page of the selection, and per transaction of a quick pass
@@ -214,14 +216,19 @@ class FixityRun:
         key order, the listing's pages fetched and parsed (a thread of their own) while the
         checks are written, so the pass takes little more than the listing."""
         for bucket in self._buckets(conn):
-            pages = prefetch(in_pages(self.storage.list_objects(bucket, self.options.prefix),
-                                      LISTING_PAGE))
+            pages = prefetch(in_pages(self._listing(bucket), LISTING_PAGE))
             try:
                 self._walk(conn, bucket, (info for page in pages for info in page), before)
             finally:
                 pages.close()
             if self._over or self.report.s3_failed:
                 return
+
+    def _listing(self, bucket: str) -> Iterator[ObjectInfo]:
+        """The bucket's objects under the prefix, its folders listed concurrently (the
+        import's lister: MPR_LIST_CONCURRENCY, else one thread per carrier folder, at most 8)."""
+        return listing.list_objects(self.storage, bucket, self.options.prefix,
+                                    concurrency=list_concurrency(self.settings, default_rules()))
 
     def _walk(self, conn: psycopg.Connection[Any], bucket: str,
               listing: Iterator[ObjectInfo], before: datetime) -> None:
@@ -245,13 +252,13 @@ class FixityRun:
 
     def _load_listings(self, conn: psycopg.Connection[Any]) -> None:
         """One listing of every bucket holding selected files, into the session's table."""
-        prefix, buckets = self.options.prefix, self._buckets(conn)
+        buckets = self._buckets(conn)
         began = self.clock()
         with conn.transaction():
             conn.execute(db.query("fixity_create_listing"))
             for bucket in buckets:
                 with conn.cursor() as cur, cur.copy(db.query("fixity_copy_listing")) as copy:
-                    for info in self.storage.list_objects(bucket, prefix):
+                    for info in self._listing(bucket):
                         copy.write_row((bucket, info.key, info.size, info.etag))
         self.report.durations["listing"] = self.clock() - began
 

@@ -1,6 +1,6 @@
-"""Phase 2: set-based comparison of the candidates with what the catalogue already holds.
+"""Phase 2: what to make of the catalogued files the listing shows changed or no longer holds.
 
-One COPY into a temporary table and one anti-join per run; never a query per file. A key
+The listing is walked beside the catalogue (phases/discover.py, phases/merge.py): a key
 already catalogued with the same size and ETag is skipped. One whose size or ETag changed, or
 one recorded as missing that is listed again, is a `CataloguedChange`, settled by
 `settle_changes`:
@@ -15,9 +15,9 @@ An object's bytes are read (its MD5 streamed) only when its size is the catalogu
 ETag is no plain MD5, and once per ETag: bytes read and found other are noted with their ETag
 (asset_files.differing_etag), so the nightly warning costs no read the next nights.
 
-With a `ListingScope` (a complete listing of the bucket, or of a whole prefix), a catalogued
-object in the bucket that the listing no longer holds is MISSING_OBJECT, reported by the run
-that first notices it (the caller records it missing; later runs do not report it again).
+After a complete listing of the bucket (or of a whole prefix), a catalogued object in the
+bucket that the listing no longer holds is MISSING_OBJECT (`missing_problem`), reported by the
+run that first notices it (the caller records it missing; later runs do not report it again).
 
 What the caller records comes with its preservation events (mpr_cli.events), built here:
 a vanished object `deletion` (failure: mpr did not delete it), one back with its bytes
@@ -33,7 +33,7 @@ from enum import Enum
 from typing import Any
 
 from mpr_cli import db, events
-from mpr_cli.db import ListingScope, MissingFile
+from mpr_cli.db import MissingFile
 from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.problems import Problem, Reason
 from mpr_cli.validation.inventory import Candidate
@@ -57,17 +57,6 @@ class CataloguedChange:
         an earlier run read the bytes of this very ETag."""
         return (self.changed and self.md5 is not None and self.size == self.candidate.size
                 and not self.known_different)
-
-
-@dataclass
-class CrossReference:
-    new: list[Candidate] = field(default_factory=list)
-    known: list[Candidate] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    # masters catalogued from their sidecars (on tape) now in the bucket, with the catalogued MD5
-    restored: list[tuple[Candidate, str | None]] = field(default_factory=list)
-    changed: list[CataloguedChange] = field(default_factory=list)  # also in `known`
-    missing: list[MissingFile] = field(default_factory=list)
 
 
 class Bytes(Enum):
@@ -107,30 +96,6 @@ class Settled:
         return made
 
 
-def cross_reference(conn: Any, bucket: str, candidates: list[Candidate],
-                    scope: ListingScope | None = None) -> CrossReference:
-    """Sort the candidates by what the catalogue knows of them; with a scope, also find the
-    catalogued objects the listing no longer holds (MISSING_OBJECT, not yet recorded)."""
-    found = db.compare_listing(conn, bucket, ((c.key, c.size, c.etag) for c in candidates),
-                               scope)
-    result = CrossReference(missing=found.missing)
-    for candidate in candidates:
-        record = found.changes.get(candidate.key)
-        if record is None:  # catalogued, same size and ETag
-            result.known.append(candidate)
-        elif record.new:
-            result.new.append(candidate)
-        elif record.restored:
-            result.restored.append((candidate, record.md5))
-        else:  # changed or back: skipped until settled, never overwritten
-            result.known.append(candidate)
-            result.changed.append(CataloguedChange(
-                candidate, record.md5, record.catalogued_size, record.changed, record.missing,
-                record.known_different))
-    result.problems += [_missing_problem(missing) for missing in found.missing]
-    return result
-
-
 def compare_bytes(change: CataloguedChange, actual_md5: str | None) -> Bytes:
     """Are the object's bytes the catalogued ones? `actual_md5` is the object's MD5 when it
     was read (`CataloguedChange.needs_md5`), else None."""
@@ -162,12 +127,6 @@ def settle_changes(changes: list[CataloguedChange],
         else:
             settled.problems.append(_changed_problem(change.candidate))
     return settled
-
-
-def listing_scope(prefix: str, excluded: tuple[str, ...], rejected: list[Problem]) -> ListingScope:
-    """The scope of a complete listing under `prefix`: the rules' excluded prefixes are not
-    looked at, and the keys phase 1 rejected were listed."""
-    return ListingScope(prefix, excluded, tuple(sorted({p.key for p in rejected})))
 
 
 def _changed_problem(candidate: Candidate) -> Problem:
@@ -220,7 +179,7 @@ def missing_event(bucket: str, missing: MissingFile, run_key: str | None) -> New
                     inventory_code=missing.inventory_code, run_key=run_key)
 
 
-def _missing_problem(missing: MissingFile) -> Problem:
+def missing_problem(missing: MissingFile) -> Problem:
     return Problem.make(
         Reason.MISSING_OBJECT, missing.key,
         f"{missing.key} is catalogued but no longer in the bucket (reported once, recorded as "

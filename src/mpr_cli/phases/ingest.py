@@ -20,7 +20,7 @@ from itertools import groupby
 from typing import Any
 
 from mpr_cli.db import ExistingAsset, FileRow
-from mpr_cli.errors import FfmpegError, MprError, S3Unavailable, describe
+from mpr_cli.errors import FfmpegError, MprError, NoSuchObject, S3Unavailable, describe
 from mpr_cli.events import EventType, NewEvent, Outcome
 from mpr_cli.ffmpeg.probe import probe_stream
 from mpr_cli.problems import Problem, Reason, Severity
@@ -77,6 +77,19 @@ def group_assets(new: list[Candidate], known: list[Candidate],
                        existing.get(code), rules) for code, files in sorted(new_by.items())]
 
 
+def streams(verify: VerifyMode, candidate: Candidate) -> bool:
+    """Does verifying this object's MD5 read the whole object?"""
+    return verify is VerifyMode.FULL or (
+        verify is VerifyMode.AUTO and single_part_md5(candidate.etag) is None)
+
+
+def streamed_bytes(verify: VerifyMode, candidate: Candidate) -> int:
+    """What verifying this file streams at most: a media file's size when its MD5 is read
+    from its bytes, else nothing (a progress bar's total)."""
+    media = candidate.role in (Role.MASTER, Role.STREAMING)
+    return candidate.size if media and streams(verify, candidate) else 0
+
+
 class AssetPlanner:
     """Plans one asset at a time; safe to use from many threads (no shared mutable state)."""
 
@@ -108,6 +121,8 @@ class AssetPlanner:
             _AssetCheck(self, asset, plan).run()
         except S3Unavailable:  # S3 itself failed: the run stops (exit 4), no file is blamed
             raise
+        except NoSuchObject as exc:  # listed (or in an inventory), gone when it was read
+            plan.problems.append(_gone(asset, exc))
         except MprError as exc:  # S3 or ffprobe failed for this asset only
             plan.problems.append(Problem.make(Reason.FETCH_FAILED, asset.new[0].key,
                                               exc.one_line(), inventory_code=asset.code))
@@ -134,13 +149,11 @@ class AssetPlanner:
 
     def streams(self, candidate: Candidate) -> bool:
         """Does verifying this object's MD5 read the whole object?"""
-        return self.verify is VerifyMode.FULL or (
-            self.verify is VerifyMode.AUTO and single_part_md5(candidate.etag) is None)
+        return streams(self.verify, candidate)
 
     def bytes_to_verify(self, candidates: Iterable[Candidate]) -> int:
         """What verifying these media files will stream at most (a progress bar's total)."""
-        return sum(c.size for c in candidates
-                   if c.role in (Role.MASTER, Role.STREAMING) and self.streams(c))
+        return sum(streamed_bytes(self.verify, c) for c in candidates)
 
     def object_md5(self, candidate: Candidate, expected: str) -> tuple[str, int]:
         """The object's MD5 as `verify` decides (ETag, streamed, or trusted), and the bytes
@@ -338,6 +351,15 @@ class _AssetCheck:
                 heads[report.key] = self.p.storage.read_head(self.p.bucket, report.key,
                                                              QC_HEAD_BYTES)
         self.add(asset_rules.qc_report_problems(self.asset, heads))
+
+
+def _gone(asset: AssetFiles, exc: NoSuchObject) -> Problem:
+    key = exc.key or asset.new[0].key
+    return Problem.make(
+        Reason.MISSING_OBJECT, key,
+        f"{key} was listed (or named by the inventory) but is no longer in the bucket when it "
+        f"was read: {asset.code} was left out; put the file back, or run again once the "
+        "delivery is complete", inventory_code=asset.code)
 
 
 def _extension(key: str) -> str:
