@@ -26,9 +26,10 @@ keys ending in "/" (folder markers, as `Storage.list_objects` skips them) are sk
 file's size is checked as well as its MD5checksum.
 
 `manifest_objects` yields the objects in key order (Python's str order, which is the UTF-8 byte
-order S3 lists in) whatever order the files and rows come in: an external merge sort whose
-sorted runs of at most `RUN_ROWS` rows go to temp files under `scratch` (none when everything
-fits in one run), merged with `heapq.merge`. Memory holds one run, never the inventory.
+order S3 lists in) whatever order the files and rows come in: `mpr_cli.extsort`, an external
+merge sort whose sorted runs of at most `RUN_ROWS` rows go to temp files under `scratch` (none
+when everything fits in one run), merged with `heapq.merge`. Memory holds one run, never the
+inventory. The data files are streamed (gzip over the S3 body, chunk by chunk).
 """
 
 from __future__ import annotations
@@ -36,16 +37,11 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import heapq
 import io
 import json
-import pickle
 import re
-import shutil
-import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -54,11 +50,11 @@ from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from mpr_cli.errors import InventoryError, InventoryStale, S3Unavailable, StorageError
+from mpr_cli.extsort import RUN_ROWS, sorted_rows
 from mpr_cli.fixity.budget import parse_duration as _seconds_of
 from mpr_cli.storage import ObjectInfo, Storage
 
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
-RUN_ROWS = 100_000
 REQUIRED_COLUMNS = ("Key", "Size", "ETag")
 _ARN = re.compile(r"arn:aws[a-z-]*:s3:::([^/]+)")
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -259,55 +255,16 @@ def _short(duration: timedelta) -> str:
 
 def manifest_objects(manifest: Manifest, storage: Storage, *, scratch: Path,
                      run_rows: int = RUN_ROWS) -> Iterator[ObjectInfo]:
-    """Every current object of the inventory, in key order (see the module docstring).
-    InventoryError names the data file (and row) that is missing, damaged or malformed."""
-    with ExitStack() as stack:
-        runs: list[Path] = []
-        folder: Path | None = None
-        batch: list[Row] = []
-        for row in _all_rows(manifest, storage):
-            batch.append(row)
-            if len(batch) >= run_rows:
-                if folder is None:
-                    folder = _scratch_folder(scratch, stack)
-                runs.append(_write_run(batch, folder, len(runs)))
-                batch = []
-        batch.sort(key=itemgetter(0))
-        if runs and batch:
-            runs.append(_write_run(batch, folder or _scratch_folder(scratch, stack), len(runs)))
-            batch = []
-        rows: Iterable[Row] = heapq.merge(*(_read_run(path, stack) for path in runs),
-                                          key=itemgetter(0)) if runs else batch
-        for key, size, etag, modified in rows:
+    """Every current object of the inventory, in key order (see the module docstring); a key
+    listed twice is yielded once. InventoryError names the data file (and row) that is
+    missing, damaged or malformed; every file is read before the first object is yielded."""
+    last = None
+    rows = sorted_rows(_all_rows(manifest, storage), itemgetter(0), scratch=scratch,
+                       run_rows=run_rows)
+    for key, size, etag, modified in rows:
+        if key != last:
             yield ObjectInfo(key=key, size=size, etag=etag, last_modified=modified)
-
-
-def _scratch_folder(scratch: Path, stack: ExitStack) -> Path:
-    scratch.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="mpr-inventory-", dir=scratch))
-    stack.callback(shutil.rmtree, folder, ignore_errors=True)
-    return folder
-
-
-def _write_run(batch: list[Row], folder: Path, number: int) -> Path:
-    batch.sort(key=itemgetter(0))
-    path = folder / f"run-{number:05d}.pickle"
-    with path.open("wb") as file:
-        pickler = pickle.Pickler(file, protocol=pickle.HIGHEST_PROTOCOL)
-        for start in range(0, len(batch), 1000):  # blocks: fewer calls, bounded reads
-            pickler.dump(batch[start:start + 1000])
-            pickler.clear_memo()
-    return path
-
-
-def _read_run(path: Path, stack: ExitStack) -> Iterator[Row]:
-    file = stack.enter_context(path.open("rb", buffering=64 * 1024))
-    while True:
-        try:
-            block: list[Row] = pickle.load(file)  # noqa: S301 - our own temp file
-        except EOFError:
-            return
-        yield from block
+        last = key
 
 
 def _all_rows(manifest: Manifest, storage: Storage) -> Iterator[Row]:

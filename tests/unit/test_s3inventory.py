@@ -16,11 +16,13 @@ import random
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mpr_cli import extsort
 from mpr_cli.errors import ExitCode, InventoryError, InventoryStale, S3Unavailable, StorageError
 from mpr_cli.s3inventory import (
     Manifest,
@@ -466,3 +468,27 @@ def test_memory_stays_flat_over_300000_rows(s3: MemoryS3, tmp_path: Path) -> Non
     assert seen == count and len(held) == count // 10
     print(f"peak {streaming / 2**20:.1f} MiB streaming, {holding / 2**20:.1f} MiB held")
     assert streaming < holding / 2, (streaming, holding)
+
+
+def test_the_external_sort_merges_in_passes_and_cleans_up(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """More runs than FAN_IN are merged in passes; equal keys keep their input order; the
+    temp folder goes when the iteration ends and when it is stopped half-way."""
+    monkeypatch.setattr(extsort, "FAN_IN", 3)
+    monkeypatch.setattr(extsort, "BLOCK_ROWS", 4)
+    rows = [(random.Random(n).randrange(60), n) for n in range(500)]
+    scratch = tmp_path / "scratch"
+    result = list(extsort.sorted_rows(iter(rows), itemgetter(0), scratch=scratch, run_rows=9))
+    assert result == sorted(rows, key=itemgetter(0))  # sorted() is stable too
+    assert list(scratch.iterdir()) == []
+    stopped = extsort.sorted_rows(iter(rows), itemgetter(0), scratch=scratch, run_rows=9)
+    assert next(stopped) == result[0]
+    assert len(list(scratch.rglob("*.pickle"))) > 0
+    stopped.close()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_key_listed_twice_is_yielded_once(s3: MemoryS3, tmp_path: Path) -> None:
+    uri = write_inventory(s3, source_bucket=SOURCE, dest_bucket=DEST, created=CREATED,
+                          objects=[obj("b"), obj("a", 1), obj("a", 1), obj("c")], files=2)
+    assert [o.key for o in listed(uri, s3, tmp_path, run_rows=2)] == ["a", "b", "c"]
