@@ -13,8 +13,8 @@ the whole prefix yields, in the same order, folder markers ("x/") skipped as
 
 A thread's exception is re-raised in the consumer at the folder's place in the stream (after
 every object before it); when the consumer stops (the generator closed, an exception) every
-thread is stopped and joined before the generator returns: none is left blocked on a full
-queue. A thread in the middle of a request finishes that request first.
+thread is told to stop and its queue emptied, so none is left blocked on a full queue, and the
+generator waits for them (up to STOP_WAIT_S for a request in flight) before it returns.
 
 Order: a page of the first level lists its objects, then its common prefixes, so the two are
 merged. Where they interleave servers differ: AWS sorts full keys by UTF-8 bytes ("d-x" before
@@ -22,6 +22,10 @@ merged. Where they interleave servers differ: AWS sorts full keys by UTF-8 bytes
 first-level object that sorts between "d" and "d/" is placed differently; for the first such
 object one small plain listing (Prefix="d", MaxKeys=1) asks the server which comes first, and
 that answer holds for the rest of the listing.
+
+Meant for a first level of a few folders (mpr's carrier folders): each common prefix costs at
+least one request of its own, so a first level of thousands of small folders lists faster with
+`split=False`.
 
 The caller chooses `concurrency`: mpr's default (phases/sources.py) is MPR_LIST_CONCURRENCY,
 else the number of carrier folders in the rules, at most 8. With `concurrency` 1 or
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ from mpr_cli.storage import PAGE_SIZE, ObjectInfo
 QUEUE_PAGES = 3  # pages a folder's thread may hold ahead of the consumer
 LOOKAHEAD_OBJECTS = 10_000  # first-level objects buffered while looking for folders to start
 DELIMITER = "/"
+STOP_WAIT_S = 5.0  # how long a stopped listing waits for its threads' requests in flight
 
 
 class PageSource(Protocol):
@@ -187,8 +193,8 @@ class _SplitListing:
         self.concurrency = concurrency
         self.entries = _FirstLevel(storage, bucket, prefix, page_size).entries()
         self.ahead: deque[ObjectInfo | _Folder] = deque()
-        self.started: list[_Folder] = []
-        self.running = 0  # folders started and not yet drained
+        self.started: deque[_Folder] = deque()  # started and not yet drained, in order
+        self.threads = 0  # threads started so far (their names)
         self.buffered = 0  # first-level objects in self.ahead
         self.exhausted = False
         self.stop = threading.Event()
@@ -199,7 +205,7 @@ class _SplitListing:
                 item = self.ahead.popleft()
                 if isinstance(item, _Folder):
                     yield from item.drain()
-                    self.running -= 1
+                    self.started.popleft()  # the oldest folder under way is this one
                 else:
                     self.buffered -= 1
                     if not item.key.endswith("/"):
@@ -210,14 +216,13 @@ class _SplitListing:
     def _look_ahead(self) -> bool:
         """Read the first level until `concurrency` folders are under way (or the lookahead
         is full, or the level ends); whether anything is left to yield."""
-        while (not self.exhausted and self.running < self.concurrency
+        while (not self.exhausted and len(self.started) < self.concurrency
                and self.buffered < LOOKAHEAD_OBJECTS):
             entry = next(self.entries, None)
             if entry is None:
                 self.exhausted = True
             elif isinstance(entry, str):
                 self.ahead.append(self._start(entry))
-                self.running += 1
             else:
                 self.ahead.append(entry)
                 self.buffered += 1
@@ -225,20 +230,25 @@ class _SplitListing:
 
     def _start(self, prefix: str) -> _Folder:
         folder = _Folder(prefix)
+        self.threads += 1
         folder.thread = threading.Thread(
             target=folder.fill, args=(self.storage, self.bucket, self.page_size, self.stop),
-            name=f"mpr-list-{len(self.started) + 1}", daemon=True)
+            name=f"mpr-list-{self.threads}", daemon=True)
         self.started.append(folder)
         folder.thread.start()
         return folder
 
     def _stop_all(self) -> None:
-        """Stop every thread and wait for it: each is at most one request from its end."""
+        """Stop every thread and wait for it (each is at most one request from its end) for
+        up to STOP_WAIT_S: one still inside a request then is left to finish it on its own (a
+        daemon that makes no further request and whose queue has room for what it sends)."""
         self.stop.set()
         for folder in self.started:
             folder.discard()
+        deadline = time.monotonic() + STOP_WAIT_S
         for folder in self.started:
-            while folder.thread is not None and folder.thread.is_alive():
+            while (folder.thread is not None and folder.thread.is_alive()
+                   and time.monotonic() < deadline):
                 folder.discard()
                 folder.thread.join(0.05)
         self.entries.close()
