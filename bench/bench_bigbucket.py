@@ -51,6 +51,7 @@ from bench_import import (
     settings_for,
     timed,
 )
+from bench_transcode import _machine_busy_s, wait_for_quiet
 from results_file import add_save_option, emit, save_path
 
 import mpr_cli
@@ -328,7 +329,21 @@ def mpr_source() -> dict[str, Any]:
     return found
 
 
-def bench(keys: int, flat: bool, rounds: int, inventory_keys: int) -> dict[str, Any]:
+def measure_size(side: Side, keys: int, rounds: int, wait_quiet: float) -> dict[str, Any]:
+    """The warm-up and the rounds at one size, with how busy the machine was meanwhile."""
+    log(f"{keys} keys: warm-up and checks, then {rounds} rounds")
+    side.wrong += side.check(keys)
+    quiet = wait_for_quiet(wait_quiet, f"{keys} keys")
+    busy0, started = _machine_busy_s(), time.perf_counter()
+    runs = side.rounds(keys, rounds)
+    busy = (_machine_busy_s() - busy0) / (time.perf_counter() - started)
+    return {"keys": keys, **runs, "quiet_before": quiet,
+            "machine_busy_cores_in_rounds": round(busy, 2),
+            "loadavg_after_rounds": [round(x, 2) for x in os.getloadavg()]}
+
+
+def bench(keys: int, flat: bool, rounds: int, inventory_keys: int,
+          wait_quiet: float) -> dict[str, Any]:
     started_all = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
     home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
@@ -345,21 +360,19 @@ def bench(keys: int, flat: bool, rounds: int, inventory_keys: int) -> dict[str, 
         measured: list[dict[str, Any]] = []
         setup: dict[str, Any] = {"services_up_s": round(services_s, 3)}
         done_assets = 0
-        wrong: list[str] = []
         for size in sizes:
             assets = size // seed.KEYS_PER_ASSET
             setup[f"seed_{assets * seed.KEYS_PER_ASSET}"] = grow(state, bucket, done_assets,
                                                                  assets)
-            done_assets, listed = assets, assets * seed.KEYS_PER_ASSET
-            log(f"{listed} keys: warm-up and checks, then {rounds} rounds")
-            wrong += side.check(listed)
-            measured.append({"keys": listed, **side.rounds(listed, rounds)})
+            done_assets = assets
+            measured.append(measure_size(side, assets * seed.KEYS_PER_ASSET, rounds,
+                                         wait_quiet))
         flat_result = flat_figure(measured[0], measured[-1]) if flat else None
         startup = mpr_startup(side.mpr_env, work)
         inventory = None
         if inventory_keys:
             inventory = inventory_run(state, side, done_assets, inventory_keys)
-            wrong += inventory.get("count_mismatches", [])
+            side.wrong += inventory.get("count_mismatches", [])
         return {
             "benchmark": "big bucket: nothing-new mpr import against listers",
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -375,7 +388,7 @@ def bench(keys: int, flat: bool, rounds: int, inventory_keys: int) -> dict[str, 
             "setup_s": setup, "mpr_startup": startup, "sizes": measured, "memory_flat": flat_result,
             "inventory": inventory if inventory is not None else {"skipped": "--inventory-keys 0"},
             "targets": targets(measured[-1], flat_result, inventory),
-            "count_mismatches": wrong + side.wrong,
+            "count_mismatches": side.wrong,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
     finally:
@@ -394,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each lister (3)")
     parser.add_argument("--inventory-keys", type=int, default=0, metavar="M",
                         help="also import from an S3 Inventory report of M keys (0: skip)")
+    parser.add_argument("--wait-quiet", type=float, default=60, metavar="S",
+                        help="before each size's rounds, wait up to S s for other processes "
+                             "to leave the CPUs (60; it goes on anyway, see quiet_before)")
     add_save_option(parser, "bigbucket")
     args = parser.parse_args(argv)
     if args.keys < (60 if args.flat else 6) or args.rounds < 1:
@@ -402,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--inventory-keys must be 0 or at least --keys (the report names every "
                      "listed key, or the import would find the others missing)")
     path = save_path(parser, "bigbucket", args.save)
-    result = bench(args.keys, args.flat, args.rounds, args.inventory_keys)
+    result = bench(args.keys, args.flat, args.rounds, args.inventory_keys, args.wait_quiet)
     emit(result, path)
     return 1 if result["count_mismatches"] else 0
 
