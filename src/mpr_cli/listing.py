@@ -206,6 +206,8 @@ class _SplitListing:
                 if isinstance(item, _Folder):
                     yield from item.drain()
                     self.started.popleft()  # the oldest folder under way is this one
+                    if item.thread is not None:
+                        item.thread.join()  # it has sent its last page: it is returning
                 else:
                     self.buffered -= 1
                     if not item.key.endswith("/"):
