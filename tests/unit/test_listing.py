@@ -201,11 +201,12 @@ def test_memory_is_bounded_whatever_the_folder_size() -> None:
 
 
 def test_never_more_threads_than_the_concurrency() -> None:
-    keys = [f"F{folder:02d}/{n}" for folder in range(30) for n in range(3)] + ["F07.txt"]
+    keys = [f"F{folder:02d}/{n}" for folder in range(30) for n in range(10)] + ["F07.txt"]
     bucket = FakeBucket(keys)
     before = threading.active_count()
     alive = []
     for _ in listing.list_objects(bucket, "b", concurrency=3, page_size=2):
         alive.append(threading.active_count() - before)
-    assert len(alive) == len(keys) and max(alive) == 3
+    assert len(alive) == len(keys) and max(alive) <= 3  # 5 pages a folder: threads wait
+    assert bucket.most_in_flight <= 3 + 1  # the consumer's own first-level listing
     assert threading.active_count() == before
