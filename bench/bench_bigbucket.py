@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +37,6 @@ from typing import Any
 
 import bigbucket_seed as seed
 from bench_import import (
-    MIB,
     ServerCpu,
     log,
     machine_facts,
@@ -48,10 +46,12 @@ from bench_import import (
     plain_client,
     raw_listing,
     run_child,
+    run_figures,
     settings_for,
     timed,
 )
 from bench_transcode import _machine_busy_s, wait_for_quiet
+from benchservices import local_services
 from results_file import add_save_option, emit, save_path
 
 import mpr_cli
@@ -128,16 +128,7 @@ def run_import(env: dict[str, str], work: Path, name: str, servers: ServerCpu,
     if child.exit_code not in (0, 1) or not report_path.exists():
         raise SystemExit(f"mpr import ({name}) exited {child.exit_code}:\n"
                          f"{child.stdout[-2000:]}\n{child.stderr[-2000:]}")
-    report = json.loads(report_path.read_text())
-    peak = max(child.maxrss_bytes, child.hwm_bytes or 0)
-    return {"wall_s": round(child.wall_s, 3), "exit_code": child.exit_code,
-            "client_cpu_s": round(child.cpu_s, 3),
-            "server_cpu_s": {k: round(after[k] - before[k], 3) for k in before},
-            "peak_rss_mib": round(peak / MIB, 1),
-            "peak_rss_wait4_mib": round(child.maxrss_bytes / MIB, 1),
-            "peak_rss_vmhwm_mib": round(child.hwm_bytes / MIB, 1) if child.hwm_bytes else None,
-            "phases_s": {k: round(v, 3) for k, v in report.get("durations_s", {}).items()},
-            "counts": report.get("counts", {}), "status": report.get("status")}
+    return run_figures(child, before, after, json.loads(report_path.read_text()))
 
 
 def nothing_new_mismatches(name: str, run: dict[str, Any], keys: int) -> list[str]:
@@ -346,12 +337,9 @@ def bench(keys: int, flat: bool, rounds: int, inventory_keys: int,
           wait_quiet: float) -> dict[str, Any]:
     started_all = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
-    try:
-        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
-        services_s, state = timed(lambda: devservices.up(home))
+    with local_services(log) as services:
+        home, work, state = services.home, services.work, services.state
+        services_s = services.up_s
         settings = settings_for(state)
         db.migrate(settings)
         bucket, servers = settings.s3_bucket_in, ServerCpu(home)
@@ -391,11 +379,6 @@ def bench(keys: int, flat: bool, rounds: int, inventory_keys: int,
             "count_mismatches": side.wrong,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,11 +34,9 @@ import contextlib
 import datetime as dt
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,10 +45,10 @@ from typing import Any
 import bench_transcode as bt
 import psycopg
 import redis
+from benchservices import local_services
 from results_file import add_save_option, emit, save_path
 
 from mpr_cli import db
-from mpr_cli.dev import devservices
 
 PREFIX = bt.POOL_PREFIX
 MASTERS = bt.POOL_MASTERS
@@ -182,12 +180,8 @@ def run_mode(mode: str, env: dict[str, str], work: Path, settings: Any,
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     for name in [n for n in os.environ if n.startswith(("MPR_", "ACH_"))]:
         os.environ.pop(name)
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
-    try:
-        bt.log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
-        state = devservices.up(home)
+    with local_services(bt.log) as services:
+        work, state = services.work, services.state
         settings = bt.settings_for(state)
         db.migrate(settings)
         env = {**os.environ, **state.env(), "MPR_TEMP_DIR": str(work / "tmp")}
@@ -211,11 +205,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 bt.log(f"  {figures['wall_s']} s, CPU use {figures['cpu_use']}")
                 runs[mode].append(figures)
         return summary(runs, args, first)
-    finally:
-        bt.log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def summary(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace,

@@ -30,9 +30,7 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import statistics
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,11 +49,11 @@ from bench_import import (
     settings_for,
     timed,
 )
+from benchservices import local_services
 from boto3.s3.transfer import TransferConfig
 from results_file import add_save_option, emit, save_path
 
 from mpr_cli import db
-from mpr_cli.dev import devservices
 
 RUNS = 3
 CHUNK = 8 * MIB
@@ -230,12 +228,9 @@ def full_figures(env: dict[str, str], work: Path, local: Path, big: int) -> dict
 
 
 def run(keys: int, big: int, many: int) -> dict[str, Any]:
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-fixity-services-"))
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-fixity-"))
     load_before = [round(x, 2) for x in os.getloadavg()]
-    try:
-        log(f"starting PostgreSQL and SeaweedFS under {home}")
-        up_s, state = timed(lambda: devservices.up(home))
+    with local_services(log, prefix="mpr-bench-fixity") as services:
+        home, work, state, up_s = services.home, services.work, services.state, services.up_s
         settings = settings_for(state)
         db.migrate(settings)
         bucket, client = settings.s3_bucket_in, plain_client(state, SEED_WORKERS + 4)
@@ -253,11 +248,6 @@ def run(keys: int, big: int, many: int) -> dict[str, Any]:
                 "setup_s": {"services_up": round(up_s, 1), "seed_quick": round(seed_s, 1),
                             "seed_full": round(full_seed_s, 1)},
                 "quick": quick, "full": full}
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,6 +46,7 @@ from typing import Any
 
 import boto3
 import psycopg
+from benchservices import local_services
 from botocore.config import Config
 from results_file import add_save_option, emit, save_path
 
@@ -516,6 +516,14 @@ def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
         raise SystemExit(f"mpr import ({name}) exited {child.exit_code}:\n"
                          f"{child.stdout[-2000:]}\n{child.stderr[-2000:]}")
     report = json.loads(report_path.read_text())
+    return {**run_figures(child, before, after, report),
+            "summary": child.stdout.strip().splitlines()[-1:] or child.stderr.strip()[-300:]}
+
+
+def run_figures(child: Child, before: dict[str, float], after: dict[str, float],
+                report: dict[str, Any]) -> dict[str, Any]:
+    """One mpr run's figures: wall, CPU (its own and the servers'), peak RSS, its report's
+    phase times and counts."""
     peak = max(child.maxrss_bytes, child.hwm_bytes or 0)
     return {"wall_s": round(child.wall_s, 3), "exit_code": child.exit_code,
             "client_cpu_s": round(child.cpu_s, 3),
@@ -524,8 +532,7 @@ def run_mpr(env: dict[str, str], work: Path, name: str, profile: Path | None,
             "peak_rss_wait4_mib": round(child.maxrss_bytes / MIB, 1),
             "peak_rss_vmhwm_mib": round(child.hwm_bytes / MIB, 1) if child.hwm_bytes else None,
             "phases_s": {k: round(v, 3) for k, v in report.get("durations_s", {}).items()},
-            "counts": report.get("counts", {}), "status": report.get("status"),
-            "summary": child.stdout.strip().splitlines()[-1:] or child.stderr.strip()[-300:]}
+            "counts": report.get("counts", {}), "status": report.get("status")}
 
 
 def mpr_startup(env: dict[str, str], work: Path) -> dict[str, float]:
@@ -617,13 +624,10 @@ def bench(keys: int, profile: Path | None, ffprobe_baseline: bool = False) -> di
     if load_before[0] > (os.cpu_count() or 1):
         log(f"warning: load average {load_before[0]} on {os.cpu_count()} CPUs: other work is "
             "running, wall times will be inflated (compare the cpu_ratio figures)")
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
     setup: dict[str, float] = {}
-    try:
-        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
-        setup["services_up_s"], state = timed(lambda: devservices.up(home))
+    with local_services(log) as services:
+        home, work, state = services.home, services.work, services.state
+        setup["services_up_s"] = services.up_s
         servers = ServerCpu(home)
         settings = settings_for(state)
         setup["migrate_s"], _ = timed(lambda: db.migrate(settings))
@@ -706,11 +710,6 @@ def bench(keys: int, profile: Path | None, ffprobe_baseline: bool = False) -> di
             "count_mismatches": wrong,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

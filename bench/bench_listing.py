@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 import timeit
 from collections.abc import Callable
@@ -46,6 +44,7 @@ from bench_import import (
     settings_for,
     timed,
 )
+from benchservices import local_services
 from botocore.parsers import ResponseParserFactory
 from results_file import add_save_option, emit, save_path
 
@@ -153,12 +152,9 @@ def ratios(result: dict[str, Any]) -> dict[str, Any]:
 def bench(keys: int, count: int) -> dict[str, Any]:
     started_all = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
-    try:
-        log(f"starting the services under {home}")
-        services_s, state = timed(lambda: devservices.up(home))
+    with local_services(log) as services:
+        home, work, state = services.home, services.work, services.state
+        services_s = services.up_s
         settings = settings_for(state)
         bucket, servers = settings.s3_bucket_in, ServerCpu(home)
         assets = keys // seed.KEYS_PER_ASSET
@@ -181,11 +177,6 @@ def bench(keys: int, count: int) -> dict[str, Any]:
             "count_mismatches": wrong,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

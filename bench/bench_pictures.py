@@ -36,11 +36,9 @@ import contextlib
 import datetime as dt
 import os
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +62,7 @@ from bench_transcode import (
     upload,
     wait_for_quiet,
 )
+from benchservices import local_services
 from results_file import add_save_option, emit, save_path
 
 import mpr_cli.transcode.stages as transcode_module
@@ -314,12 +313,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     for name in [n for n in os.environ if n.startswith(("MPR_", "ACH_"))]:
         os.environ.pop(name)
     machine, source_at_start = machine_facts(), source_facts()
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
-    try:
-        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
-        state = devservices.up(home)
+    with local_services(log) as services:
+        work, state = services.work, services.state
         settings = settings_for(state)
         db.migrate(settings)
         client = plain_client(state)
@@ -341,11 +336,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "transcode": transcode, "poster": poster,
                 "targets": targets(transcode, poster),
                 "total_s": round(time.perf_counter() - started_all, 1)}
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,12 +40,10 @@ import hashlib
 import os
 import platform
 import resource
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +54,7 @@ from typing import Any
 
 import boto3
 import psycopg
+from benchservices import local_services
 from botocore.config import Config
 from results_file import add_save_option, emit, save_path
 
@@ -886,13 +885,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         os.environ.pop(name)
     machine = machine_facts()
     source_at_start = source_facts()
-    home = Path(tempfile.mkdtemp(prefix="mpr-bench-services-"))
-    home.chmod(0o755)
-    work = Path(tempfile.mkdtemp(prefix="mpr-bench-work-"))
     setup: dict[str, float] = {}
-    try:
-        log(f"starting PostgreSQL, SeaweedFS and Redis under {home}")
-        setup["services_up_s"], state = timed(lambda: devservices.up(home))
+    with local_services(log) as services:
+        work, state = services.work, services.state
+        setup["services_up_s"] = services.up_s
         settings = settings_for(state)
         setup["migrate_s"], _ = timed(lambda: db.migrate(settings))
         env = {**os.environ, **state.env()}
@@ -970,11 +966,6 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "checks": checks(single) if single is not None else None,
             "total_s": round(time.perf_counter() - started_all, 1),
         }
-    finally:
-        log("stopping the services")
-        devservices.down(home)
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
