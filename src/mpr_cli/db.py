@@ -21,7 +21,7 @@ from datetime import datetime
 from enum import Enum
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import dict_row, tuple_row
@@ -234,10 +234,10 @@ class FileRow:
     provisional: bool = False  # a master registered by `mpr transcode KEY`, not yet imported
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogueRow:
+class CatalogueRow(NamedTuple):
     """What the catalogue holds of one key of a bucket, as an import compares it with the
-    listing (phases/merge.py)."""
+    listing (phases/merge.py); a named tuple, made from each row as it comes (one per
+    catalogued file: cheap to build matters)."""
 
     key: str
     size: int | None
@@ -268,8 +268,7 @@ def catalogue_rows(conn: psycopg.Connection[Any], bucket: str,
     with conn.cursor("catalogue_walk", row_factory=tuple_row) as cur:
         cur.itersize = CATALOGUE_ROWS_AT_ONCE
         cur.execute(query("catalogue_in_listing_order"), {"bucket": bucket, "prefix": prefix})
-        for row in cur:
-            yield CatalogueRow(*row)
+        yield from map(CatalogueRow._make, cur)
 
 
 def catalogued_siblings(conn: psycopg.Connection[Any], bucket: str,

@@ -6,7 +6,8 @@ validation/inventory.py). A candidate is then, by its catalogue row (phases/merg
 them, the catalogue read in the same order with a server-side cursor):
 
   no row, or a provisional master            new: put aside in the spill (phases/spill.py)
-  catalogued, present, same size and ETag    known: counted and forgotten
+  catalogued, present, same size and ETag    known: counted and forgotten (not classified
+                                             again: it was when it was imported)
   a master catalogued as on tape             restored: its bytes checked before phase 3
   another size or ETag, or back after missing  changed: settled by phases/crossref.py
 
@@ -78,6 +79,9 @@ class Surveyor:
             return
         found = self.found
         found.listed += 1
+        if row is not None and not needs_attention(row, entry):
+            found.known += 1  # classified when it was imported: not again
+            return
         outcome = classify_key(entry.key, entry.size, entry.etag, self.rules)
         if outcome is None:
             found.excluded += 1
@@ -94,8 +98,6 @@ class Surveyor:
             self.spill.add(candidate)
             found.new += 1
             found.to_verify += self.streamed(candidate)
-        elif not needs_attention(row, entry):
-            found.known += 1
         elif not row.in_bucket:
             found.restored.append((candidate, row.md5))
             found.to_verify += self.streamed(candidate)
