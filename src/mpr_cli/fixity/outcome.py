@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, TypeVar
 
+from mpr_cli.phases.merge import merged
 from mpr_cli.storage import ObjectInfo, single_part_md5
 
 Row = TypeVar("Row", bound=Mapping[str, Any])
@@ -119,50 +121,10 @@ def full_verdict(file: CataloguedFile, md5: str, size: int) -> Verdict:
 def paired(rows: Iterable[Row],
            listing: Iterable[ObjectInfo]) -> Iterator[tuple[Row, ObjectInfo | None]]:
     """Each catalogue row (by its "key"; rows in code point order, which is UTF-8 byte order)
-    with its listing entry, or None when the whole listing holds no such key.
-
-    The listing's order need not be the rows': AWS lists keys in byte order, but SeaweedFS, for
-    one, lists a folder's objects before the names that sort between them ("a/b" before
-    "a b"). So a row whose entry has not come yet waits (`pending`) and an entry whose row may
-    still come is kept (`ahead`); an entry behind the current row that no row waits for is no
-    catalogued key's and is dropped (kept entries too, once the rows pass them). Only a
-    listing that ended normally makes a row unlisted (a listing that fails raises here first).
-    Memory: the rows and entries out of each other's order, plus the unlisted rows; for a
-    listing in byte order, one entry and the unlisted."""
-    entries = iter(listing)
-    pending: dict[str, Row] = {}
-    ahead: dict[str, ObjectInfo] = {}
-    ended = False
-    for row in rows:
-        key = row["key"]
-        _drop_behind(ahead, key)
-        entry = ahead.pop(key, None)
-        while entry is None and not ended:
-            got = next(entries, None)
-            if got is None:
-                ended = True
-            elif got.key == key:
-                entry = got
-            elif got.key in pending:
-                yield pending.pop(got.key), got
-            elif got.key > key:
-                ahead[got.key] = got
-                break
-        if entry is not None or ended:
+    with its listing entry, or None when the whole listing holds no such key: the import's
+    walk of the listing beside the catalogue (phases/merge.py, which also pairs a listing in
+    SeaweedFS's folder order), its listed objects with no row left out. Only a listing that
+    ended normally makes a row unlisted (a listing that fails raises here first)."""
+    for entry, row in merged(listing, rows, itemgetter("key")):
+        if row is not None:
             yield row, entry
-        else:
-            pending[key] = row
-    for got in entries:
-        if got.key in pending:
-            yield pending.pop(got.key), got
-    for row in pending.values():
-        yield row, None
-
-
-def _drop_behind(ahead: dict[str, ObjectInfo], key: str) -> None:
-    """Forget the kept entries, oldest first, that sort before `key`: no row can take them."""
-    while ahead:
-        first = next(iter(ahead))
-        if first >= key:
-            return
-        del ahead[first]

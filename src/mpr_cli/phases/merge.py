@@ -18,7 +18,9 @@ late (a few per folder).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
+from typing import TypeVar
 
 from mpr_cli.db import CatalogueRow
 from mpr_cli.storage import ObjectInfo
@@ -36,25 +38,29 @@ def needs_attention(row: CatalogueRow, entry: ObjectInfo) -> bool:
 
 
 Pair = tuple[ObjectInfo | None, CatalogueRow | None]
+R = TypeVar("R")
 
 
-def merged(listing: Iterable[ObjectInfo], rows: Iterable[CatalogueRow]) -> Iterator[Pair]:
+def merged(listing: Iterable[ObjectInfo], rows: Iterable[R],
+           key: Callable[[R], str] | None = None) -> Iterator[tuple[ObjectInfo | None, R | None]]:
     """Every listed object with its catalogue row or None, and every row that no listed
     object took with None; listed objects in the listing's order, unlisted rows after the
-    listing ended (a listing that fails raises here, before any row is called unlisted)."""
+    listing ended (a listing that fails raises here, before any row is called unlisted).
+    `key` gives a row's key (its `.key` when None: a CatalogueRow); rows in byte order."""
+    key_of: Callable[[R], str] = key or attrgetter("key")
     row_iter = iter(rows)
     row = next(row_iter, None)
-    pending: dict[str, CatalogueRow] = {}
+    pending: dict[str, R] = {}
     for entry in listing:
-        key = entry.key
-        while row is not None and row.key < key:
-            pending[row.key] = row
+        listed = entry.key
+        while row is not None and key_of(row) < listed:
+            pending[key_of(row)] = row
             row = next(row_iter, None)
-        if row is not None and row.key == key:
+        if row is not None and key_of(row) == listed:
             yield entry, row
             row = next(row_iter, None)
         else:
-            yield entry, pending.pop(key, None)
+            yield entry, pending.pop(listed, None)
     for waiting in pending.values():
         yield None, waiting
     while row is not None:
