@@ -22,6 +22,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mpr_cli.fixity.reading import in_pages
+
 RUN_ROWS = 100_000
 BLOCK_ROWS = 256
 FAN_IN = 64
@@ -73,15 +75,9 @@ def _write_run(batch: list[T], key: Callable[[T], Any], folder: Path, number: in
 def _write_blocks(rows: Iterable[T], path: Path) -> Path:
     with path.open("wb") as file:
         pickler = pickle.Pickler(file, protocol=pickle.HIGHEST_PROTOCOL)
-        block: list[T] = []
-        for row in rows:
-            block.append(row)
-            if len(block) >= BLOCK_ROWS:
-                pickler.dump(block)
-                pickler.clear_memo()
-                block = []
-        if block:
+        for block in in_pages(iter(rows), BLOCK_ROWS):
             pickler.dump(block)
+            pickler.clear_memo()
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from mpr_cli import db, known
 from mpr_cli.config import Settings
 from mpr_cli.errors import ImportInterrupted, MprError, describe
+from mpr_cli.fixity.reading import in_pages
 from mpr_cli.phases.crossref import missing_problem, record_missing, record_settled, settle_changes
 from mpr_cli.phases.discover import Scope, Survey, Surveyor, survey
 from mpr_cli.phases.ingest import (
@@ -313,18 +314,11 @@ class ImportRun:
         spill = self.spill
         assert spill is not None
         gone = {missing.key for missing in found.missing}
-        batch: list[tuple[str, list[Candidate]]] = []
-        for group in spill.groups():
-            batch.append(group)
-            if len(batch) >= ASSETS_AT_ONCE:
-                yield from self._assets_of(conn, batch, gone, inserter)
-                batch = []
-        yield from self._assets_of(conn, batch, gone, inserter)
+        for batch in in_pages(spill.groups(), ASSETS_AT_ONCE):
+            yield from self._assets_of(conn, batch, gone, inserter)
 
     def _assets_of(self, conn: Any, batch: list[tuple[str, list[Candidate]]],
                    gone: set[str], inserter: BatchInserter) -> list[AssetFiles]:
-        if not batch:
-            return []
         new = [candidate for _, files in batch for candidate in files]
         if conn is None:
             return group_assets(new, [], {}, self.rules)

@@ -151,10 +151,6 @@ class AssetPlanner:
         """Does verifying this object's MD5 read the whole object?"""
         return streams(self.verify, candidate)
 
-    def bytes_to_verify(self, candidates: Iterable[Candidate]) -> int:
-        """What verifying these media files will stream at most (a progress bar's total)."""
-        return sum(streamed_bytes(self.verify, c) for c in candidates)
-
     def object_md5(self, candidate: Candidate, expected: str) -> tuple[str, int]:
         """The object's MD5 as `verify` decides (ETag, streamed, or trusted), and the bytes
         streamed to get it."""

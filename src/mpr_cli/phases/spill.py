@@ -24,6 +24,7 @@ from itertools import groupby
 from pathlib import Path
 
 from mpr_cli.errors import ConfigError
+from mpr_cli.fixity.reading import in_pages
 from mpr_cli.rules import Rules
 from mpr_cli.validation.inventory import Candidate, classify_key
 
@@ -81,13 +82,11 @@ class AssetSpill:
     def etags(self, keys: Iterable[str]) -> dict[str, str]:
         """The listed ETag of each of these keys that was spilled."""
         self.flush()
-        wanted = sorted(set(keys))
         found: dict[str, str] = {}
-        for start in range(0, len(wanted), 1000):
-            chunk = json.dumps(wanted[start:start + 1000])
+        for chunk in in_pages(iter(sorted(set(keys))), 1000):
             found.update(self.db.execute(
                 "SELECT key, etag FROM new_files WHERE key IN (SELECT value FROM json_each(?))",
-                (chunk,)).fetchall())
+                (json.dumps(chunk),)).fetchall())
         return found
 
     def close(self) -> None:
